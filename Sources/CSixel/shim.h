@@ -1,0 +1,3 @@
+// libsixel (Debian: libsixel-dev, pkg-config name "libsixel").
+#pragma once
+#include <sixel.h>
