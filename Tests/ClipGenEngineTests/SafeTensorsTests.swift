@@ -5,13 +5,6 @@ import Testing
 
 @testable import ClipGenEngine
 
-func temporaryDirectory(_ name: String = #function) throws -> URL {
-  let safe = name.filter { $0.isLetter || $0.isNumber }
-  let url = FileManager.default.temporaryDirectory.appendingPathComponent("clipgen-tests-\(safe)-\(UUID().uuidString)")
-  try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-  return url
-}
-
 /// Builds a file from a hand-written header and data bytes.
 func rawSafeTensors(header: String, data: [UInt8]) -> Data {
   var out = Data()
