@@ -41,7 +41,7 @@ public struct SamplingSettings: Sendable, Equatable, Codable {
   }
 }
 
-/// Draws tokens from logits; keeps scratch buffers so a draw allocates nothing.
+/// Draws tokens from logits, reusing its scratch buffers between draws (top-k still sorts a copy).
 public struct TokenSampler {
   public let settings: SamplingSettings
   private var scratch: [Float]
