@@ -60,7 +60,7 @@ struct CLIPInMemoryWeights: WeightSource {
 
   @Test func huggingFaceLayoutMatchesReference() throws {
     let model = try CLIPModel.load(directory: CLIPReference.huggingFaceDirectory, layout: .huggingFace)
-    #expect(model.layout == .huggingFace)
+    #expect(model.layout == .huggingFace && CLIPLayout(rawValue: "hf") == .huggingFace)
     expectEmbeddingsMatch(model, try CLIPReference(), "HF layout")
   }
 

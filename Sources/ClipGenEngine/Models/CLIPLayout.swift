@@ -3,14 +3,15 @@
 // has one implementation; a layout is only a table from a parameter to stored tensor names, plus
 // the two transforms the layouts need (a transpose, a concatenation).
 
-/// A published naming of CLIP's tensors.
+/// A published naming of CLIP's tensors. The raw values are the names an engine model manifest
+/// (`model.json`, `"clip": {"layout": …}`) uses.
 public enum CLIPLayout: String, Sendable, CaseIterable {
   /// Hugging Face `CLIPModel`: `text_model.*`, `vision_model.*`, `text_projection.weight`,
   /// `visual_projection.weight`; separate `q_proj`/`k_proj`/`v_proj` per attention.
-  case huggingFace
+  case huggingFace = "hf"
   /// OpenAI `CLIP`: `token_embedding.weight`, `transformer.resblocks.N.*`, `visual.*`; packed
   /// `attn.in_proj_weight`; projections stored `[width, projection]` (used as `x @ P`).
-  case openAI
+  case openAI = "openai"
 
   /// The layout of a set of tensor names (nil when neither matches).
   public static func detect(_ weights: WeightSource) -> CLIPLayout? {

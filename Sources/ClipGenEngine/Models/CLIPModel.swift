@@ -228,24 +228,32 @@ public final class CLIPModel: Sendable {
     try self.init(weights: weights, config: try CLIPConfig.inferred(fromOpenAI: weights), layout: .openAI)
   }
 
-  /// Loads `directory/model.safetensors` with `directory/config.json`. The layout is detected from
-  /// the tensor names when not given. A Hugging Face directory needs its `config.json`; for OpenAI
-  /// weights a `config.json`, when present, overrides the sizes inferred from shapes.
+  /// Loads `directory/model.safetensors` with `directory/config.json` (see
+  /// `load(weightsFile:configFile:layout:)`; a missing `config.json` counts as none).
   public static func load(directory: URL, layout: CLIPLayout? = nil) throws -> CLIPModel {
-    let weightsURL = directory.appendingPathComponent("model.safetensors")
     let configURL = directory.appendingPathComponent("config.json")
-    let weights = try SafeTensorsFile(url: weightsURL)
+    return try load(
+      weightsFile: directory.appendingPathComponent("model.safetensors"),
+      configFile: FileManager.default.fileExists(atPath: configURL.path) ? configURL : nil, layout: layout)
+  }
+
+  /// Loads a safetensors file, detecting the layout from its tensor names when `layout` is nil.
+  /// Hugging Face weights need their `config.json`; for OpenAI weights a config, when given,
+  /// overrides the sizes inferred from shapes.
+  /// - Throws: `WeightError` naming the file (and tensor), `CLIPError` for the config or layout.
+  public static func load(weightsFile: URL, configFile: URL?, layout: CLIPLayout? = nil) throws -> CLIPModel {
+    let weights = try SafeTensorsFile(url: weightsFile)
     guard let layout = layout ?? CLIPLayout.detect(weights) else {
-      throw CLIPError.unknownLayout(file: weightsURL.path)
+      throw CLIPError.unknownLayout(file: weightsFile.path)
     }
-    let hasConfig = FileManager.default.fileExists(atPath: configURL.path)
     let config: CLIPConfig
-    switch (layout, hasConfig) {
-    case (_, true): config = try CLIPConfig.load(contentsOf: configURL)
-    case (.openAI, false): config = try CLIPConfig.inferred(fromOpenAI: weights)
-    case (.huggingFace, false):
+    switch (layout, configFile) {
+    case (_, let url?): config = try CLIPConfig.load(contentsOf: url)
+    case (.openAI, nil): config = try CLIPConfig.inferred(fromOpenAI: weights)
+    case (.huggingFace, nil):
       throw CLIPError.unreadableConfig(
-        file: configURL.path, reason: "missing (Hugging Face weights need their config.json)")
+        file: weightsFile.deletingLastPathComponent().appendingPathComponent("config.json").path,
+        reason: "missing (Hugging Face weights need their config.json)")
     }
     return try CLIPModel(weights: weights, config: config, layout: layout)
   }
