@@ -206,7 +206,11 @@ private func pngChunkTypes(_ data: Data) -> [String] {
   @Test func namedErrorsForBadInput() throws {
     var random = ImageTestRandom(seed: 9)
     let noise = Data((0..<300).map { _ in UInt8(truncatingIfNeeded: random.next() | 1) })
-    #expect(throws: ImageError.notAnImage(source: "noise.bin", detail: "starts with " + noise.prefix(4).map { String(format: "%02X", $0) }.joined(separator: " "))) {
+    #expect(
+      throws: ImageError.notAnImage(
+        source: "noise.bin",
+        detail: "starts with " + noise.prefix(4).map { String(format: "%02X", $0) }.joined(separator: " "))
+    ) {
       try RGBImage(encoded: noise, source: "noise.bin")
     }
     do {

@@ -83,7 +83,9 @@ enum ImageFixtures {
   static func floats(_ name: String) throws -> [Float] {
     let bytes = try data(name)
     return bytes.withUnsafeBytes { raw in
-      (0..<(bytes.count / 4)).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self))) }
+      (0..<(bytes.count / 4)).map {
+        Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self)))
+      }
     }
   }
 
@@ -127,7 +129,8 @@ struct ImageTestRandom {
     return z ^ (z >> 31)
   }
   mutating func image(width: Int, height: Int) -> RGBImage {
-    RGBImage(width: width, height: height, pixels: (0..<(width * height * 3)).map { _ in UInt8(truncatingIfNeeded: next()) })
+    RGBImage(
+      width: width, height: height, pixels: (0..<(width * height * 3)).map { _ in UInt8(truncatingIfNeeded: next()) })
   }
 }
 

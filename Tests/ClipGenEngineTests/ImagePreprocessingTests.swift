@@ -15,7 +15,8 @@ import Testing
       let expected = try ImageFixtures.pixels(entry.expected, width: entry.width, height: entry.height)
       let resized = input.resized(width: entry.width, height: entry.height, filter: filter)
       let difference = maxSampleDifference(resized, expected)
-      #expect(difference == 0, "\(entry.input) → \(entry.width)×\(entry.height) \(entry.filter): max abs diff \(difference)")
+      #expect(
+        difference == 0, "\(entry.input) → \(entry.width)×\(entry.height) \(entry.filter): max abs diff \(difference)")
     }
   }
 
@@ -57,7 +58,7 @@ import Testing
     let manifest = try ImageFixtures.manifest()
     for entry in manifest.clip {
       let input = try RGBImage.load(contentsOf: ImageFixtures.url(entry.input))
-      let preprocessor = CLIPImagePreprocessor(imageSize: entry.size)
+      let preprocessor = CLIPImagePreprocessor(size: entry.size)
       let crop = preprocessor.cropped(input)
       let expectedCrop = try RGBImage.load(contentsOf: ImageFixtures.url(entry.expectedCrop))
       #expect(maxSampleDifference(crop, expectedCrop) == 0, "\(entry.input) crop")
@@ -74,10 +75,10 @@ import Testing
   @Test func batchesStackImages() throws {
     var random = ImageTestRandom(seed: 6)
     let images = [random.image(width: 40, height: 30), random.image(width: 20, height: 50)]
-    let preprocessor = CLIPImagePreprocessor(imageSize: 16)
+    let preprocessor = CLIPImagePreprocessor(size: 16)
     let batch = preprocessor.batch(images)
     #expect(batch.shape == [2, 3, 16, 16])
-    #expect(Array(batch.scalars[768...]) == preprocessor(images[1]).scalars)
+    #expect(Array(batch.scalars[768...]) == preprocessor.preprocess(images[1]).scalars)
   }
 }
 
@@ -102,8 +103,9 @@ import Testing
       #expect(taming == (try ImageFixtures.pixels(entry.taming, width: width, height: height)))
       let hfai = try VQGANImageTransform.hfai(resolution: height).image(from: tensor, quantization: .roundHalfUp)
       #expect(hfai == (try ImageFixtures.pixels(entry.hfai, width: width, height: height)))
-      // A leading batch dimension of 1 is accepted.
+      // A leading batch dimension of 1 is accepted; the non-throwing form agrees.
       #expect(try RGBImage(tensor: tensor.reshaped([1] + entry.shape)) == taming)
+      #expect(RGBImage(vqganOutput: tensor) == taming)
     }
   }
 

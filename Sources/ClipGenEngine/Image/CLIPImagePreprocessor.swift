@@ -8,34 +8,37 @@
 /// Turns images into the [3, n, n] tensors CLIP's vision tower takes.
 public struct CLIPImagePreprocessor: Sendable, Equatable {
   /// The input side n (224 for ViT-B/32; the tiny test models use 32).
-  public var imageSize: Int
+  public var size: Int
   /// The resize filter (bicubic for CLIP).
   public var filter: ResamplingFilter
   /// The normalisation (`.clip` unless a model says otherwise).
   public var normalization: PixelNormalization
 
-  public init(imageSize: Int = 224, filter: ResamplingFilter = .bicubic, normalization: PixelNormalization = .clip) {
-    precondition(imageSize > 0, "CLIPImagePreprocessor: image size \(imageSize)")
-    self.imageSize = imageSize
+  public init(size: Int = 224, filter: ResamplingFilter = .bicubic, normalization: PixelNormalization = .clip) {
+    precondition(size > 0, "CLIPImagePreprocessor: size \(size)")
+    self.size = size
     self.filter = filter
     self.normalization = normalization
   }
 
   /// The 8-bit n×n image CLIP sees: shorter side resized to n, then the centre n×n.
   public func cropped(_ image: RGBImage) -> RGBImage {
-    image.resizedShorterSide(to: imageSize, filter: filter).centerCropped(width: imageSize, height: imageSize)
+    image.resizedShorterSide(to: size, filter: filter).centerCropped(width: size, height: size)
   }
 
   /// [3, n, n]: the normalised planes of `cropped(image)`.
-  public func callAsFunction(_ image: RGBImage) -> Tensor {
+  public func preprocess(_ image: RGBImage) -> Tensor {
     cropped(image).tensor(normalization: normalization)
   }
+
+  /// `preprocess(image)`.
+  public func callAsFunction(_ image: RGBImage) -> Tensor { preprocess(image) }
 
   /// [images.count, 3, n, n] for a batch.
   public func batch(_ images: [RGBImage]) -> Tensor {
     var scalars: [Float] = []
-    scalars.reserveCapacity(images.count * 3 * imageSize * imageSize)
-    for image in images { scalars += self(image).scalars }
-    return Tensor(shape: [images.count, 3, imageSize, imageSize], scalars: scalars)
+    scalars.reserveCapacity(images.count * 3 * size * size)
+    for image in images { scalars += preprocess(image).scalars }
+    return Tensor(shape: [images.count, 3, size, size], scalars: scalars)
   }
 }

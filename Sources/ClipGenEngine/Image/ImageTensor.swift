@@ -90,7 +90,25 @@ extension RGBImage {
     if case .meanStd(let mean, let std) = normalization, mean.count != 3 || std.count != 3 {
       throw ImageError.invalidTensor(shape: tensor.shape, reason: "normalization needs 3 means and 3 stds")
     }
-    let (height, width) = (shape[1], shape[2])
+    self.init(validatedTensor: tensor, height: shape[1], width: shape[2], normalization, quantization)
+  }
+
+  /// A VQGAN decoder's [3, H, W] (or [1, 3, H, W]) output as pixels, by taming's rule
+  /// (`init(tensor:)` with its defaults). The shape is the caller's contract: anything else traps.
+  public init(
+    vqganOutput tensor: Tensor, normalization: PixelNormalization = .taming, quantization: PixelQuantization = .truncate
+  ) {
+    do {
+      try self.init(tensor: tensor, normalization: normalization, quantization: quantization)
+    } catch {
+      preconditionFailure("RGBImage(vqganOutput:): \(error)")
+    }
+  }
+
+  private init(
+    validatedTensor tensor: Tensor, height: Int, width: Int, _ normalization: PixelNormalization,
+    _ quantization: PixelQuantization
+  ) {
     let plane = width * height
     var pixels = [UInt8](repeating: 0, count: 3 * plane)
     let offset: Float = quantization == .roundHalfUp ? 0.5 : 0

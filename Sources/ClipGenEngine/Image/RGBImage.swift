@@ -123,7 +123,9 @@ extension RGBImage {
       let key = latin1String(UnsafeRawPointer(entry.key).assumingMemoryBound(to: UInt8.self), count: strlen(entry.key))
       let bytes = UnsafeBufferPointer(
         start: UnsafeRawPointer(entry.text).assumingMemoryBound(to: UInt8.self), count: entry.text_length)
-      let value = entry.is_utf8 != 0 ? String(decoding: bytes, as: UTF8.self) : latin1String(bytes.baseAddress, count: bytes.count)
+      let value =
+        entry.is_utf8 != 0
+        ? String(decoding: bytes, as: UTF8.self) : latin1String(bytes.baseAddress, count: bytes.count)
       chunks.append((key: key, value: value))
     }
     return (RGBImage(taking: decoded), chunks)
@@ -201,7 +203,8 @@ extension RGBImage {
       }
       guard valid != 0 else {
         throw ImageError.invalidText(
-          key: key, reason: "not a PNG keyword (1–79 printable Latin-1 characters, no leading, trailing or double spaces)")
+          key: key,
+          reason: "not a PNG keyword (1–79 printable Latin-1 characters, no leading, trailing or double spaces)")
       }
     }
 

@@ -165,7 +165,8 @@ extension RGBImage {
 
   /// Vertical pass (Pillow's ImagingResampleVertical_8bpc); `rowOffset` is the first source row
   /// `image` holds.
-  private static func resampleColumns(_ image: RGBImage, taps: ResamplingTaps, rowOffset: Int, height: Int) -> RGBImage {
+  private static func resampleColumns(_ image: RGBImage, taps: ResamplingTaps, rowOffset: Int, height: Int) -> RGBImage
+  {
     let stride = image.width * 3
     var output = [UInt8](repeating: 0, count: height * stride)
     let half = 1 << (ResamplingTaps.precisionBits - 1)
