@@ -20,6 +20,18 @@ import Testing
     }
   }
 
+  /// The two pass orders are each the composition of one-axis resizes, and they differ.
+  @Test func passOrders() throws {
+    let input = try RGBImage.load(contentsOf: ImageFixtures.url("resize_input_50x37.png"))
+    let pillow13 = input.resized(width: 45, height: 10)
+    let legacy = input.resized(width: 45, height: 10, passOrder: .horizontalFirst)
+    #expect(pillow13 == input.resized(width: 50, height: 10).resized(width: 45, height: 10))
+    #expect(legacy == input.resized(width: 45, height: 37).resized(width: 45, height: 10))
+    #expect(maxSampleDifference(pillow13, legacy) > 0)
+    // Where Pillow 13 keeps horizontal first, both orders agree.
+    #expect(input.resized(width: 40, height: 17) == input.resized(width: 40, height: 17, passOrder: .horizontalFirst))
+  }
+
   @Test func upscalingMatchesPillow() throws {
     for entry in try ImageFixtures.manifest().upscale {
       let input = try RGBImage.load(contentsOf: ImageFixtures.url(entry.input))

@@ -12,6 +12,9 @@ text after IDAT) are written by the small PNG writer here, since Pillow cannot w
 
 Run: python training/scripts/make_image_fixtures.py [--out DIR]
 Deterministic: the same Pillow/libjpeg versions give the same files.
+
+A wider random check (not committed): `--sweep DIR [--count N]`, then
+`CLIPGEN_IMAGE_SWEEP_DIR=DIR swift test --filter ImageParitySweep`.
 """
 
 from __future__ import annotations
@@ -185,14 +188,98 @@ def scene(width: int, height: int, seed: int) -> Image.Image:
         img[(x - cx) ** 2 + (y - cy) ** 2 < r * r] = color
     img[(x.astype(int) // 3) % 5 == 0] = [250, 250, 250]
     py, px = height // 3, width // 2
-    img[py : py + 40, px : px + 40] = rng.integers(0, 256, (40, 40, 3))
+    patch = img[py : py + 40, px : px + 40]
+    patch[...] = rng.integers(0, 256, patch.shape)
     return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8), "RGB")
+
+
+def make_sweep(out: Path, count: int, seed: int) -> None:
+    """Random files for a wider parity check than the committed fixtures (not committed):
+    `count` each of JPEG decodes, PNG decodes, resizes and CLIP transforms, with Pillow's and
+    torchvision's results, listed in sweep.json. The Swift side: ImageParitySweepTests."""
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    sweep: dict = {"seed": seed, "decode": [], "resize": [], "clip": []}
+    filters = {"box": Image.BOX, "bilinear": Image.BILINEAR, "hamming": Image.HAMMING,
+               "bicubic": Image.BICUBIC, "lanczos": Image.LANCZOS}
+
+    def picture(w: int, h: int) -> Image.Image:
+        s = int(rng.integers(0, 1 << 30))
+        return textured(w, h, s) if rng.random() < 0.5 else scene(w, h, s)
+
+    def side() -> int:
+        return int(rng.integers(1, 301)) if rng.random() < 0.8 else int(rng.integers(301, 1200))
+
+    for i in range(count):
+        # JPEG: any size, quality, subsampling, progressive or not, colour, gray or CMYK.
+        img = picture(side(), side())
+        mode = rng.choice(["RGB", "RGB", "L", "CMYK"])
+        options = {"quality": int(rng.integers(1, 101)), "subsampling": int(rng.integers(0, 3)),
+                   "progressive": bool(rng.random() < 0.3), "optimize": bool(rng.random() < 0.3)}
+        buffer = io.BytesIO()
+        try:
+            img.convert(mode).save(buffer, "JPEG", **options)
+        except OSError:  # Pillow's encoder can fail on some optimize settings; plain then
+            buffer = io.BytesIO()
+            img.convert(mode).save(buffer, "JPEG", quality=options["quality"])
+        name = f"sweep_{i:04d}.jpg"
+        (out / name).write_bytes(buffer.getvalue())
+        rgb = np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"), dtype=np.uint8)
+        (out / (name + ".rgb")).write_bytes(rgb.tobytes())
+        sweep["decode"].append({"file": name, "width": rgb.shape[1], "height": rgb.shape[0], "format": "jpeg"})
+
+        # PNG: random colour type, bit depth, interlace, tRNS.
+        w, h = int(rng.integers(1, 90)), int(rng.integers(1, 90))
+        color_type, bits = [(0, 1), (0, 2), (0, 4), (0, 8), (0, 16), (2, 8), (2, 16), (3, 1), (3, 2), (3, 4),
+                            (3, 8), (4, 8), (4, 16), (6, 8), (6, 16)][int(rng.integers(0, 15))]
+        channels = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}[color_type]
+        top = 2**bits if color_type != 3 else min(2**bits, 256)
+        samples = rng.integers(0, top, (h, w, channels))
+        palette = [tuple(int(v) for v in rng.integers(0, 256, 3)) for _ in range(int(rng.integers(1, 257)))]
+        trns = None
+        if rng.random() < 0.3 and color_type in (0, 2, 3):
+            trns = bytes(rng.integers(0, 256, {0: 2, 2: 6, 3: 4}[color_type]).astype(np.uint8))
+        data = write_png(samples, color_type, bits, interlace=bool(rng.random() < 0.5),
+                         palette=palette[: min(len(palette), 2**bits)] if color_type == 3 else None, trns=trns)
+        name = f"sweep_{i:04d}.png"
+        (out / name).write_bytes(data)
+        rgb = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), dtype=np.uint8)
+        (out / (name + ".rgb")).write_bytes(rgb.tobytes())
+        sweep["decode"].append({"file": name, "width": w, "height": h, "format": "png"})
+
+        # Resize: random filter and sizes, up and down.
+        src = picture(int(rng.integers(1, 200)), int(rng.integers(1, 200)))
+        src_name = f"sweep_{i:04d}_resize_input.png"
+        src.save(out / src_name)
+        filt = list(filters)[int(rng.integers(0, 5))]
+        size = (int(rng.integers(1, 260)), int(rng.integers(1, 260)))
+        result = np.asarray(src.resize(size, filters[filt]), dtype=np.uint8)
+        (out / (src_name + f".{filt}.rgb")).write_bytes(result.tobytes())
+        sweep["resize"].append({"input": src_name, "filter": filt, "width": size[0], "height": size[1],
+                                "expected": src_name + f".{filt}.rgb"})
+
+        # CLIP transform at 32 (tensor) and 224 (tensor too: it is not committed here).
+        n = 32 if i % 2 == 0 else 224
+        clip_src = picture(side(), side())
+        clip_name = f"sweep_{i:04d}_clip_input.png"
+        clip_src.save(out / clip_name)
+        _, tensor = clip_reference(clip_src, n, Image.BICUBIC, CLIP_MEAN, CLIP_STD)
+        (out / (clip_name + ".f32")).write_bytes(tensor.astype("<f4").tobytes())
+        sweep["clip"].append({"input": clip_name, "size": n, "expected": clip_name + ".f32"})
+    (out / "sweep.json").write_text(json.dumps(sweep, indent=1) + "\n")
+    print(f"wrote a sweep of {count} × (JPEG, PNG, resize, CLIP) to {out} (torchvision checked: {HAVE_TORCHVISION})")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--sweep", type=Path, help="write a random parity sweep here instead of the fixtures")
+    parser.add_argument("--count", type=int, default=200, help="cases of each kind in the sweep")
+    parser.add_argument("--seed", type=int, default=2024, help="sweep seed")
     args = parser.parse_args()
+    if args.sweep is not None:
+        make_sweep(args.sweep, args.count, args.seed)
+        return
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     manifest: dict = {
@@ -323,6 +410,12 @@ def main() -> None:
         ("resize_input_50x37.png", small, "bicubic", (101, 37)),  # width only: one pass
         ("resize_input_50x37.png", small, "bicubic", (50, 80)),  # height only
         ("resize_input_50x37.png", small, "bicubic", (7, 5)),  # strong downscale
+        # Pillow 13 runs the vertical pass first when the height shrinks by more than twice as
+        # many pixels as the width: these three do, the one after them only just does not.
+        ("resize_input_50x37.png", small, "bicubic", (45, 10)),
+        ("resize_input_50x37.png", small, "bilinear", (120, 9)),
+        ("resize_input_50x37.png", small, "lanczos", (40, 16)),  # 37 - 16 = 21 > 20
+        ("resize_input_50x37.png", small, "lanczos", (40, 17)),  # 20, not > 20: horizontal first
         ("resize_input_320x240.png", big, "bicubic", (298, 224)),  # CLIP's shorter-side resize
         ("resize_input_320x240.png", big, "bilinear", (341, 256)),
     ]
@@ -339,6 +432,7 @@ def main() -> None:
                    ("clip_input_66x64.png", textured(66, 64, 23), 32),  # crop excess 1 → offset 0
                    ("clip_input_74x64.png", textured(74, 64, 24), 32),  # excess 5 → offset 2
                    ("clip_input_32x32.png", textured(32, 32, 25), 32),
+                   ("clip_input_40x200.png", textured(40, 200, 26), 32),  # tall: vertical pass first
                    ("resize_input_320x240.png", big, 224)]
     for name, img, size in clip_inputs:
         if not (out / name).exists():

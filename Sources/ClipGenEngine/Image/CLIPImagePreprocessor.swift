@@ -13,17 +13,23 @@ public struct CLIPImagePreprocessor: Sendable, Equatable {
   public var filter: ResamplingFilter
   /// The normalisation (`.clip` unless a model says otherwise).
   public var normalization: PixelNormalization
+  /// The Pillow release whose resize pass order to reproduce.
+  public var passOrder: ResamplingPassOrder
 
-  public init(size: Int = 224, filter: ResamplingFilter = .bicubic, normalization: PixelNormalization = .clip) {
+  public init(
+    size: Int = 224, filter: ResamplingFilter = .bicubic, normalization: PixelNormalization = .clip,
+    passOrder: ResamplingPassOrder = .pillow13
+  ) {
     precondition(size > 0, "CLIPImagePreprocessor: size \(size)")
     self.size = size
     self.filter = filter
     self.normalization = normalization
+    self.passOrder = passOrder
   }
 
   /// The 8-bit n×n image CLIP sees: shorter side resized to n, then the centre n×n.
   public func cropped(_ image: RGBImage) -> RGBImage {
-    image.resizedShorterSide(to: size, filter: filter).centerCropped(width: size, height: size)
+    image.resizedShorterSide(to: size, filter: filter, passOrder: passOrder).centerCropped(width: size, height: size)
   }
 
   /// [3, n, n]: the normalised planes of `cropped(image)`.

@@ -139,12 +139,18 @@ public struct VQGANImageTransform: Sendable, Equatable {
   public var resolution: Int
   public var filter: ResamplingFilter
   public var normalization: PixelNormalization
+  /// The Pillow release whose resize pass order to reproduce.
+  public var passOrder: ResamplingPassOrder
 
-  public init(resolution: Int, filter: ResamplingFilter, normalization: PixelNormalization) {
+  public init(
+    resolution: Int, filter: ResamplingFilter, normalization: PixelNormalization,
+    passOrder: ResamplingPassOrder = .pillow13
+  ) {
     precondition(resolution > 0, "VQGANImageTransform: resolution \(resolution)")
     self.resolution = resolution
     self.filter = filter
     self.normalization = normalization
+    self.passOrder = passOrder
   }
 
   public static func taming(resolution: Int = 256) -> VQGANImageTransform {
@@ -157,7 +163,8 @@ public struct VQGANImageTransform: Sendable, Equatable {
 
   /// The resized and cropped 8-bit image the VQGAN encodes.
   public func cropped(_ image: RGBImage) -> RGBImage {
-    image.resizedShorterSide(to: resolution, filter: filter).centerCropped(width: resolution, height: resolution)
+    image.resizedShorterSide(to: resolution, filter: filter, passOrder: passOrder)
+      .centerCropped(width: resolution, height: resolution)
   }
 
   /// [3, resolution, resolution].

@@ -1,11 +1,12 @@
 // Resizing and cropping of RGBImage, reproducing Pillow and torchvision exactly.
 //
 // `resized(width:height:filter:)` mirrors Pillow's `Image.resize(size, filter)` for 8-bit images
-// (src/libImaging/Resample.c, Pillow 7 to 13): separable convolution, horizontal pass first, over
-// the rows the vertical pass needs; filter support widened by the downscale factor; weights
-// normalised to sum 1 in double precision, then rounded to fixed point with 22 fraction bits
-// (half away from zero); each pass adds a half, shifts and clamps to 0...255, so the horizontal
-// result is stored as uint8 before the vertical pass. A pass whose size does not change is skipped.
+// (src/libImaging/Resample.c): separable convolution; filter support widened by the downscale
+// factor; weights normalised to sum 1 in double precision, then rounded to fixed point with 22
+// fraction bits (half away from zero); each pass adds a half, shifts and clamps to 0...255, so the
+// first pass's result is stored as uint8 before the second. A pass whose size does not change is
+// skipped. Which pass runs first changes the result by up to tens of levels; see
+// `ResamplingPassOrder`.
 //
 // `resizedShorterSide(to:)` and `centerCropped(width:height:)` mirror torchvision's
 // `transforms.Resize(int)` and `transforms.CenterCrop` on PIL images.
@@ -60,6 +61,24 @@ public enum ResamplingFilter: Sendable, Equatable, CaseIterable {
   }
 }
 
+/// Which of the two separable passes runs first, as different Pillow releases choose.
+public enum ResamplingPassOrder: Sendable, Equatable {
+  /// Pillow 13 (python-pillow/Pillow#9549): vertical first when the height shrinks and by more
+  /// than twice as many pixels as the width does (`inH > outH && inH - outH > 2 * (inW - outW)`),
+  /// horizontal first otherwise.
+  case pillow13
+  /// Pillow 7 to 12: always horizontal first.
+  case horizontalFirst
+
+  func verticalFirst(from input: (width: Int, height: Int), to output: (width: Int, height: Int)) -> Bool {
+    switch self {
+    case .horizontalFirst: return false
+    case .pillow13:
+      return input.height > output.height && input.height - output.height > 2 * (input.width - output.width)
+    }
+  }
+}
+
 /// Fixed-point taps for resampling one axis: for output index i, `count[i]` input samples from
 /// `first[i]` with weights `weights[i * kernelSize ..< i * kernelSize + count[i]]`.
 struct ResamplingTaps {
@@ -111,10 +130,21 @@ struct ResamplingTaps {
 extension RGBImage {
   /// This image resized to `width`×`height` exactly as Pillow's `Image.resize((width, height),
   /// filter)` resizes an RGB image (see the file header). Returns `self` when the size is unchanged.
-  public func resized(width newWidth: Int, height newHeight: Int, filter: ResamplingFilter = .bicubic) -> RGBImage {
+  /// - Parameter passOrder: the Pillow release to reproduce (13 by default).
+  public func resized(
+    width newWidth: Int, height newHeight: Int, filter: ResamplingFilter = .bicubic,
+    passOrder: ResamplingPassOrder = .pillow13
+  ) -> RGBImage {
     precondition(newWidth > 0 && newHeight > 0, "resized: target size \(newWidth)×\(newHeight)")
     if newWidth == width && newHeight == height { return self }
     let vertical = ResamplingTaps(inputSize: height, outputSize: newHeight, filter: filter)
+    if passOrder.verticalFirst(from: (width, height), to: (newWidth, newHeight)) {
+      // The height changes here, so the vertical pass always runs.
+      let columns = Self.resampleColumns(self, taps: vertical, rowOffset: 0, height: newHeight)
+      if newWidth == width { return columns }
+      let horizontal = ResamplingTaps(inputSize: width, outputSize: newWidth, filter: filter)
+      return Self.resampleRows(columns, rows: 0..<newHeight, taps: horizontal, width: newWidth)
+    }
     // Rows of the source the vertical pass reads.
     let firstRow = vertical.first[0]
     let lastRow = vertical.first[newHeight - 1] + vertical.count[newHeight - 1]
@@ -213,9 +243,11 @@ extension RGBImage {
 
   /// The image resized so its shorter side is `size`, keeping the aspect ratio as torchvision's
   /// `Resize(size)` does: the longer side becomes `int(size * long / short)` (truncated).
-  public func resizedShorterSide(to size: Int, filter: ResamplingFilter = .bicubic) -> RGBImage {
+  public func resizedShorterSide(
+    to size: Int, filter: ResamplingFilter = .bicubic, passOrder: ResamplingPassOrder = .pillow13
+  ) -> RGBImage {
     let (w, h) = Self.shorterSideSize(width: width, height: height, size: size)
-    return resized(width: w, height: h, filter: filter)
+    return resized(width: w, height: h, filter: filter, passOrder: passOrder)
   }
 
   /// The output size of torchvision's `Resize(size)` for a `width`×`height` input.
@@ -272,6 +304,7 @@ extension RGBImage {
 
   /// The image enlarged `factor` times in each direction, for display.
   public func upscaled(by factor: Int, method: UpscaleMethod = .nearest) -> RGBImage {
+    // (Enlarging both sides never runs the vertical pass first, so the pass order is moot.)
     precondition(factor >= 1, "upscaled: factor \(factor)")
     if factor == 1 { return self }
     switch method {
