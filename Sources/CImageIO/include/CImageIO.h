@@ -12,6 +12,12 @@
 //   - gAMA, cHRM, sRGB, iCCP and EXIF orientation are ignored, as Pillow's open/convert ignores them;
 //   - JPEG uses libjpeg's defaults (islow IDCT, fancy upsampling) as Pillow does; CMYK samples are
 //     read with Adobe polarity (inverted) and converted with Pillow's `cmyk2rgb` integer formula.
+// Measured: identical bytes to Pillow 13.0 (which bundles libjpeg-turbo 3.2) with the system
+// libjpeg-turbo 2.1.5, over the committed fixtures and a 300-file random sweep of each format.
+// Truncation: data ending before the image data does (PNG) or before EOI (JPEG) is
+// CIMG_ERR_TRUNCATED, as Pillow's "image file is truncated"; after complete PNG image data a
+// missing or damaged tail (later chunks, IEND) is forgiven as Pillow forgives it. (Pillow also
+// accepts a PNG cut inside the final zlib checksum; this decoder calls that truncated.)
 // Encoding writes 8-bit RGB PNGs with tEXt / iTXt chunks before IDAT, no tIME chunk, and a fixed
 // compression level and filter choice, so the same input gives the same bytes.
 //
