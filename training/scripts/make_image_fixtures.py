@@ -112,8 +112,9 @@ def tv_center_crop(img: Image.Image, size: int) -> Image.Image:
     w, h = img.size
     if size > w or size > h:
         raise ValueError("fixtures never pad")
-    top = int(round((h - size) / 2.0))
-    left = int(round((w - size) / 2.0))
+    # torchvision writes int(round(...)); Python's round already returns an int, halves to even.
+    top = round((h - size) / 2.0)
+    left = round((w - size) / 2.0)
     return img.crop((left, top, left + size, top + size))
 
 
@@ -170,9 +171,7 @@ def textured(width: int, height: int, seed: int) -> Image.Image:
     """Noise over gradients and hard edges, so every filter tap and the clamps matter."""
     rng = np.random.default_rng(seed)
     y, x = np.mgrid[0:height, 0:width]
-    base = np.stack(
-        [255 * x / max(width - 1, 1), 255 * y / max(height - 1, 1), 255 * ((x + y) % 7 < 3)], axis=-1
-    )
+    base = np.stack([255 * x / max(width - 1, 1), 255 * y / max(height - 1, 1), 255 * ((x + y) % 7 < 3)], axis=-1)
     noise = rng.integers(-90, 91, (height, width, 3))
     return Image.fromarray(np.clip(base + noise, 0, 255).astype(np.uint8), "RGB")
 
@@ -200,8 +199,13 @@ def make_sweep(out: Path, count: int, seed: int) -> None:
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     sweep: dict = {"seed": seed, "decode": [], "resize": [], "clip": []}
-    filters = {"box": Image.BOX, "bilinear": Image.BILINEAR, "hamming": Image.HAMMING,
-               "bicubic": Image.BICUBIC, "lanczos": Image.LANCZOS}
+    filters = {
+        "box": Image.BOX,
+        "bilinear": Image.BILINEAR,
+        "hamming": Image.HAMMING,
+        "bicubic": Image.BICUBIC,
+        "lanczos": Image.LANCZOS,
+    }
 
     def picture(w: int, h: int) -> Image.Image:
         s = int(rng.integers(0, 1 << 30))
@@ -214,8 +218,12 @@ def make_sweep(out: Path, count: int, seed: int) -> None:
         # JPEG: any size, quality, subsampling, progressive or not, colour, gray or CMYK.
         img = picture(side(), side())
         mode = rng.choice(["RGB", "RGB", "L", "CMYK"])
-        options = {"quality": int(rng.integers(1, 101)), "subsampling": int(rng.integers(0, 3)),
-                   "progressive": bool(rng.random() < 0.3), "optimize": bool(rng.random() < 0.3)}
+        options = {
+            "quality": int(rng.integers(1, 101)),
+            "subsampling": int(rng.integers(0, 3)),
+            "progressive": bool(rng.random() < 0.3),
+            "optimize": bool(rng.random() < 0.3),
+        }
         buffer = io.BytesIO()
         try:
             img.convert(mode).save(buffer, "JPEG", **options)
@@ -230,8 +238,23 @@ def make_sweep(out: Path, count: int, seed: int) -> None:
 
         # PNG: random colour type, bit depth, interlace, tRNS.
         w, h = int(rng.integers(1, 90)), int(rng.integers(1, 90))
-        color_type, bits = [(0, 1), (0, 2), (0, 4), (0, 8), (0, 16), (2, 8), (2, 16), (3, 1), (3, 2), (3, 4),
-                            (3, 8), (4, 8), (4, 16), (6, 8), (6, 16)][int(rng.integers(0, 15))]
+        color_type, bits = [
+            (0, 1),
+            (0, 2),
+            (0, 4),
+            (0, 8),
+            (0, 16),
+            (2, 8),
+            (2, 16),
+            (3, 1),
+            (3, 2),
+            (3, 4),
+            (3, 8),
+            (4, 8),
+            (4, 16),
+            (6, 8),
+            (6, 16),
+        ][int(rng.integers(0, 15))]
         channels = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}[color_type]
         top = 2**bits if color_type != 3 else min(2**bits, 256)
         samples = rng.integers(0, top, (h, w, channels))
@@ -239,8 +262,14 @@ def make_sweep(out: Path, count: int, seed: int) -> None:
         trns = None
         if rng.random() < 0.3 and color_type in (0, 2, 3):
             trns = bytes(rng.integers(0, 256, {0: 2, 2: 6, 3: 4}[color_type]).astype(np.uint8))
-        data = write_png(samples, color_type, bits, interlace=bool(rng.random() < 0.5),
-                         palette=palette[: min(len(palette), 2**bits)] if color_type == 3 else None, trns=trns)
+        data = write_png(
+            samples,
+            color_type,
+            bits,
+            interlace=bool(rng.random() < 0.5),
+            palette=palette[: min(len(palette), 2**bits)] if color_type == 3 else None,
+            trns=trns,
+        )
         name = f"sweep_{i:04d}.png"
         (out / name).write_bytes(data)
         rgb = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), dtype=np.uint8)
@@ -255,8 +284,15 @@ def make_sweep(out: Path, count: int, seed: int) -> None:
         size = (int(rng.integers(1, 260)), int(rng.integers(1, 260)))
         result = np.asarray(src.resize(size, filters[filt]), dtype=np.uint8)
         (out / (src_name + f".{filt}.rgb")).write_bytes(result.tobytes())
-        sweep["resize"].append({"input": src_name, "filter": filt, "width": size[0], "height": size[1],
-                                "expected": src_name + f".{filt}.rgb"})
+        sweep["resize"].append(
+            {
+                "input": src_name,
+                "filter": filt,
+                "width": size[0],
+                "height": size[1],
+                "expected": src_name + f".{filt}.rgb",
+            }
+        )
 
         # CLIP transform at 32 (tensor) and 224 (tensor too: it is not committed here).
         n = 32 if i % 2 == 0 else 224
@@ -313,8 +349,14 @@ def main() -> None:
         rgb = np.asarray(img.convert("RGB"), dtype=np.uint8)
         expected = save_pixels(name.rsplit(".", 1)[0] + ".expected", rgb)
         manifest["decode"].append(
-            {"file": name, "width": rgb.shape[1], "height": rgb.shape[0], "expected": expected,
-             "pil_mode": img.mode, "max_abs_diff": tolerance}
+            {
+                "file": name,
+                "width": rgb.shape[1],
+                "height": rgb.shape[0],
+                "expected": expected,
+                "pil_mode": img.mode,
+                "max_abs_diff": tolerance,
+            }
         )
 
     def pil_bytes(img: Image.Image, fmt: str, **kw) -> bytes:
@@ -323,7 +365,9 @@ def main() -> None:
         return buffer.getvalue()
 
     w, h = 13, 11
-    noise = lambda c, hi: rng.integers(0, hi, (h, w, c))  # noqa: E731
+
+    def noise(channels: int, high: int) -> np.ndarray:
+        return rng.integers(0, high, (h, w, channels))
 
     # PNGs Pillow writes.
     add_decode("png_rgb8.png", pil_bytes(Image.fromarray(noise(3, 256).astype(np.uint8), "RGB"), "PNG"))
@@ -399,8 +443,13 @@ def main() -> None:
     manifest["text"].append({"file": "text_after_idat.png", "chunks": [list(tail_chunk)]})
 
     # Pillow resize, every filter, down, up and mixed.
-    filters = {"box": Image.BOX, "bilinear": Image.BILINEAR, "hamming": Image.HAMMING,
-               "bicubic": Image.BICUBIC, "lanczos": Image.LANCZOS}
+    filters = {
+        "box": Image.BOX,
+        "bilinear": Image.BILINEAR,
+        "hamming": Image.HAMMING,
+        "bicubic": Image.BICUBIC,
+        "lanczos": Image.LANCZOS,
+    }
     small = textured(50, 37, 11)
     save("resize_input_50x37.png", pil_bytes(small, "PNG"))
     big = scene(320, 240, 4)
@@ -421,19 +470,23 @@ def main() -> None:
     ]
     for source, img, name, size in resize_cases:
         result = np.asarray(img.resize(size, filters[name]), dtype=np.uint8)
-        expected = save_pixels(f"resize_{source.split('_')[-1].split('.')[0]}_{name}_{size[0]}x{size[1]}.expected", result)
+        expected = save_pixels(
+            f"resize_{source.split('_')[-1].split('.')[0]}_{name}_{size[0]}x{size[1]}.expected", result
+        )
         manifest["resize"].append(
             {"input": source, "filter": name, "width": size[0], "height": size[1], "expected": expected}
         )
 
     # CLIP's transform: landscape down, portrait up, crop offsets at .5 (round half to even).
-    clip_inputs = [("clip_input_50x37.png", textured(50, 37, 21), 32),
-                   ("clip_input_23x41.png", textured(23, 41, 22), 32),
-                   ("clip_input_66x64.png", textured(66, 64, 23), 32),  # crop excess 1 → offset 0
-                   ("clip_input_74x64.png", textured(74, 64, 24), 32),  # excess 5 → offset 2
-                   ("clip_input_32x32.png", textured(32, 32, 25), 32),
-                   ("clip_input_40x200.png", textured(40, 200, 26), 32),  # tall: vertical pass first
-                   ("resize_input_320x240.png", big, 224)]
+    clip_inputs = [
+        ("clip_input_50x37.png", textured(50, 37, 21), 32),
+        ("clip_input_23x41.png", textured(23, 41, 22), 32),
+        ("clip_input_66x64.png", textured(66, 64, 23), 32),  # crop excess 1 → offset 0
+        ("clip_input_74x64.png", textured(74, 64, 24), 32),  # excess 5 → offset 2
+        ("clip_input_32x32.png", textured(32, 32, 25), 32),
+        ("clip_input_40x200.png", textured(40, 200, 26), 32),  # tall: vertical pass first
+        ("resize_input_320x240.png", big, 224),
+    ]
     for name, img, size in clip_inputs:
         if not (out / name).exists():
             save(name, pil_bytes(img, "PNG"))
@@ -465,8 +518,12 @@ def main() -> None:
     save("vqgan_output_3x9x10.taming.rgb", taming_to_pixels(x).tobytes())
     save("vqgan_output_3x9x10.hfai.rgb", torchvision_to_pixels(x, (0.5,) * 3, (0.5,) * 3).tobytes())
     manifest["vqgan_output"].append(
-        {"input": "vqgan_output_3x9x10.f32", "shape": [3, 9, 10],
-         "taming": "vqgan_output_3x9x10.taming.rgb", "hfai": "vqgan_output_3x9x10.hfai.rgb"}
+        {
+            "input": "vqgan_output_3x9x10.f32",
+            "shape": [3, 9, 10],
+            "taming": "vqgan_output_3x9x10.taming.rgb",
+            "hfai": "vqgan_output_3x9x10.hfai.rgb",
+        }
     )
 
     # Display upscaling: Pillow NEAREST and BICUBIC at integer factors.
