@@ -150,7 +150,8 @@ struct TokenizerTinyVocabularyTests {
     defer { tiny.remove() }
     let tokenizer = try tiny.load()
     #expect(tokenizer.decode(tokenizer.encode("Lower ABC!")) == "lower abc ! ")
-    #expect(tokenizer.decode([TinyVocabulary.specialBOS, TinyVocabulary.id("low</w>"), 12345]) == "<|startoftext|>low ")
+    #expect(
+      tokenizer.decode([TinyVocabulary.specialBOS, TinyVocabulary.id("low</w>"), 12345]) == "<|startoftext|>low ")
   }
 
   @Test("one tokenizer shared by concurrent tasks gives the same ids")
@@ -177,7 +178,11 @@ struct TokenizerTinyVocabularyTests {
     let tiny = try TinyVocabulary(merges: "#version: 0.2\nl o\nlo w </w>\n")
     defer { tiny.remove() }
     let error = loadError { try tiny.load() }
-    #expect(error == .malformedMerges(path: tiny.mergesURL.path, line: 3, reason: "expected two symbols separated by one space, found \"lo w </w>\""))
+    #expect(
+      error
+        == .malformedMerges(
+          path: tiny.mergesURL.path, line: 3, reason: "expected two symbols separated by one space, found \"lo w </w>\""
+        ))
     let message = error?.description ?? ""
     #expect(message.contains("merges.txt:3:"))
     #expect(message.contains(tiny.directory.lastPathComponent))
@@ -265,7 +270,7 @@ struct TokenizerCleaningTests {
 // MARK: - OpenAI's vocabulary against open_clip
 
 /// One string of TokenizerHardStrings.json with open_clip's answer.
-private struct ExpectedCase: Decodable {
+private struct ExpectedCase: Decodable, Sendable {
   let name: String
   let text: String
   let ids: [Int32]
@@ -274,7 +279,7 @@ private struct ExpectedCase: Decodable {
   let bpe: [String]
 }
 
-private struct ExpectedFile: Decodable {
+private struct ExpectedFile: Decodable, Sendable {
   let open_clip_torch: String
   let ftfy: String
   let context_length: Int
@@ -293,22 +298,29 @@ private enum RealVocabulary {
   static let hardStrings = repoRoot.appendingPathComponent("Tests/ClipGenEngineTests/TokenizerHardStrings.json")
   static let regenerate = "python3 training/scripts/fetch_clip_vocab.py .cache/clip-vocab"
 
+  /// Loaded once for all tests; nil when a file is missing.
+  private static let loaded: Result<(CLIPTokenizer, ExpectedFile), any Error>? = {
+    let needed = ["vocab.json", "merges.txt", "expected_ids.json"].map { folder.appendingPathComponent($0) }
+    guard needed.allSatisfy({ FileManager.default.fileExists(atPath: $0.path) }) else { return nil }
+    return Result {
+      let tokenizer = try CLIPTokenizer(directory: folder)
+      let expected = try JSONDecoder().decode(
+        ExpectedFile.self, from: Data(contentsOf: folder.appendingPathComponent("expected_ids.json")))
+      return (tokenizer, expected)
+    }
+  }()
+
   /// The tokenizer and open_clip's expectations, or nil after recording why not.
   static func load() throws -> (CLIPTokenizer, ExpectedFile)? {
-    let needed = ["vocab.json", "merges.txt", "expected_ids.json"].map { folder.appendingPathComponent($0) }
-    let missing = needed.filter { !FileManager.default.fileExists(atPath: $0.path) }
-    guard missing.isEmpty else {
+    guard let loaded else {
       Issue.record(
         """
-        The real CLIP vocabulary is missing (\(missing.map(\.lastPathComponent).joined(separator: ", ")) \
-        under \(folder.path)). Run `\(regenerate)` from the repository root (`make test` does).
+        The real CLIP vocabulary is missing (vocab.json, merges.txt or expected_ids.json under \
+        \(folder.path)). Run `\(regenerate)` from the repository root (`make test` does).
         """)
       return nil
     }
-    let tokenizer = try CLIPTokenizer(directory: folder)
-    let expected = try JSONDecoder().decode(
-      ExpectedFile.self, from: Data(contentsOf: folder.appendingPathComponent("expected_ids.json")))
-    return (tokenizer, expected)
+    return try loaded.get()
   }
 }
 
@@ -349,10 +361,13 @@ struct TokenizerRealVocabularyTests {
           """)
       }
       if !row.isTruncated {
-        #expect(row.eotIndex == item.token_count - 1 || item.text.lowercased().contains("<|endoftext|>"), "\(item.name)")
+        #expect(
+          row.eotIndex == item.token_count - 1 || item.text.lowercased().contains("<|endoftext|>"), "\(item.name)")
       }
     }
-    print("CLIPTokenizer: \(expected.cases.count - mismatches.count) of \(expected.cases.count) hard strings match open_clip")
+    print(
+      "CLIPTokenizer: \(expected.cases.count - mismatches.count) of \(expected.cases.count) hard strings match open_clip"
+    )
     #expect(
       mismatches.isEmpty,
       "\(mismatches.count) of \(expected.cases.count) strings differ from open_clip \(expected.open_clip_torch) (ftfy \(expected.ftfy)):\n\(mismatches.joined(separator: "\n"))"
@@ -371,7 +386,8 @@ struct TokenizerRealVocabularyTests {
   @Test("a 77-token prompt tokenises in well under a millisecond")
   func speed() throws {
     guard let (tokenizer, _) = try RealVocabulary.load() else { return }
-    let prompt = String(repeating: "a photograph of an astronaut riding a horse on the moon, highly detailed, ", count: 6)
+    let prompt = String(
+      repeating: "a photograph of an astronaut riding a horse on the moon, highly detailed, ", count: 6)
     let full = tokenizer.tokenize(prompt)
     #expect(full.isTruncated)
     let clock = ContinuousClock()
@@ -381,6 +397,9 @@ struct TokenizerRealVocabularyTests {
     }
     let perPrompt = elapsed / rounds
     print("CLIPTokenizer: \(perPrompt) per 77-token prompt (\(full.tokenCount) tokens before truncation)")
+    let accented = "Ein Foto einer Straße in München, café crème, \u{201C}quoted\u{201D}, 東京 😀 — naïve résumé"
+    let accentedTime = clock.measure { for _ in 0..<rounds { _ = tokenizer.tokenize(accented) } } / rounds
+    print("CLIPTokenizer: \(accentedTime) per accented mixed-script prompt")
     // Generous enough for a debug build on a loaded 2-core machine; release is far below.
     #expect(perPrompt < .milliseconds(20))
   }

@@ -46,11 +46,12 @@ MERGE_COUNT = 49152 - 256 - 2  # the merges open_clip (and OpenAI's CLIP) keep: 
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WHEEL_CACHE = REPO_ROOT / ".cache/wheels"
-PYDEPS = REPO_ROOT / ".cache/pydeps"
-HARD_STRINGS = REPO_ROOT / "Tests/ClipGenEngineTests/TokenizerHardStrings.json"
-OPENAI_SPLIT_PATTERN = (
-    r"<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"
+# Per interpreter version: regex ships compiled code.
+PYDEPS = (
+    REPO_ROOT / f".cache/pydeps/py{sys.version_info.major}.{sys.version_info.minor}"
 )
+HARD_STRINGS = REPO_ROOT / "Tests/ClipGenEngineTests/TokenizerHardStrings.json"
+OPENAI_SPLIT_PATTERN = r"<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"
 
 
 def ensure_python_deps() -> None:
@@ -64,8 +65,18 @@ def ensure_python_deps() -> None:
     if missing:
         print(f"installing {' '.join(missing)} into {PYDEPS}", file=sys.stderr)
         subprocess.run(
-            [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-             "--target", str(PYDEPS), "--upgrade", *missing],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--target",
+                str(PYDEPS),
+                "--upgrade",
+                *missing,
+            ],
             check=True,
         )
     sys.path.insert(0, str(PYDEPS))
@@ -78,8 +89,18 @@ def ensure_wheel() -> Path:
     if not found:
         WHEEL_CACHE.mkdir(parents=True, exist_ok=True)
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
-             "--no-deps", f"open_clip_torch=={OPEN_CLIP_VERSION}", "-d", str(WHEEL_CACHE)],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--no-deps",
+                f"open_clip_torch=={OPEN_CLIP_VERSION}",
+                "-d",
+                str(WHEEL_CACHE),
+            ],
             check=True,
         )
         found = sorted(WHEEL_CACHE.glob(pattern))
@@ -94,7 +115,10 @@ def extract_open_clip(wheel: Path) -> Path:
     folder = WHEEL_CACHE / f"open_clip_torch-{OPEN_CLIP_VERSION}"
     folder.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(wheel) as archive:
-        for name in ("open_clip/tokenizer.py", "open_clip/bpe_simple_vocab_16e6.txt.gz"):
+        for name in (
+            "open_clip/tokenizer.py",
+            "open_clip/bpe_simple_vocab_16e6.txt.gz",
+        ):
             (folder / Path(name).name).write_bytes(archive.read(name))
     return folder
 
@@ -119,11 +143,15 @@ def write_vocab(bpe_gz: Path, outdir: Path) -> tuple[int, int]:
     merges = [tuple(line.split()) for line in lines[1 : MERGE_COUNT + 1]]
     assert len(merges) == MERGE_COUNT and all(len(m) == 2 for m in merges)
     byte_chars = list(bytes_to_unicode().values())
-    tokens = byte_chars + [c + "</w>" for c in byte_chars] + ["".join(m) for m in merges]
+    tokens = (
+        byte_chars + [c + "</w>" for c in byte_chars] + ["".join(m) for m in merges]
+    )
     tokens += ["<|startoftext|>", "<|endoftext|>"]
     vocab = {token: index for index, token in enumerate(tokens)}
     assert len(vocab) == len(tokens) == 49408, len(vocab)
-    (outdir / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+    (outdir / "vocab.json").write_text(
+        json.dumps(vocab, ensure_ascii=False), encoding="utf-8"
+    )
     (outdir / "merges.txt").write_text(
         "#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges), encoding="utf-8"
     )
@@ -146,7 +174,9 @@ def load_open_clip_tokenizer(folder: Path) -> types.ModuleType:
             __import__(name)
         except ImportError:
             sys.modules[name] = _AnyAttribute(name)
-    spec = importlib.util.spec_from_file_location("open_clip_tokenizer", folder / "tokenizer.py")
+    spec = importlib.util.spec_from_file_location(
+        "open_clip_tokenizer", folder / "tokenizer.py"
+    )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -185,6 +215,7 @@ def main() -> None:
     sot, eot = reference.sot_token_id, reference.eot_token_id
     for name, token_id in (("<|startoftext|>", sot), ("<|endoftext|>", eot)):
         reference.encoder[name] = token_id
+        reference.decoder[token_id] = name
         reference.cache[name] = name
     reference.pat = regex.compile(OPENAI_SPLIT_PATTERN, regex.IGNORECASE)
 

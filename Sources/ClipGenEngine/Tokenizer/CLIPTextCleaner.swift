@@ -52,25 +52,46 @@ enum PythonText {
     return out
   }
 
-  /// `str.lower()`: each code point's full lowercase mapping, with the Final_Sigma rule for
-  /// U+03A3 that CPython implements.
+  /// `str.lower()`: each code point's full lowercase mapping as the reference Python has it,
+  /// with the Final_Sigma rule for U+03A3 that CPython implements.
   static func lowercased(_ text: [Unicode.Scalar]) -> [Unicode.Scalar] {
     if text.allSatisfy({ $0.isASCII }) {
-      return text.map { ($0.value >= 0x41 && $0.value <= 0x5A) ? Unicode.Scalar($0.value + 32)! : $0 }
+      return text.map(asciiLowercased)
     }
     var out: [Unicode.Scalar] = []
     out.reserveCapacity(text.count)
     for (i, s) in text.enumerated() {
       if s.isASCII {
-        out.append((s.value >= 0x41 && s.value <= 0x5A) ? Unicode.Scalar(s.value + 32)! : s)
+        out.append(asciiLowercased(s))
       } else if s.value == 0x03A3 {
         out.append(isFinalSigma(text, at: i) ? "\u{03C2}" : "\u{03C3}")
+      } else if let mapped = lowercaseMap[s.value] {
+        out.append(contentsOf: mapped)
       } else {
-        out.append(contentsOf: s.properties.lowercaseMapping.unicodeScalars)
+        out.append(s)
       }
     }
     return out
   }
+
+  @inline(__always)
+  private static func asciiLowercased(_ s: Unicode.Scalar) -> Unicode.Scalar {
+    s.value >= 0x41 && s.value <= 0x5A ? Unicode.Scalar(UInt8(s.value + 32)) : s
+  }
+
+  /// Python's per-code-point lowercase mapping (from `TokenizerTables`, generated with the
+  /// reference Python, so characters newer than its Unicode version stay as they are).
+  static let lowercaseMap: [UInt32: [Unicode.Scalar]] = {
+    var map: [UInt32: [Unicode.Scalar]] = [:]
+    map.reserveCapacity(TokenizerTables.lowercaseKeys.count + TokenizerTables.lowercaseMultiple.count)
+    for (key, value) in zip(TokenizerTables.lowercaseKeys, TokenizerTables.lowercaseValues) {
+      if let scalar = Unicode.Scalar(value) { map[key] = [scalar] }
+    }
+    for (key, values) in TokenizerTables.lowercaseMultiple {
+      map[key] = values.compactMap(Unicode.Scalar.init)
+    }
+    return map
+  }()
 
   /// `str.upper()`: each code point's full uppercase mapping.
   static func uppercased(_ text: [Unicode.Scalar]) -> [Unicode.Scalar] {

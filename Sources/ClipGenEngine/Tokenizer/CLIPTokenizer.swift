@@ -152,7 +152,8 @@ public final class CLIPTokenizer: Sendable {
       let left = symbol(pair.left)
       let right = symbol(pair.right)
       let result = symbol(pair.left + pair.right)
-      merges[Self.pairKey(left, right)] = Merge(rank: Int32(rank), result: result)  // later lines win, as in a Python dict
+      // A repeated pair keeps its later rank, as open_clip's dict does.
+      merges[Self.pairKey(left, right)] = Merge(rank: Int32(rank), result: result)
     }
     self.merges = merges
     self.vocabularyIDOfSymbol = vocabularyIDOfSymbol
@@ -177,7 +178,7 @@ public final class CLIPTokenizer: Sendable {
         ids.append(id)
       case .text(let range):
         utf8.removeAll(keepingCapacity: true)
-        for scalar in cleaned[range] { utf8.append(contentsOf: UTF8.encode(scalar)!) }
+        for scalar in cleaned[range] { utf8.append(contentsOf: scalar.utf8) }
         for id in bpe(utf8) { ids.append(Int(id)) }
       }
     }
@@ -507,7 +508,7 @@ enum ByteLevelAlphabet {
       case 0x21...0x7E, 0xA1...0xAC, 0xAE...0xFF:
         table[byte] = Unicode.Scalar(UInt8(byte))
       default:
-        table[byte] = Unicode.Scalar(next)!
+        table[byte] = Unicode.Scalar(next) ?? "?"  // U+0100...U+0143, always valid
         next += 1
       }
     }

@@ -1,10 +1,9 @@
 // ftfy 6.3.1's `fix_encoding` (ftfy/__init__.py `_fix_encoding_one_step_and_explain`, with
 // ftfy/fixes.py and ftfy/chardata.py): find text that is UTF-8 decoded in a single-byte
-// encoding ("cafÃ©") and decode it again. The decision rests on ftfy's "badness" heuristic,
-// a regular expression over about 400 characters that occur in mojibake; the character
-// categories come from `TokenizerTables` (generated from ftfy itself).
-
-import Foundation
+// encoding ("cafÃ©") and decode it again. The decision rests on ftfy's "badness" heuristic
+// (`BadnessMatcher`); the codec tables and character categories come from `TokenizerTables`,
+// generated from ftfy itself. ftfy's regular expressions are all fixed-length alternations,
+// so they are matched here directly, without a regex engine.
 
 /// Mojibake repair with ftfy's default configuration (restore_byte_a0,
 /// replace_lossy_sequences, decode_inconsistent_utf8, fix_c1_controls all on).
@@ -46,7 +45,8 @@ enum MojibakeFixer {
   static let charmaps: [Charmap] = TokenizerTables.charmapEncodings.map {
     Charmap(name: $0.name, table: $0.table)
   }
-  static let sloppyWindows1252: Charmap = charmaps.first { $0.name == "sloppy-windows-1252" }!
+  static let sloppyWindows1252: Charmap =
+    charmaps.first { $0.name == "sloppy-windows-1252" } ?? Charmap(name: "latin-1", table: (0..<256).map { UInt16($0) })
 
   // MARK: fix_encoding
 
@@ -79,7 +79,7 @@ enum MojibakeFixer {
       if let decoded { return decoded }
     }
 
-    if utf8Detector.firstMatch(in: text) != nil {
+    if !UTF8Detector.shared.matches(in: text).isEmpty {
       let fixed = decodeInconsistentUTF8(text)
       if fixed != text { return fixed }
     }
@@ -125,7 +125,9 @@ enum MojibakeFixer {
     var out: [UInt8] = []
     out.reserveCapacity(bytes.count + 4)
     var i = 0
-    let exceptions: [[UInt8]] = [[0x20], Array("quele".utf8), Array("quela".utf8), Array("quilo".utf8), Array("s ".utf8)]
+    let exceptions: [[UInt8]] = [
+      [0x20], Array("quele".utf8), Array("quela".utf8), Array("quilo".utf8), Array("s ".utf8),
+    ]
     while i < bytes.count {
       if bytes[i] == 0xC3, i + 1 < bytes.count, bytes[i + 1] == 0x20 {
         let rest = bytes[(i + 2)...]
@@ -146,168 +148,87 @@ enum MojibakeFixer {
   /// `fixes.decode_inconsistent_utf8`: fix each UTF-8-looking run that is itself "bad" and
   /// shorter than the whole text.
   static func decodeInconsistentUTF8(_ text: [Unicode.Scalar]) -> [Unicode.Scalar] {
-    let string = makeString(text)
-    let ns = string as NSString
-    let matches = utf8Detector.regex.matches(in: string, range: NSRange(location: 0, length: ns.length))
-    guard !matches.isEmpty else { return text }
+    let runs = UTF8Detector.shared.matches(in: text)
+    guard !runs.isEmpty else { return text }
     var out: [Unicode.Scalar] = []
+    out.reserveCapacity(text.count)
     var last = 0
-    let textLength = ns.length
-    for match in matches {
-      let range = match.range
-      out.append(contentsOf: (ns.substring(with: NSRange(location: last, length: range.location - last))).unicodeScalars)
-      let piece = Array(ns.substring(with: range).unicodeScalars)
-      if range.length < textLength, isBad(piece) {
-        out.append(contentsOf: fixEncoding(piece))
-      } else {
-        out.append(contentsOf: piece)
-      }
-      last = range.location + range.length
+    for run in runs {
+      out.append(contentsOf: text[last..<run.lowerBound])
+      let piece = Array(text[run])
+      out.append(contentsOf: piece.count < text.count && isBad(piece) ? fixEncoding(piece) : piece)
+      last = run.upperBound
     }
-    out.append(contentsOf: ns.substring(from: last).unicodeScalars)
+    out.append(contentsOf: text[last...])
     return out
   }
 
   // MARK: the badness heuristic
 
-  /// `badness.is_bad`.
+  /// `badness.is_bad`: does any alternative of ftfy's BADNESS_RE match somewhere?
   static func isBad(_ text: [Unicode.Scalar]) -> Bool {
-    badness.firstMatch(in: text) != nil
+    BadnessMatcher.shared.matches(text)
+  }
+}
+
+/// chardata.UTF8_DETECTOR_RE, `(?<![strict])([first2][cont]|[first3][cont]{2}|[first4][cont]{3})+`:
+/// runs of characters that look like a UTF-8 lead byte and its continuation bytes, not
+/// preceded by a strict continuation character.
+struct UTF8Detector: Sendable {
+  let firstOf2: Set<UInt32>
+  let firstOf3: Set<UInt32>
+  let firstOf4: Set<UInt32>
+  let continuation: Set<UInt32>
+  let continuationStrict: Set<UInt32>
+
+  static let shared = UTF8Detector()
+
+  init() {
+    func clue(_ name: String) -> Set<UInt32> {
+      Set((TokenizerTables.utf8Clues[name] ?? []).flatMap { $0 })
+    }
+    firstOf2 = clue("utf8_first_of_2")
+    firstOf3 = clue("utf8_first_of_3")
+    firstOf4 = clue("utf8_first_of_4")
+    continuation = clue("utf8_continuation")
+    continuationStrict = clue("utf8_continuation_strict")
   }
 
-  static func makeString(_ scalars: [Unicode.Scalar]) -> String {
-    var string = String()
-    string.unicodeScalars.append(contentsOf: scalars)
-    return string
+  /// Length of one lead + continuation unit at `i` (first alternative that fits), or nil.
+  private func unit(_ text: [Unicode.Scalar], at i: Int) -> Int? {
+    func continues(_ from: Int, _ count: Int) -> Bool {
+      guard from + count <= text.count else { return false }
+      return text[from..<(from + count)].allSatisfy { continuation.contains($0.value) }
+    }
+    let lead = text[i].value
+    if firstOf2.contains(lead), continues(i + 1, 1) { return 2 }
+    if firstOf3.contains(lead), continues(i + 1, 2) { return 3 }
+    if firstOf4.contains(lead), continues(i + 1, 3) { return 4 }
+    return nil
   }
 
-  /// A compiled ICU pattern; `NSRegularExpression` matching is thread-safe.
-  struct Pattern: @unchecked Sendable {
-    let regex: NSRegularExpression
-    init(_ pattern: String) {
-      // The patterns are built from constant tables; a failure is a bug in this file.
-      do {
-        regex = try NSRegularExpression(pattern: pattern)
-      } catch {
-        preconditionFailure("MojibakeFixer: bad built-in pattern: \(error)")
+  /// The non-overlapping matches, left to right, as `re.finditer` finds them. With nothing
+  /// after the repeated group, taking the first alternative that fits at each step is what the
+  /// backtracking engine does.
+  func matches(in text: [Unicode.Scalar]) -> [Range<Int>] {
+    var runs: [Range<Int>] = []
+    var i = 0
+    while i < text.count {
+      if text[i].isASCII || (i > 0 && continuationStrict.contains(text[i - 1].value)) {
+        i += 1
+        continue
+      }
+      var end = i
+      while end < text.count, let length = unit(text, at: end) { end += length }
+      if end > i {
+        runs.append(i..<end)
+        i = end
+      } else {
+        i += 1
       }
     }
-    func firstMatch(in text: [Unicode.Scalar]) -> NSRange? {
-      let string = makeString(text)
-      let range = NSRange(location: 0, length: (string as NSString).length)
-      return regex.firstMatch(in: string, range: range)?.range
-    }
+    return runs
   }
-
-  /// The body of a character class holding `ranges`, as ICU `\x{...}` escapes.
-  static func classBody(_ ranges: [ClosedRange<UInt32>]) -> String {
-    ranges.map { r in
-      r.lowerBound == r.upperBound
-        ? String(format: "\\x{%X}", r.lowerBound)
-        : String(format: "\\x{%X}-\\x{%X}", r.lowerBound, r.upperBound)
-    }.joined()
-  }
-
-  /// Literal characters as a class body.
-  static func literal(_ chars: String) -> String {
-    classBody(chars.unicodeScalars.map { $0.value...$0.value })
-  }
-
-  /// `[...]` made of the named ftfy mojibake categories and extra literal characters.
-  static func category(_ names: [String], plus extra: String = "") -> String {
-    let ranges = names.flatMap { TokenizerTables.mojibakeCategories[$0] ?? [] }
-    return "[" + classBody(ranges) + literal(extra) + "]"
-  }
-
-  /// Python's `\s` on str.
-  static let pythonSpace = "[\\x{9}-\\x{D}\\x{1C}-\\x{20}\\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}]"
-
-  /// badness.BADNESS_RE, alternative for alternative.
-  static let badness: Pattern = {
-    func c(_ names: String..., plus extra: String = "") -> String { category(names, plus: extra) }
-    func ch(_ chars: String) -> String { literal(chars) }
-    let startish = c("bad", "lower_accented", "upper_accented", "box", "start_punctuation",
-                     "end_punctuation", "currency", "numeric", "law")
-    let alternatives: [String] = [
-      c("c1"),
-      startish + c("bad"),
-      "[a-zA-Z]" + c("lower_common", "upper_common") + c("bad"),
-      c("bad") + c("lower_accented", "upper_accented", "box", "start_punctuation", "end_punctuation",
-                   "currency", "numeric", "law"),
-      c("lower_accented", "lower_common", "box", "end_punctuation", "currency", "numeric")
-        + c("upper_accented"),
-      c("box", "end_punctuation", "currency", "numeric") + c("lower_accented"),
-      c("lower_accented", "box", "end_punctuation") + c("currency"),
-      pythonSpace + c("upper_accented") + c("currency"),
-      c("upper_accented", "box") + c("numeric", "law"),
-      c("lower_accented", "upper_accented", "box", "currency", "end_punctuation")
-        + c("start_punctuation") + c("numeric"),
-      c("lower_accented", "upper_accented", "currency", "numeric", "box", "law")
-        + c("end_punctuation") + c("start_punctuation"),
-      c("currency", "numeric", "box") + c("start_punctuation"),
-      "[a-z]" + c("upper_accented") + c("start_punctuation", "currency"),
-      c("box") + c("kaomoji"),
-      c("lower_accented", "upper_accented", "currency", "numeric", "start_punctuation",
-        "end_punctuation", "law") + c("box"),
-      c("box") + c("end_punctuation"),
-      c("lower_accented", "upper_accented") + c("start_punctuation", "end_punctuation")
-        + "[\\p{L}\\p{N}_]",
-      // The ligature œ when not followed by an unaccented Latin letter.
-      "[" + ch("Œœ") + "][^A-Za-z]",
-      // Degree signs after capital letters.
-      c("upper_accented") + ch("°"),
-      // Common Windows-1252 two-character mojibake.
-      "[" + ch("ÂÃÎÐ") + "]"
-        + c("start_punctuation", "end_punctuation", plus: "€œŠš¢£Ÿž\u{A0}\u{AD}®©°·»–—´"),
-      ch("×") + "[" + ch("²³") + "]",
-      // Windows-1252 mojibake of Arabic words: four characters.
-      "[" + ch("ØÙ") + "]" + c("common", "currency", "bad", "numeric", "start_punctuation", plus: "ŸŠ®°µ»")
-        + "[" + ch("ØÙ") + "]"
-        + c("common", "currency", "bad", "numeric", "start_punctuation", plus: "ŸŠ®°µ»"),
-      // Windows-1252 starts of three-character sequences for South Asian alphabets.
-      ch("à") + "[" + ch("²µ¹¼½¾") + "]",
-      // MacRoman mojibake.
-      ch("√") + "[" + ch("±∂†≠®™´≤≥¥µø") + "]",
-      ch("≈") + "[" + ch("°¢") + "]",
-      ch("‚Ä") + "[" + ch("ìîïòôúùû†°¢π") + "]",
-      ch("‚") + "[" + ch("âó") + "][" + ch("àä°ê") + "]",
-      // Windows-1251 mojibake of U+2000-range characters.
-      ch("вЂ"),
-      // Windows-1251 mojibake of Latin-1 characters and/or Cyrillic: three characters.
-      "[" + ch("ВГРС") + "]"
-        + c("c1", "bad", "start_punctuation", "end_punctuation", "currency", plus: "°µ")
-        + "[" + ch("ВГРС") + "]",
-      ch("ГўВЂВ") + "[^\\n][A-Za-z ]",
-      // Windows-1252 encodings of 'à' and 'á', and of U+A0 itself.
-      ch("Ã") + "[" + ch("\u{A0}¡") + "]",
-      "[a-z]" + pythonSpace + "?[" + ch("ÃÂ") + "] ",
-      "^[" + ch("ÃÂ") + "] ",
-      // Â before a character encoded as exactly that character.
-      c("end_punctuation", plus: "abcdefghijklmnopqrstuvwxyz.,?!") + ch("Â")
-        + c("start_punctuation", "end_punctuation", plus: " "),
-      // Windows-1253 mojibake of U+2000-range characters.
-      ch("β€") + "[" + ch("™\u{A0}Ά\u{AD}®°") + "]",
-      // Windows-1253 mojibake of Latin-1 characters and/or Greek.
-      "[" + ch("ΒΓΞΟ") + "]"
-        + c("c1", "bad", "start_punctuation", "end_punctuation", "currency", plus: "°")
-        + "[" + ch("ΒΓΞΟ") + "]",
-      // Windows-1257 mojibake of U+2000-range characters.
-      ch("ā€"),
-    ]
-    return Pattern(alternatives.map { "(?:\($0))" }.joined(separator: "|"))
-  }()
-
-  /// chardata.UTF8_DETECTOR_RE: runs of what looks like UTF-8 lead + continuation
-  /// characters, not preceded by a strict continuation character.
-  static let utf8Detector: Pattern = {
-    func clue(_ name: String) -> String { "[" + classBody(TokenizerTables.utf8Clues[name] ?? []) + "]" }
-    let continuation = clue("utf8_continuation")
-    return Pattern(
-      "(?<!" + clue("utf8_continuation_strict") + ")(?:"
-        + clue("utf8_first_of_2") + continuation + "|"
-        + clue("utf8_first_of_3") + continuation + "{2}|"
-        + clue("utf8_first_of_4") + continuation + "{3})+")
-  }()
 }
 
 // MARK: - byte patterns
