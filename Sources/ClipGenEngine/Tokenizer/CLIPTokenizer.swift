@@ -29,8 +29,13 @@ public struct TokenizedText: Sendable, Equatable {
 /// 2. **Splitting** with CLIP's pattern, case-insensitively:
 ///    `<|startoftext|>|<|endoftext|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+`.
 ///    The two special tokens are recognised in the text itself, as in OpenAI's CLIP and
-///    Hugging Face's CLIPTokenizer. (open_clip renamed them `<start_of_text>` and
-///    `<end_of_text>`, so unmodified open_clip splits `<|endoftext|>` into ordinary pieces.)
+///    Hugging Face's CLIPTokenizer; only their exact spelling becomes the special id (any other
+///    case-insensitive match is one ordinary piece, as in open_clip). (open_clip renamed them
+///    `<start_of_text>` and `<end_of_text>`, so unmodified open_clip splits `<|endoftext|>`
+///    into ordinary pieces.) Letter/number/space classes come from the pinned `regex` module's
+///    Unicode tables and lowercasing from the reference Python's, both generated into
+///    `TokenizerTables`; NFC uses Foundation, so characters assigned after Python's Unicode
+///    version (14.0 for Python 3.11) may normalise differently.
 /// 3. **BPE** on each piece's UTF-8 bytes, mapped to printable characters with GPT-2's
 ///    byte-to-unicode table, `</w>` appended to the last symbol, merging the pair with the
 ///    lowest merge rank until none applies. Results are cached per piece.
