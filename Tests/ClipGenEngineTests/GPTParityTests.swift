@@ -154,6 +154,20 @@ func relativeError(_ a: Tensor, _ b: Tensor) -> Float { a.maxAbsDifference(b) / 
     #expect(worst <= 1e-4)
   }
 
+  @Test func stepsReuseTheSessionBuffers() throws {
+    let f = try GPTFixture()
+    let decoder = GPTDecoder(model: f.model, batch: 2)
+    #expect(decoder.position == 0 && decoder.remainingSteps == 0)
+    decoder.start(conditions: f.conditions)
+    let first = decoder.withLogits { $0.baseAddress }
+    for t in 0..<10 { decoder.step(tokens: [t, 63 - t]) }
+    #expect(decoder.withLogits { $0.baseAddress } == first, "logits storage reallocated during steps")
+    #expect(decoder.position == 11 && decoder.remainingSteps == f.model.config.blockSize - 11)
+    // A restart gives position 0's logits again.
+    let again = decoder.start(conditions: f.conditions)
+    expectParity(GPTFixture.row(again, 0), GPTFixture.row(try f.io.tensor("logits"), 0, 0), "restarted position 0")
+  }
+
   @Test func emptyPrefixGivesPositionZeroOnly() throws {
     let f = try GPTFixture()
     let out = f.model.logits(tokens: [[], []], conditions: f.conditions)

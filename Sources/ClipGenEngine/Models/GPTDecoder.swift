@@ -21,7 +21,8 @@ public final class GPTDecoder {
   public var position: Int { cache.length }
   /// Token steps still possible.
   public var remainingSteps: Int { position == 0 ? 0 : capacity - position }
-  /// The most recent logits, `[batch, vocab]` (zeros before `start`).
+  /// The most recent logits, `[batch, vocab]` (zeros before `start`). A copy-on-write value: holding
+  /// on to it across the next `step` makes that step copy it once; `withLogits` never copies.
   public private(set) var logits: Tensor
 
   private var cache: KVCache
@@ -63,6 +64,11 @@ public final class GPTDecoder {
     let d = model.config.embeddingWidth
     for b in 0..<batch { model.embedToken(tokens[b], position: position, into: workspace.x + b * d) }
     return advance()
+  }
+
+  /// Reads the most recent logits (`batch` rows of `vocab`) in place, without copying them.
+  public func withLogits<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
+    try logits.withUnsafeBufferPointer(body)
   }
 
   /// Runs the prepared rows at `position` through the model and appends their keys and values.

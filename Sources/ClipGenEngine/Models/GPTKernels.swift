@@ -147,7 +147,7 @@ func gptDecodeAttention(
   let work = batch * heads * visible * hd
   // Below ~1M multiply-adds a second thread costs more than it saves.
   let parallel = work >= 1 << 20 && batch * heads > 1
-  let body = { (item: Int) in
+  func body(_ item: Int) {
     let b = item / heads
     let h = item % heads
     let q = queries + b * queryStride + h * hd
@@ -161,7 +161,7 @@ func gptDecodeAttention(
     for j in 0..<visible { gptAxpy(s[j], v + j * width, o, count: hd) }
   }
   if parallel {
-    DispatchQueue.concurrentPerform(iterations: batch * heads, execute: body)
+    DispatchQueue.concurrentPerform(iterations: batch * heads) { body($0) }
   } else {
     for item in 0..<batch * heads { body(item) }
   }
