@@ -71,6 +71,14 @@ func relativeError(_ a: Tensor, _ b: Tensor) -> Float { a.maxAbsDifference(b) / 
     expectParity(out, ref, "full-forward logits")
   }
 
+  @Test func residualStreamAfterFirstBlockMatchesReference() throws {
+    let f = try GPTFixture()
+    let ref = try f.io.tensor("hidden_block_0")
+    let out = f.model.hiddenStates(tokens: f.prefix, conditions: f.conditions, afterBlocks: 1)
+    print("GPT hidden after block 0: max|diff|/max|ref| = \(relativeError(out, ref))")
+    expectParity(out, ref, "residual stream after block 0")
+  }
+
   @Test func unconditionalLogitsMatchReference() throws {
     let f = try GPTFixture()
     let ref = try f.io.tensor("logits_uncond")

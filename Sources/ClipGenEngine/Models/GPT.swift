@@ -209,16 +209,34 @@ public final class ConditionalGPT: Sendable {
     precondition(length <= config.blockSize, "ConditionalGPT.logits: \(length) positions exceed block_size \(config.blockSize)")
     let workspace = GPTWorkspace(config: config, rows: batch * length, attentionScratch: length * length)
     var out = Tensor(zeros: [batch, length, config.vocabSize])
-    embedConditions(conditions, unconditional: unconditional, batch: batch, workspace: workspace, rowStride: length)
-    for b in 0..<batch {
-      for i in 1..<length {
-        embedToken(tokens[b][i - 1], position: i, into: workspace.x + (b * length + i) * config.embeddingWidth)
-      }
-    }
+    embedSequences(tokens, conditions: conditions, unconditional: unconditional, workspace: workspace)
     out.withUnsafeMutableBufferPointer { o in
       transform(workspace: workspace, batch: batch, newPositions: length, start: 0, cache: nil, logits: o.baseAddress!)
     }
     return out
+  }
+
+  /// The residual stream `[B, L + 1, d]` after the first `blocks` blocks (a diagnostic: it tells a
+  /// block error from a head error).
+  func hiddenStates(tokens: [[Int]], conditions: Tensor, afterBlocks count: Int) -> Tensor {
+    let batch = tokens.count
+    let length = (tokens.first?.count ?? 0) + 1
+    let d = config.embeddingWidth
+    let workspace = GPTWorkspace(config: config, rows: batch * length, attentionScratch: length * length)
+    embedSequences(tokens, conditions: conditions, unconditional: nil, workspace: workspace)
+    transform(
+      workspace: workspace, batch: batch, newPositions: length, start: 0, cache: nil, logits: nil, blockCount: count)
+    return Tensor(shape: [batch, length, d], scalars: Array(UnsafeBufferPointer(start: workspace.x, count: batch * length * d)))
+  }
+
+  private func embedSequences(_ tokens: [[Int]], conditions: Tensor, unconditional: [Bool]?, workspace: GPTWorkspace) {
+    let length = (tokens.first?.count ?? 0) + 1
+    embedConditions(conditions, unconditional: unconditional, batch: tokens.count, workspace: workspace, rowStride: length)
+    for b in tokens.indices {
+      for i in 1..<length {
+        embedToken(tokens[b][i - 1], position: i, into: workspace.x + (b * length + i) * config.embeddingWidth)
+      }
+    }
   }
 
   // MARK: - Shared by the full forward and the decoding session
@@ -275,10 +293,11 @@ public final class ConditionalGPT: Sendable {
   /// `newPositions` rows each (sequence-major), at absolute positions `start…`. Without `cache`,
   /// attention reads keys and values straight from the packed projections (a full forward, `start`
   /// 0); with it, the new keys and values are appended at `start` and attention reads the cache.
-  /// Writes `batch·newPositions` rows of logits.
+  /// Writes `batch·newPositions` rows of logits (with `logits` nil, only the residual stream after
+  /// the first `blockCount` blocks is computed, left in `workspace.x`).
   func transform(
     workspace ws: GPTWorkspace, batch: Int, newPositions n: Int, start p: Int, cache: CacheBuffers?,
-    logits: FloatPointer
+    logits: FloatPointer?, blockCount: Int? = nil
   ) {
     let c = config
     let d = c.embeddingWidth
@@ -286,7 +305,7 @@ public final class ConditionalGPT: Sendable {
     let heads = c.heads
     let hd = c.headDim
     precondition(rows <= ws.rows, "GPT workspace holds \(ws.rows) rows, asked for \(rows)")
-    for (l, block) in blocks.enumerated() {
+    for (l, block) in blocks.prefix(blockCount ?? blocks.count).enumerated() {
       // Attention sub-layer: x += out_proj(attn(norm1(x))).
       block.norm1.forward(ws.x, rows: rows, into: ws.h)
       block.inProj.forward(ws.h, rows: rows, into: ws.qkv)
@@ -328,6 +347,7 @@ public final class ConditionalGPT: Sendable {
       gptLinearGELU(block.linear1, input: ws.h, rows: rows, into: ws.ff)
       gptResidualLinear(block.linear2, input: ws.ff, rows: rows, residual: ws.x)
     }
+    guard let logits else { return }
     finalNorm.forward(ws.x, rows: rows, into: ws.h)
     head.forward(ws.h, rows: rows, into: logits)
   }
