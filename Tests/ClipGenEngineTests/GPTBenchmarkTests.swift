@@ -100,10 +100,14 @@ import Testing
       func ms(_ d: Duration) -> Double { (Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18) * 1e3 }
       let early = stepTimes.prefix(16).map(ms).reduce(0, +) / Double(min(16, stepTimes.count))
       let late = stepTimes.suffix(16).map(ms).reduce(0, +) / Double(min(16, stepTimes.count))
+      let sorted = stepTimes.map(ms).sorted()
+      let median = sorted.isEmpty ? 0 : sorted[sorted.count / 2]
       print(
         String(
-          format: "gpt2_medium batch %d: %d tokens/seq in %.2f s → %.1f tokens/s, %.1f ms/step (steps 1–16 %.1f ms, last 16 %.1f ms)",
-          batch, tokens, seconds, Double(batch * tokens) / seconds, seconds * 1e3 / Double(tokens), early, late))
+          format:
+            "gpt2_medium batch %d: %d tokens/seq in %.2f s → %.1f tokens/s, %.1f ms/step (median %.1f, fastest %.1f; steps 1–16 %.1f ms, last 16 %.1f ms)",
+          batch, tokens, seconds, Double(batch * tokens) / seconds, seconds * 1e3 / Double(tokens), median,
+          sorted.first ?? 0, early, late))
     }
   }
 }

@@ -53,7 +53,10 @@ func gptLinearGELU(_ layer: Linear, input: UnsafePointer<Float>, rows: Int, into
 @inline(__always)
 func simdExpNonPositive(_ x: SIMD16<Float>) -> SIMD16<Float> {
   let clamped = x.replacing(with: -87, where: x .< -87)
-  let n = (clamped * (1.442695040888963 as Float)).rounded(.toNearestOrEven)
+  // Round x·log2(e) to an integer by adding 1.5·2²³: the sum's low mantissa bits then hold n
+  // (|n| ≤ 126), and its bit pattern minus the constant's is n as an integer, all in vector code.
+  let shifted = clamped * (1.442695040888963 as Float) + (12_582_912 as Float)
+  let n = shifted - (12_582_912 as Float)
   // ln 2 split in two so that n·ln2 is subtracted without rounding error.
   let r = (clamped - n * (0.693359375 as Float)) - n * (-2.12194440e-4 as Float)
   var p = SIMD16<Float>(repeating: 1 / 5040 as Float)
@@ -64,7 +67,8 @@ func simdExpNonPositive(_ x: SIMD16<Float>) -> SIMD16<Float> {
   p = p * r + (0.5 as Float)
   p = p * r + (1 as Float)
   p = p * r + (1 as Float)
-  let bits = (SIMD16<Int32>(n, rounding: .toNearestOrEven) &+ 127) &<< 23
+  let integer = unsafeBitCast(shifted, to: SIMD16<Int32>.self) &- 0x4B40_0000
+  let bits = (integer &+ 127) &<< 23
   return p * unsafeBitCast(bits, to: SIMD16<Float>.self)
 }
 
