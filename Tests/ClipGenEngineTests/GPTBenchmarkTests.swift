@@ -88,11 +88,15 @@ import Testing
       let clock = ContinuousClock()
       var stepTimes: [Duration] = []
       let total = clock.measure {
-        var logits = decoder.start(conditions: conditions)
+        decoder.start(conditions: conditions)
+        var next = [Int](repeating: 0, count: batch)
         for _ in 1..<tokens {
-          let next = (0..<batch).map { b in argmax(logits.scalars[(b * config.vocabSize)..<((b + 1) * config.vocabSize)]) }
+          // Greedy choice read in place (`withLogits`), so no step copies the logits.
+          decoder.withLogits { l in
+            for b in 0..<batch { next[b] = gptArgmax(l[(b * config.vocabSize)..<((b + 1) * config.vocabSize)]) }
+          }
           let t0 = clock.now
-          logits = decoder.step(tokens: next)
+          decoder.step(tokens: next)
           stepTimes.append(clock.now - t0)
         }
       }

@@ -53,21 +53,22 @@ struct GPTFixture {
   }
 }
 
-func argmax(_ p: ArraySlice<Float>) -> Int {
+/// Index of the largest value, counted from the start of the slice.
+func gptArgmax<C: Collection>(_ p: C) -> Int where C.Element == Float {
   var best = p.startIndex
   for i in p.indices where p[i] > p[best] { best = i }
-  return best - p.startIndex
+  return p.distance(from: p.startIndex, to: best)
 }
 
 /// Max |a − b| / max|b|, for reporting.
-func relativeError(_ a: Tensor, _ b: Tensor) -> Float { a.maxAbsDifference(b) / max(b.maxAbs, 1e-12) }
+func gptRelativeError(_ a: Tensor, _ b: Tensor) -> Float { a.maxAbsDifference(b) / max(b.maxAbs, 1e-12) }
 
 @Suite struct GPTParityTests {
   @Test func fullForwardMatchesReference() throws {
     let f = try GPTFixture()
     let ref = try f.io.tensor("logits")
     let out = f.model.logits(tokens: f.prefix, conditions: f.conditions)
-    print("GPT full forward: max|diff|/max|ref| = \(relativeError(out, ref))")
+    print("GPT full forward: max|diff|/max|ref| = \(gptRelativeError(out, ref))")
     expectParity(out, ref, "full-forward logits")
   }
 
@@ -75,7 +76,7 @@ func relativeError(_ a: Tensor, _ b: Tensor) -> Float { a.maxAbsDifference(b) / 
     let f = try GPTFixture()
     let ref = try f.io.tensor("hidden_block_0")
     let out = f.model.hiddenStates(tokens: f.prefix, conditions: f.conditions, afterBlocks: 1)
-    print("GPT hidden after block 0: max|diff|/max|ref| = \(relativeError(out, ref))")
+    print("GPT hidden after block 0: max|diff|/max|ref| = \(gptRelativeError(out, ref))")
     expectParity(out, ref, "residual stream after block 0")
   }
 
@@ -83,7 +84,7 @@ func relativeError(_ a: Tensor, _ b: Tensor) -> Float { a.maxAbsDifference(b) / 
     let f = try GPTFixture()
     let ref = try f.io.tensor("logits_uncond")
     let out = f.model.logits(tokens: f.prefix, conditions: f.conditions, unconditional: [true, true])
-    print("GPT uncond full forward: max|diff|/max|ref| = \(relativeError(out, ref))")
+    print("GPT uncond full forward: max|diff|/max|ref| = \(gptRelativeError(out, ref))")
     expectParity(out, ref, "unconditional logits")
 
     // Mixed rows at position 0 through the session: row 0 unconditional, row 1 conditional.
@@ -91,7 +92,7 @@ func relativeError(_ a: Tensor, _ b: Tensor) -> Float { a.maxAbsDifference(b) / 
     let first = decoder.start(conditions: f.conditions, unconditional: [true, false])
     let refUncond0 = GPTFixture.row(ref, 0, 0)
     let refCond1 = GPTFixture.row(try f.io.tensor("logits"), 1, 0)
-    print("GPT uncond position 0: max|diff|/max|ref| = \(relativeError(GPTFixture.row(first, 0), refUncond0))")
+    print("GPT uncond position 0: max|diff|/max|ref| = \(gptRelativeError(GPTFixture.row(first, 0), refUncond0))")
     expectParity(GPTFixture.row(first, 0), refUncond0, "position-0 logits with uncond_emb")
     expectParity(GPTFixture.row(first, 1), refCond1, "position-0 logits with cond_proj")
   }
@@ -116,8 +117,8 @@ func relativeError(_ a: Tensor, _ b: Tensor) -> Float { a.maxAbsDifference(b) / 
         for (slot, b) in group.enumerated() {
           let got = GPTFixture.row(logits, slot)
           let r = GPTFixture.row(ref, b, i)
-          worstRef = max(worstRef, relativeError(got, r))
-          worstFull = max(worstFull, relativeError(got, GPTFixture.row(full, b, i)))
+          worstRef = max(worstRef, gptRelativeError(got, r))
+          worstFull = max(worstFull, gptRelativeError(got, GPTFixture.row(full, b, i)))
           expectParity(got, r, "session logits, sequence \(b), position \(i)")
         }
         if i < f.prefix[0].count { logits = decoder.step(tokens: group.map { f.prefix[$0][i] }) }
@@ -144,10 +145,10 @@ func relativeError(_ a: Tensor, _ b: Tensor) -> Float { a.maxAbsDifference(b) / 
       var tokens = [[Int]](repeating: [], count: group.count)
       var logits = decoder.start(conditions: conds)
       for t in 0..<steps {
-        let chosen = (0..<group.count).map { argmax(logits.scalars[($0 * vocab)..<(($0 + 1) * vocab)]) }
+        let chosen = (0..<group.count).map { gptArgmax(logits.scalars[($0 * vocab)..<(($0 + 1) * vocab)]) }
         for (slot, b) in group.enumerated() {
           tokens[slot].append(chosen[slot])
-          worst = max(worst, relativeError(GPTFixture.row(logits, slot), GPTFixture.row(refLogits, b, t)))
+          worst = max(worst, gptRelativeError(GPTFixture.row(logits, slot), GPTFixture.row(refLogits, b, t)))
         }
         if t + 1 < steps { logits = decoder.step(tokens: chosen) }
       }
