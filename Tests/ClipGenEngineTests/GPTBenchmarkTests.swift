@@ -77,7 +77,10 @@ import Testing
     let tokens = min(Int(Self.environment["CLIPGEN_GPT_BENCH_TOKENS"] ?? "") ?? 256, config.blockSize)
     print("OpenBLAS core \(BLASInfo.coreName); \(BLASInfo.config)")
     for batch in batches {
-      print(String(format: "gpt2_medium batch %d: weight GEMMs alone (the floor) %.1f ms/step", batch, Self.gemmFloor(model, batch: batch) * 1e3))
+      print(
+        String(
+          format: "gpt2_medium batch %d: weight GEMMs alone (the floor) %.1f ms/step", batch,
+          Self.gemmFloor(model, batch: batch) * 1e3))
       let decoder = GPTDecoder(model: model, batch: batch)
       var r = TestRandom(seed: 7)
       let conditions = r.tensor([batch, config.conditionWidth])
@@ -101,7 +104,9 @@ import Testing
         }
       }
       let seconds = Double(total.components.seconds) + Double(total.components.attoseconds) * 1e-18
-      func ms(_ d: Duration) -> Double { (Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18) * 1e3 }
+      func ms(_ d: Duration) -> Double {
+        (Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18) * 1e3
+      }
       let early = stepTimes.prefix(16).map(ms).reduce(0, +) / Double(min(16, stepTimes.count))
       let late = stepTimes.suffix(16).map(ms).reduce(0, +) / Double(min(16, stepTimes.count))
       let sorted = stepTimes.map(ms).sorted()

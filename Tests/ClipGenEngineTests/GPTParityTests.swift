@@ -219,7 +219,8 @@ func gptRelativeError(_ a: Tensor, _ b: Tensor) -> Float { a.maxAbsDifference(b)
   }
 
   @Test func configReadsCheckpointNamesAndRejectsInconsistentSizes() throws {
-    let json = #"{"vocab_size": 16384, "n_layer": 24, "n_embd": 1024, "n_head": 16, "block_size": 256, "n_cond_embd": 512}"#
+    let json =
+      #"{"vocab_size": 16384, "n_layer": 24, "n_embd": 1024, "n_head": 16, "block_size": 256, "n_cond_embd": 512}"#
     let c = try JSONDecoder().decode(GPTConfig.self, from: Data(json.utf8))
     #expect(c == .gpt2Medium())
     #expect(c.layerNormEps == 1e-5 && !c.hasUnconditionalEmbedding)

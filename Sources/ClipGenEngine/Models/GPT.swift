@@ -116,7 +116,8 @@ struct GPTBlock: Sendable {
     let d = c.embeddingWidth
     let f = c.feedForwardWidth
     func linear(_ name: String, out: Int, in inWidth: Int) throws -> Linear {
-      Linear(weight: try w.tensor("\(name).weight", shape: [out, inWidth]), bias: try w.tensor("\(name).bias", shape: [out]))
+      Linear(
+        weight: try w.tensor("\(name).weight", shape: [out, inWidth]), bias: try w.tensor("\(name).bias", shape: [out]))
     }
     func norm(_ name: String) throws -> LayerNorm {
       LayerNorm(
@@ -166,12 +167,15 @@ public final class ConditionalGPT: Sendable {
     tokenEmbedding = try w.tensor("tok_emb.weight", shape: [c.vocabSize, d])
     positionEmbedding = try w.tensor("pos_emb", count: c.blockSize * d, as: [c.blockSize, d])
     conditionProjection = Linear(
-      weight: try w.tensor("cond_proj.weight", shape: [d, c.conditionWidth]), bias: try w.tensor("cond_proj.bias", shape: [d]))
+      weight: try w.tensor("cond_proj.weight", shape: [d, c.conditionWidth]),
+      bias: try w.tensor("cond_proj.bias", shape: [d]))
     unconditionalEmbedding = c.hasUnconditionalEmbedding ? try w.tensor("uncond_emb", count: d, as: [d]) : nil
     blocks = try (0..<c.layers).map { try GPTBlock(weights: w, prefix: "blocks.\($0).encoder", config: c) }
     finalNorm = LayerNorm(
       weight: try w.tensor("norm.weight", shape: [d]), bias: try w.tensor("norm.bias", shape: [d]), eps: c.layerNormEps)
-    head = Linear(weight: try w.tensor("head.weight", shape: [c.vocabSize, d]), bias: try w.tensor("head.bias", shape: [c.vocabSize]))
+    head = Linear(
+      weight: try w.tensor("head.weight", shape: [c.vocabSize, d]),
+      bias: try w.tensor("head.bias", shape: [c.vocabSize]))
   }
 
   /// Loads `config.json` and `model.safetensors` from a model directory.
@@ -206,7 +210,8 @@ public final class ConditionalGPT: Sendable {
     let length = (tokens.first?.count ?? 0) + 1
     precondition(batch > 0, "ConditionalGPT.logits: no sequences")
     precondition(tokens.allSatisfy { $0.count == length - 1 }, "ConditionalGPT.logits: sequences differ in length")
-    precondition(length <= config.blockSize, "ConditionalGPT.logits: \(length) positions exceed block_size \(config.blockSize)")
+    precondition(
+      length <= config.blockSize, "ConditionalGPT.logits: \(length) positions exceed block_size \(config.blockSize)")
     let workspace = GPTWorkspace(config: config, rows: batch * length, attentionScratch: length * length)
     var out = Tensor(zeros: [batch, length, config.vocabSize])
     embedSequences(tokens, conditions: conditions, unconditional: unconditional, workspace: workspace)
@@ -226,12 +231,14 @@ public final class ConditionalGPT: Sendable {
     embedSequences(tokens, conditions: conditions, unconditional: nil, workspace: workspace)
     transform(
       workspace: workspace, batch: batch, newPositions: length, start: 0, cache: nil, logits: nil, blockCount: count)
-    return Tensor(shape: [batch, length, d], scalars: Array(UnsafeBufferPointer(start: workspace.x, count: batch * length * d)))
+    return Tensor(
+      shape: [batch, length, d], scalars: Array(UnsafeBufferPointer(start: workspace.x, count: batch * length * d)))
   }
 
   private func embedSequences(_ tokens: [[Int]], conditions: Tensor, unconditional: [Bool]?, workspace: GPTWorkspace) {
     let length = (tokens.first?.count ?? 0) + 1
-    embedConditions(conditions, unconditional: unconditional, batch: tokens.count, workspace: workspace, rowStride: length)
+    embedConditions(
+      conditions, unconditional: unconditional, batch: tokens.count, workspace: workspace, rowStride: length)
     for b in tokens.indices {
       for i in 1..<length {
         embedToken(tokens[b][i - 1], position: i, into: workspace.x + (b * length + i) * config.embeddingWidth)
@@ -251,7 +258,9 @@ public final class ConditionalGPT: Sendable {
       conditions.count == batch * config.conditionWidth,
       "ConditionalGPT: conditions \(conditions.shape) for \(batch) sequences of width \(config.conditionWidth)")
     if let unconditional {
-      precondition(unconditional.count == batch, "ConditionalGPT: \(unconditional.count) unconditional flags for \(batch) sequences")
+      precondition(
+        unconditional.count == batch,
+        "ConditionalGPT: \(unconditional.count) unconditional flags for \(batch) sequences")
       precondition(
         !unconditional.contains(true) || unconditionalEmbedding != nil,
         "ConditionalGPT: unconditional rows requested but the model has no uncond_emb")
@@ -275,7 +284,8 @@ public final class ConditionalGPT: Sendable {
   @inline(__always)
   func embedToken(_ token: Int, position: Int, into row: FloatPointer) {
     let d = config.embeddingWidth
-    precondition(token >= 0 && token < config.vocabSize, "ConditionalGPT: token \(token) outside 0..<\(config.vocabSize)")
+    precondition(
+      token >= 0 && token < config.vocabSize, "ConditionalGPT: token \(token) outside 0..<\(config.vocabSize)")
     tokenEmbedding.withUnsafeBufferPointer { row.update(from: $0.baseAddress! + token * d, count: d) }
     positionEmbedding.withUnsafeBufferPointer { addInPlace(row, $0.baseAddress! + position * d, count: d) }
   }
@@ -328,7 +338,8 @@ public final class ConditionalGPT: Sendable {
             let slab = (l * batch + b) * cache.capacity * d
             scaledDotProductAttention(
               q: ws.qkv + b * n * 3 * d, qStride: 3 * d, k: cache.keys + slab, v: cache.values + slab, kvStride: d,
-              out: ws.ctx + b * n * d, outStride: d, queries: n, keys: p + n, heads: heads, headDim: hd, causalOffset: p,
+              out: ws.ctx + b * n * d, outStride: d, queries: n, keys: p + n, heads: heads, headDim: hd,
+              causalOffset: p,
               scratch: ws.scores)
           }
         }
@@ -337,7 +348,8 @@ public final class ConditionalGPT: Sendable {
         for b in 0..<batch {
           let base = ws.qkv + b * n * 3 * d
           scaledDotProductAttention(
-            q: base, qStride: 3 * d, k: base + d, v: base + 2 * d, kvStride: 3 * d, out: ws.ctx + b * n * d, outStride: d,
+            q: base, qStride: 3 * d, k: base + d, v: base + 2 * d, kvStride: 3 * d, out: ws.ctx + b * n * d,
+            outStride: d,
             queries: n, keys: n, heads: heads, headDim: hd, causalOffset: 0, scratch: ws.scores)
         }
       }

@@ -20,7 +20,8 @@ func gptResidualLinear(_ layer: Linear, input: UnsafePointer<Float>, rows: Int, 
     if rows == 1 {
       sgemv(m: n, n: k, a: w.baseAddress!, lda: k, x: input, beta: 1, y: residual)
     } else {
-      sgemm(transB: true, m: rows, n: n, k: k, a: input, lda: k, b: w.baseAddress!, ldb: k, beta: 1, c: residual, ldc: n)
+      sgemm(
+        transB: true, m: rows, n: n, k: k, a: input, lda: k, b: w.baseAddress!, ldb: k, beta: 1, c: residual, ldc: n)
     }
   }
 }
@@ -178,7 +179,8 @@ func gptDot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count n: Int) 
   var acc = SIMD16<Float>()
   var i = 0
   while i + 16 <= n {
-    acc += ra.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
+    acc +=
+      ra.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
       * rb.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
     i += 16
   }
@@ -198,7 +200,8 @@ func gptAxpy(_ alpha: Float, _ x: UnsafePointer<Float>, _ y: FloatPointer, count
   let a = SIMD16<Float>(repeating: alpha)
   var i = 0
   while i + 16 <= n {
-    let r = ry.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
+    let r =
+      ry.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
       + a * rx.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
     ry.storeBytes(of: r, toByteOffset: i * 4, as: SIMD16<Float>.self)
     i += 16
