@@ -8,8 +8,11 @@
 ///
 /// ```swift
 /// let decoder = GPTDecoder(model: gpt, batch: 2)
-/// var logits = decoder.start(conditions: embeddings)      // predicts token 0
-/// for _ in 1..<256 { logits = decoder.step(tokens: pick(logits)) }
+/// decoder.start(conditions: embeddings)                   // logits for token 0
+/// for _ in 1..<256 {
+///   let next = decoder.withLogits { pick($0) }            // read in place: no copy
+///   decoder.step(tokens: next)
+/// }
 /// ```
 public final class GPTDecoder {
   public let model: ConditionalGPT
