@@ -14,7 +14,7 @@ export OPENBLAS_CORETYPE ?= $(CORETYPE)
 endif
 SWIFT_TEST_FLAGS ?=
 
-.PHONY: build debug test test-swift test-python deps apt python vocab fixtures lint format clean
+.PHONY: build debug test test-swift test-python deps apt python vocab fixtures bench lint format clean
 
 ## Install missing system packages (Debian).
 apt:
@@ -61,6 +61,15 @@ test-swift:
 test-python: python
 	$(PY) -m ruff check training
 	$(PY) -m pytest -q training/tests
+
+## The engine against the PyTorch reference on the same random weights, in one run:
+## runs/bench/bench.json (PRESET=builtin|gpt2-medium, BATCH=candidates sampled together).
+PRESET ?= builtin
+BATCH ?= 8
+BENCH_THREADS ?= 2
+bench: build python
+	$(PY) training/reference/bench_torch.py --preset $(PRESET) --batch $(BATCH) \
+	  --threads $(BENCH_THREADS) --clipgen .build/release/clipgen --out runs/bench
 
 lint: python
 	swift format lint --recursive Sources Tests Package.swift
