@@ -30,10 +30,10 @@ struct VQGANFixture {
 }
 
 @Suite struct VQGANParityTests {
-  @Test(arguments: VQGANLayout.allCases)
-  func decodedImagesMatchReference(layout: VQGANLayout) throws {
+  @Test(arguments: VQGANLayout.allCases, [true, false])
+  func decodedImagesMatchReference(layout: VQGANLayout, winograd: Bool) throws {
     let fixture = VQGANFixture.of(layout)
-    let vqgan = try VQGAN.load(directory: fixture.model, layout: layout)
+    let vqgan = try VQGAN.load(directory: fixture.model, layout: layout, winograd: winograd)
     let io = try SafeTensorsFile(url: fixture.io)
     let (tokenShape, tokens) = try io.integers("decode_tokens")
     let expected = try io.tensor("decoded")
@@ -42,17 +42,19 @@ struct VQGANFixture {
     let images = try vqgan.decodeBatch(grids, gridHeight: side, gridWidth: side)
     for (b, image) in images.enumerated() {
       let reference = VQGANFixture.item(expected, b)
-      print("VQGAN \(layout) decode[\(b)]: max|diff|/max|ref| = \(image.maxAbsDifference(reference) / reference.maxAbs)")
-      expectParity(image, reference, "\(layout) decoded image \(b)")
+      print(
+        "VQGAN \(layout) winograd=\(winograd) decode[\(b)]: max|diff|/max|ref| = "
+          + "\(image.maxAbsDifference(reference) / reference.maxAbs)")
+      expectParity(image, reference, "\(layout) winograd=\(winograd) decoded image \(b)")
     }
     // The single-grid entry point agrees with the batch.
     #expect(try vqgan.decode(indices: grids[1], gridHeight: side, gridWidth: side) == images[1])
   }
 
-  @Test(arguments: VQGANLayout.allCases)
-  func encodedIndicesAndLatentsMatchReference(layout: VQGANLayout) throws {
+  @Test(arguments: VQGANLayout.allCases, [true, false])
+  func encodedIndicesAndLatentsMatchReference(layout: VQGANLayout, winograd: Bool) throws {
     let fixture = VQGANFixture.of(layout)
-    let vqgan = try VQGAN.load(directory: fixture.model, layout: layout)
+    let vqgan = try VQGAN.load(directory: fixture.model, layout: layout, winograd: winograd)
     #expect(vqgan.hasEncoder)
     let io = try SafeTensorsFile(url: fixture.io)
     let images = try io.tensor("encode_image")
@@ -61,8 +63,10 @@ struct VQGANFixture {
     for b in 0..<images.shape[0] {
       let (codes, latent) = try vqgan.encode(VQGANFixture.item(images, b))
       let reference = VQGANFixture.item(latents, b)
-      print("VQGAN \(layout) encode[\(b)]: latent max|diff|/max|ref| = \(latent.maxAbsDifference(reference) / reference.maxAbs)")
-      expectParity(latent, reference, "\(layout) latent \(b)")
+      print(
+        "VQGAN \(layout) winograd=\(winograd) encode[\(b)]: latent max|diff|/max|ref| = "
+          + "\(latent.maxAbsDifference(reference) / reference.maxAbs)")
+      expectParity(latent, reference, "\(layout) winograd=\(winograd) latent \(b)")
       let expected = Array(indices[(b * indexShape[1])..<((b + 1) * indexShape[1])])
       #expect(codes == expected, "\(layout) indices \(b): \(zip(codes, expected).filter { $0 != $1 }.count) differ")
     }

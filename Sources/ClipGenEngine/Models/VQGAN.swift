@@ -49,14 +49,17 @@ public final class VQGAN: Sendable {
 
   /// Builds the network from `weights` named as `layout` names them. Errors name the file and the
   /// tensor (missing, or of the wrong shape). The encoder is loaded when `encoder.conv_in.weight`
-  /// is present.
-  public init(weights source: WeightSource, config: VQGANConfig, layout: VQGANLayout = .taming) throws {
+  /// is present. `winograd` false runs the 3×3 convolutions as nine plain GEMMs instead of
+  /// Winograd F(2×2, 3×3) (slower; for comparison).
+  public init(
+    weights source: WeightSource, config: VQGANConfig, layout: VQGANLayout = .taming, winograd: Bool = true
+  ) throws {
     if let problem = config.problems.first {
       throw VQGANError.invalidConfig(file: source.sourceDescription, reason: problem)
     }
     self.config = config
     self.source = source.sourceDescription
-    let w = VQWeightReader(source: layout.weights(source, config: config), eps: config.normEps)
+    let w = VQWeightReader(source: layout.weights(source, config: config), eps: config.normEps, winograd: winograd)
     let book = try w.tensor("quantize.embedding.weight", shape: [config.nEmbed, config.embedDim])
     codebook = book.scalars
     codebookNorms = (0..<config.nEmbed).map { i in
@@ -77,7 +80,7 @@ public final class VQGAN: Sendable {
 
   /// Loads `config.json` and `model.safetensors` from `directory`. With `layout` nil, HFAiLab's
   /// names are recognised by `quantizer.embedding.weight`.
-  public static func load(directory: URL, layout: VQGANLayout? = nil) throws -> VQGAN {
+  public static func load(directory: URL, layout: VQGANLayout? = nil, winograd: Bool = true) throws -> VQGAN {
     let configURL = directory.appendingPathComponent("config.json")
     let weightsURL = directory.appendingPathComponent("model.safetensors")
     guard FileManager.default.fileExists(atPath: configURL.path) else { throw VQGANError.missingFile(configURL.path) }
@@ -90,7 +93,7 @@ public final class VQGAN: Sendable {
     }
     let file = try SafeTensorsFile(url: weightsURL)
     let resolved = layout ?? (file.contains("quantizer.embedding.weight") ? .hfai : .taming)
-    return try VQGAN(weights: file, config: config, layout: resolved)
+    return try VQGAN(weights: file, config: config, layout: resolved, winograd: winograd)
   }
 
   // MARK: Decoding
@@ -107,7 +110,7 @@ public final class VQGAN: Sendable {
     guard !grids.isEmpty else { return [] }
     let g = VQPlaneGeometry(height: gridHeight, width: gridWidth)
     let ws = VQGANWorkspace(config: config, top: g, topLevel: config.levels - 1, convs: decoder.convs)
-    return grids.map { decode($0, g, ws) }
+    return VQKernels.withSingleThreadedBLAS { grids.map { decode($0, g, ws) } }
   }
 
   private func validate(_ indices: [Int], _ h: Int, _ w: Int) throws {
@@ -154,12 +157,14 @@ public final class VQGAN: Sendable {
     }
     let g = VQPlaneGeometry(height: h, width: w)
     let ws = VQGANWorkspace(config: config, top: g, topLevel: 0, convs: encoder.convs)
-    image.withUnsafeBufferPointer { VQKernels.pad($0.baseAddress!, g, channels: config.inChannels, into: ws.t) }
-    let lg = encoder.forward(ws, g)
-    quantConv.forward(ws.x, lg, into: ws.t)
-    var latent = Tensor(zeros: [config.embedDim, lg.height, lg.width])
-    latent.withUnsafeMutableBufferPointer { VQKernels.unpad(ws.t, lg, channels: config.embedDim, into: $0.baseAddress!) }
-    return (nearestCodes(latent), latent)
+    return VQKernels.withSingleThreadedBLAS {
+      image.withUnsafeBufferPointer { VQKernels.pad($0.baseAddress!, g, channels: config.inChannels, into: ws.t) }
+      let lg = encoder.forward(ws, g)
+      quantConv.forward(ws.x, lg, into: ws.t)
+      var latent = Tensor(zeros: [config.embedDim, lg.height, lg.width])
+      latent.withUnsafeMutableBufferPointer { VQKernels.unpad(ws.t, lg, channels: config.embedDim, into: $0.baseAddress!) }
+      return (nearestCodes(latent), latent)
+    }
   }
 
   /// Index of the nearest codebook vector (L2) for each position of a `[embedDim, h, w]` latent,
@@ -174,7 +179,7 @@ public final class VQGAN: Sendable {
         codebookNorms.withUnsafeBufferPointer { np in
           scores.withUnsafeMutableBufferPointer { sp in
             let (z, e, norms, s) = (zp.baseAddress!, ep.baseAddress!, np.baseAddress!, sp.baseAddress!)
-            sgemm(transA: true, transB: true, m: n, n: k, k: d, a: z, lda: n, b: e, ldb: d, c: s, ldc: k)
+            VQKernels.gemm(transA: true, transB: true, m: n, n: k, k: d, a: z, lda: n, b: e, ldb: d, c: s, ldc: k)
             for i in 0..<n {
               let row = s + i * k
               var zz: Float = 0
@@ -215,13 +220,14 @@ public final class VQGAN: Sendable {
 struct VQWeightReader {
   let source: WeightSource
   let eps: Float
+  var winograd = true
 
   func tensor(_ name: String, shape: [Int]) throws -> Tensor { try source.tensor(name, shape: shape) }
 
   func conv3(_ prefix: String, _ inChannels: Int, _ outChannels: Int, stride: Int = 1) throws -> VQConv3x3 {
     VQConv3x3(
       weight: try source.tensor(prefix + ".weight", shape: [outChannels, inChannels, 3, 3]),
-      bias: try source.tensor(prefix + ".bias", shape: [outChannels]), stride: stride)
+      bias: try source.tensor(prefix + ".bias", shape: [outChannels]), stride: stride, winograd: winograd)
   }
 
   /// A 1×1 conv, stored as `[O, I, 1, 1]` (taming) or `[O, I]` (`nn.Linear`, HFAiLab's out_proj).
@@ -316,8 +322,8 @@ struct VQAttnBlock: Sendable {
   init(_ w: VQWeightReader, _ prefix: String, _ channels: Int) throws {
     norm = try w.norm(prefix + ".norm", channels)
     let parts = try ["q", "k", "v"].map { try w.conv1(prefix + "." + $0, channels, channels) }
-    qkvWeight = parts.flatMap(\.weight)
-    qkvBias = parts.flatMap(\.bias)
+    qkvWeight = parts.flatMap { $0.weight }
+    qkvBias = parts.flatMap { $0.bias }
     proj = try w.conv1(prefix + ".proj_out", channels, channels)
   }
 
@@ -332,7 +338,7 @@ struct VQAttnBlock: Sendable {
     let context = scores + n * n
     norm.forward(ws.x, g, swish: false, into: h, compact: true)
     qkvWeight.withUnsafeBufferPointer { wp in
-      sgemm(m: 3 * c, n: n, k: c, a: wp.baseAddress!, lda: c, b: h, ldb: n, c: qkv, ldc: n)
+      VQKernels.gemm(m: 3 * c, n: n, k: c, a: wp.baseAddress!, lda: c, b: h, ldb: n, c: qkv, ldc: n)
     }
     qkvBias.withUnsafeBufferPointer { bp in
       VQKernels.parallel(3 * c, work: 3 * c * n) { r in
@@ -343,11 +349,12 @@ struct VQAttnBlock: Sendable {
     }
     let (q, k, v) = (qkv, qkv + c * n, qkv + 2 * c * n)
     // scores[i, j] = Σ_c q[c, i]·k[c, j] / √C; softmax over j; context[c, i] = Σ_j v[c, j]·scores[i, j].
-    sgemm(transA: true, m: n, n: n, k: c, alpha: 1 / Float(c).squareRoot(), a: q, lda: n, b: k, ldb: n, c: scores, ldc: n)
+    VQKernels.gemm(
+      transA: true, m: n, n: n, k: c, alpha: 1 / Float(c).squareRoot(), a: q, lda: n, b: k, ldb: n, c: scores, ldc: n)
     VQKernels.parallel(n, work: n * n * 8) { i in softmaxInPlace(scores + i * n, count: n) }
-    sgemm(transB: true, m: c, n: n, k: n, a: v, lda: n, b: scores, ldb: n, c: context, ldc: n)
+    VQKernels.gemm(transB: true, m: c, n: n, k: n, a: v, lda: n, b: scores, ldb: n, c: context, ldc: n)
     proj.weight.withUnsafeBufferPointer { wp in
-      sgemm(m: c, n: n, k: c, a: wp.baseAddress!, lda: c, b: context, ldb: n, c: h, ldc: n)
+      VQKernels.gemm(m: c, n: n, k: c, a: wp.baseAddress!, lda: c, b: context, ldb: n, c: h, ldc: n)
     }
     proj.bias.withUnsafeBufferPointer { VQKernels.addCompact(h, bias: $0.baseAddress!, channels: c, into: ws.x, g) }
   }

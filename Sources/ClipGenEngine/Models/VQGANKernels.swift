@@ -9,6 +9,7 @@
 // layout, so no layer ever copies an activation just to re-pad it.
 import COpenBLAS
 import Foundation
+import Synchronization
 
 /// Height and width of an activation and the offsets of its bordered layout.
 struct VQPlaneGeometry: Equatable {
@@ -28,6 +29,48 @@ struct VQPlaneGeometry: Equatable {
 }
 
 enum VQKernels {
+  /// Threads the kernels split work across (one per core).
+  static let workerCount = max(1, ProcessInfo.processInfo.activeProcessorCount)
+
+  /// Runs `body` with OpenBLAS single-threaded, restoring its thread count after. Inside, the
+  /// kernels split every GEMM themselves (`gemm`, Winograd blocks), so that one worker per core
+  /// runs transforms, GEMMs and elementwise passes without barriers, and OpenBLAS's own threads
+  /// do not spin (sched_yield) against ours during the non-GEMM passes. OpenBLAS's thread count
+  /// is process-wide: other BLAS work running concurrently is single-threaded meanwhile.
+  static func withSingleThreadedBLAS<R>(_ body: () throws -> R) rethrows -> R {
+    let previous = openblas_get_num_threads()
+    guard previous > 1, workerCount > 1 else { return try body() }
+    openblas_set_num_threads(1)
+    defer { openblas_set_num_threads(previous) }
+    return try body()
+  }
+
+  /// Row-major `C = alpha·op(A)·op(B) + beta·C` with the columns of C (and of op(B)) split across
+  /// the workers, each calling OpenBLAS on its share (single-threaded inside
+  /// `withSingleThreadedBLAS`). Small products run on the calling thread.
+  static func gemm(
+    transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1,
+    a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int, beta: Float = 0,
+    c: FloatPointer, ldc: Int
+  ) {
+    let workers = min(workerCount, max(1, n / 32), max(1, m * n * k / (1 << 21)))
+    if workers == 1 {
+      sgemm(
+        transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta,
+        c: c, ldc: ldc)
+      return
+    }
+    let chunk = ((n + workers - 1) / workers + 15) / 16 * 16
+    DispatchQueue.concurrentPerform(iterations: workers) { w in
+      let j0 = w * chunk
+      let cols = min(chunk, n - j0)
+      guard cols > 0 else { return }
+      sgemm(
+        transA: transA, transB: transB, m: m, n: cols, k: k, alpha: alpha, a: a, lda: lda,
+        b: transB ? b + j0 * ldb : b + j0, ldb: ldb, beta: beta, c: c + j0, ldc: ldc)
+    }
+  }
+
   /// Runs `body(0..<n)` across the CPU's threads when there is enough work to pay for the hand-off.
   @inline(__always)
   static func parallel(_ n: Int, work: Int, _ body: (Int) -> Void) {
@@ -38,45 +81,169 @@ enum VQKernels {
     }
   }
 
+  @_optimize(speed)
   @inline(__always)
   static func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
     UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
   }
 
+  @_optimize(speed)
   @inline(__always)
   static func store8(_ v: SIMD8<Float>, _ p: FloatPointer) {
     UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
   }
 
   /// `exp(x)` lane-wise: Cephes' `expf` range reduction and polynomial (relative error ~1e-7),
-  /// with the argument clamped so that `2ⁿ` stays a normal float.
+  /// with the argument clamped so that `2ⁿ` stays a normal float. Rounding and `2ⁿ` use the
+  /// 1.5·2²³ trick (adding it leaves n in the low mantissa bits), so everything stays in vector
+  /// registers (the standard library's SIMD float→int conversions are scalar loops).
+  @_optimize(speed)
   @inline(__always)
   static func exp8(_ x: SIMD8<Float>) -> SIMD8<Float> {
-    var x = x.clamped(lowerBound: SIMD8(repeating: -87.0), upperBound: SIMD8(repeating: 88.0))
-    let fx = (x * 1.44269504088896341 + 0.5).rounded(.down)
-    x = x - fx * 0.693359375 + fx * 2.12194440e-4
+    var x = x
+    x.replace(with: 88, where: x .> 88)
+    x.replace(with: -87, where: x .< -87)
+    let magic = SIMD8<Float>(repeating: 12_582_912)
+    let t = x * 1.44269504088896341 + magic
+    let n = t - magic  // round(x / ln 2)
+    let r = x - n * 0.693359375 + n * 2.12194440e-4
     var y = SIMD8<Float>(repeating: 1.9875691500e-4)
-    y = y * x + 1.3981999507e-3
-    y = y * x + 8.3334519073e-3
-    y = y * x + 4.1665795894e-2
-    y = y * x + 1.6666665459e-1
-    y = y * x + 5.0000001201e-1
-    y = y * (x * x) + x + 1
-    let n = SIMD8<Int32>(fx, rounding: .towardZero) &+ 127
-    return y * unsafeBitCast(n &<< 23, to: SIMD8<Float>.self)
+    y = y * r + 1.3981999507e-3
+    y = y * r + 8.3334519073e-3
+    y = y * r + 4.1665795894e-2
+    y = y * r + 1.6666665459e-1
+    y = y * r + 5.0000001201e-1
+    y = y * (r * r) + r + 1
+    let bits = (unsafeBitCast(t, to: SIMD8<Int32>.self) &- 0x4B40_0000 &+ 127) &<< 23
+    return y * unsafeBitCast(bits, to: SIMD8<Float>.self)
   }
 
   /// Swish `x·σ(x)` lane-wise.
+  @_optimize(speed)
   @inline(__always)
   static func swish8(_ v: SIMD8<Float>) -> SIMD8<Float> { v / (1 + exp8(-v)) }
 
   @inline(__always)
   static func swish(_ v: Float) -> Float { v / (1 + Foundation.exp(-v)) }
 
+  // MARK: - Winograd F(2×2, 3×3) transforms
+
+  @_optimize(speed)
+  @inline(__always)
+  static func load4(_ p: UnsafePointer<Float>) -> SIMD4<Float> {
+    UnsafeRawPointer(p).loadUnaligned(as: SIMD4<Float>.self)
+  }
+
+  @_optimize(speed)
+  @inline(__always)
+  static func store4(_ v: SIMD4<Float>, _ p: FloatPointer) {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD4<Float>.self)
+  }
+
+  /// Input transform of one row of tiles: `top` points at the first of the four bordered input rows
+  /// (column 0). Writes V_ξ for each tile to `out + ξ·positionStride + tile`. Four tiles at a time
+  /// (one SSE register per value, so nothing spills): the column transform Bᵀ·d runs on 8
+  /// contiguous columns at 2tx and at 2tx+2, whose even/odd lanes are each tile's four columns.
+  /// Reads up to 9 columns past the last tile's first column (border, next row or slack).
+  @_optimize(speed)
+  @inline(__always)
+  static func winogradInputRow(
+    _ top: UnsafePointer<Float>, rowStride rs: Int, tiles: Int, into out: FloatPointer, positionStride ps: Int
+  ) {
+    var tx = 0
+    while tx < tiles {
+      let p = top + 2 * tx
+      let lanes = min(4, tiles - tx)
+      @inline(__always) func emit(_ i: Int, _ ea: SIMD8<Float>, _ eb: SIMD8<Float>) {
+        // Row transform (·B) per tile: columns c0 = ea even, c1 = ea odd, c2 = eb even, c3 = eb odd.
+        let c0 = ea.evenHalf, c1 = ea.oddHalf, c2 = eb.evenHalf, c3 = eb.oddHalf
+        let base = out + (4 * i) * ps + tx
+        if lanes == 4 {
+          store4(c0 - c2, base)
+          store4(c1 + c2, base + ps)
+          store4(c2 - c1, base + 2 * ps)
+          store4(c1 - c3, base + 3 * ps)
+        } else {
+          let v0 = c0 - c2, v1 = c1 + c2, v2 = c2 - c1, v3 = c1 - c3
+          for l in 0..<lanes {
+            base[l] = v0[l]
+            base[ps + l] = v1[l]
+            base[2 * ps + l] = v2[l]
+            base[3 * ps + l] = v3[l]
+          }
+        }
+      }
+      // Bᵀ rows: d0 − d2, d1 + d2, d2 − d1, d1 − d3, on columns 2tx… and 2tx+2….
+      let r0 = p, r1 = p + rs, r2 = p + 2 * rs, r3 = p + 3 * rs
+      emit(0, load8(r0) - load8(r2), load8(r0 + 2) - load8(r2 + 2))
+      emit(1, load8(r1) + load8(r2), load8(r1 + 2) + load8(r2 + 2))
+      emit(2, load8(r2) - load8(r1), load8(r2 + 2) - load8(r1 + 2))
+      emit(3, load8(r1) - load8(r3), load8(r1 + 2) - load8(r3 + 2))
+      tx += 4
+    }
+  }
+
+  /// Output transform of one row of tiles: M_ξ for each tile at `m + ξ·positionStride + tile` →
+  /// the 2×2 outputs (plus `bias`) at `row0` (output row 2ty, column 0) and `row0 + rowStride`
+  /// (when `secondRow`). With `accumulate` the outputs add to what is there. Four tiles at a time.
+  @_optimize(speed)
+  @inline(__always)
+  static func winogradOutputRow(
+    _ m: UnsafePointer<Float>, positionStride ps: Int, tiles: Int, bias: Float, into row0: FloatPointer,
+    rowStride rs: Int, secondRow: Bool, accumulate: Bool
+  ) {
+    let b4 = SIMD4<Float>(repeating: bias)
+    var tx = 0
+    while tx < tiles {
+      let q = m + tx
+      // Aᵀ·M per column j: (m0j + m1j + m2j, m1j − m2j − m3j).
+      @inline(__always) func col(_ j: Int) -> (SIMD4<Float>, SIMD4<Float>) {
+        let m1 = load4(q + (4 + j) * ps), m2 = load4(q + (8 + j) * ps)
+        return (load4(q + j * ps) + m1 + m2, m1 - m2 - load4(q + (12 + j) * ps))
+      }
+      let s0 = col(0), s1 = col(1), s2 = col(2), s3 = col(3)
+      let y00 = s0.0 + s1.0 + s2.0 + b4
+      let y01 = s1.0 - s2.0 - s3.0 + b4
+      let y10 = s0.1 + s1.1 + s2.1 + b4
+      let y11 = s1.1 - s2.1 - s3.1 + b4
+      let lanes = min(4, tiles - tx)
+      let d0 = row0 + 2 * tx
+      let d1 = d0 + rs
+      if lanes == 4 {
+        var r0 = interleave(y00, y01)
+        if accumulate { r0 += load8(d0) }
+        store8(r0, d0)
+        if secondRow {
+          var r1 = interleave(y10, y11)
+          if accumulate { r1 += load8(d1) }
+          store8(r1, d1)
+        }
+      } else {
+        for l in 0..<lanes {
+          d0[2 * l] = (accumulate ? d0[2 * l] : 0) + y00[l]
+          d0[2 * l + 1] = (accumulate ? d0[2 * l + 1] : 0) + y01[l]
+          if secondRow {
+            d1[2 * l] = (accumulate ? d1[2 * l] : 0) + y10[l]
+            d1[2 * l + 1] = (accumulate ? d1[2 * l + 1] : 0) + y11[l]
+          }
+        }
+      }
+      tx += 4
+    }
+  }
+
+  /// (a0, b0, a1, b1, …).
+  @_optimize(speed)
+  @inline(__always)
+  static func interleave(_ a: SIMD4<Float>, _ b: SIMD4<Float>) -> SIMD8<Float> {
+    SIMD8(a[0], b[0], a[1], b[1], a[2], b[2], a[3], b[3])
+  }
+
   // MARK: - Borders
 
   /// Zeroes the border of every plane and adds `bias[c]` to the interior of channel `c`. Run after
   /// every GEMM that writes a bordered output (the GEMMs leave garbage on the left/right borders).
+  @_optimize(speed)
   static func finish(_ p: FloatPointer, channels: Int, _ g: VQPlaneGeometry, bias: UnsafePointer<Float>?) {
     let (h, w, rs) = (g.height, g.width, g.rowStride)
     parallel(channels, work: channels * g.plane) { c in
@@ -110,6 +277,7 @@ enum VQKernels {
   /// `nn.GroupNorm(groups, C, eps)` over a bordered `[C, H+2, W+2]` input (statistics over the
   /// interior only), optionally followed by swish. Writes a bordered output, or a compact
   /// `[C, H·W]` one when `compactOutput` is set. `src` and `dst` may not overlap.
+  @_optimize(speed)
   static func groupNorm(
     _ src: UnsafePointer<Float>, _ g: VQPlaneGeometry, channels: Int, groups: Int, gamma: UnsafePointer<Float>,
     beta: UnsafePointer<Float>, eps: Float, swish: Bool, into dst: FloatPointer, compactOutput: Bool = false
@@ -211,6 +379,7 @@ enum VQKernels {
 
   /// Nearest-neighbour ×2 upsampling (`F.interpolate(scale_factor=2.0, mode="nearest")`) from a
   /// bordered input into a bordered output of twice the size.
+  @_optimize(speed)
   static func upsample2x(_ src: UnsafePointer<Float>, _ g: VQPlaneGeometry, channels: Int, into dst: FloatPointer) {
     let o = g.doubled()
     let (h, w, rs, ors) = (g.height, g.width, g.rowStride, o.rowStride)
@@ -235,6 +404,7 @@ enum VQKernels {
   }
 
   /// Copies a compact `[C, H, W]` tensor into a bordered layout.
+  @_optimize(speed)
   static func pad(_ src: UnsafePointer<Float>, _ g: VQPlaneGeometry, channels: Int, into dst: FloatPointer) {
     let (h, w, rs) = (g.height, g.width, g.rowStride)
     for c in 0..<channels {
@@ -245,6 +415,7 @@ enum VQKernels {
   }
 
   /// Copies the interior of a bordered layout into a compact `[C, H, W]` tensor.
+  @_optimize(speed)
   static func unpad(_ src: UnsafePointer<Float>, _ g: VQPlaneGeometry, channels: Int, into dst: FloatPointer) {
     let (h, w, rs) = (g.height, g.width, g.rowStride)
     for c in 0..<channels {
@@ -253,6 +424,7 @@ enum VQKernels {
   }
 
   /// `dst` interior `+= src` (compact `[C, H·W]`) `+ bias[c]`.
+  @_optimize(speed)
   static func addCompact(
     _ src: UnsafePointer<Float>, bias: UnsafePointer<Float>, channels: Int, into dst: FloatPointer, _ g: VQPlaneGeometry
   ) {
@@ -273,24 +445,30 @@ enum VQKernels {
 /// `nn.Conv2d` with a 3×3 kernel, on bordered activations: stride 1 with padding 1, or taming's
 /// Downsample (stride 2 after padding (0, 1, 0, 1)). Weights are re-laid out once at load for the
 /// path that suits the layer's shape:
-/// - `shifted`: nine GEMMs over shifted views of the input (most layers; no copies);
+/// - `winograd`: Winograd F(2×2, 3×3) (Lavin & Gray 2015): 16 GEMMs on transformed 4×4 input tiles
+///   instead of 9 full-size ones, 2.25× fewer multiplies; the transforms only add and halve, so
+///   rounding stays that of a direct convolution (most layers);
+/// - `shifted`: nine GEMMs over shifted views of the input (no copies; the same layers, kept as the
+///   plain reference path);
 /// - `im2col`: a row-tiled im2col and one GEMM per tile (stride 2, or few input channels, where
-///   nine GEMMs of depth `I` would be too shallow);
+///   GEMMs of depth `I` would be too shallow);
 /// - `direct`: a SIMD loop for a handful of output channels (the decoder's `conv_out` to RGB),
 ///   where a GEMM with M = 3 runs at a small fraction of peak.
 struct VQConv3x3: Sendable {
-  enum Path: Sendable { case shifted, im2col, direct }
+  enum Path: Sendable { case winograd, shifted, im2col, direct }
 
   let inChannels: Int
   let outChannels: Int
   let stride: Int
   let path: Path
-  /// `shifted`: `[9][O][I]`; `im2col`: `[O][I·9]` (PyTorch's layout); `direct`: `[⌈O/4⌉][I][9][4]`.
+  /// `winograd`: `[16][O][I]` (G·g·Gᵀ per tile position); `shifted`: `[9][O][I]`; `im2col`:
+  /// `[O][I·9]` (PyTorch's layout); `direct`: `[⌈O/4⌉][I][9][4]`.
   let weights: [Float]
   let bias: [Float]
 
-  /// `weight` is PyTorch's `[O, I, 3, 3]`.
-  init(weight: Tensor, bias: Tensor, stride: Int = 1) {
+  /// `weight` is PyTorch's `[O, I, 3, 3]`. `winograd` false picks the nine-GEMM path where
+  /// Winograd would apply.
+  init(weight: Tensor, bias: Tensor, stride: Int = 1, winograd: Bool = true) {
     let (o, i) = (weight.shape[0], weight.shape[1])
     inChannels = i
     outChannels = o
@@ -304,6 +482,31 @@ struct VQConv3x3: Sendable {
       for oc in 0..<o {
         for c in 0..<i {
           for t in 0..<9 { packed[(((oc / 4) * i + c) * 9 + t) * 4 + oc % 4] = w[(oc * i + c) * 9 + t] }
+        }
+      }
+      weights = packed
+    } else if stride == 1 && i * 9 > 64 && winograd {
+      path = .winograd
+      var packed = [Float](repeating: 0, count: 16 * o * i)
+      packed.withUnsafeMutableBufferPointer { u in
+        for oc in 0..<o {
+          for c in 0..<i {
+            // U = G·g·Gᵀ with G = [[1, 0, 0], [½, ½, ½], [½, −½, ½], [0, 0, 1]], in double.
+            let k = (oc * i + c) * 9
+            var gg: (SIMD4<Double>, SIMD4<Double>, SIMD4<Double>) = (.zero, .zero, .zero)  // columns of G·g
+            for r in 0..<3 {
+              let (g0, g1, g2) = (Double(w[k + r]), Double(w[k + 3 + r]), Double(w[k + 6 + r]))
+              let col = SIMD4<Double>(g0, (g0 + g1 + g2) / 2, (g0 - g1 + g2) / 2, g2)
+              if r == 0 { gg.0 = col } else if r == 1 { gg.1 = col } else { gg.2 = col }
+            }
+            let rows = (gg.0, (gg.0 + gg.1 + gg.2) / 2, (gg.0 - gg.1 + gg.2) / 2, gg.2)  // columns of U
+            for a in 0..<4 {
+              u[((a * 4 + 0) * o + oc) * i + c] = Float(rows.0[a])
+              u[((a * 4 + 1) * o + oc) * i + c] = Float(rows.1[a])
+              u[((a * 4 + 2) * o + oc) * i + c] = Float(rows.2[a])
+              u[((a * 4 + 3) * o + oc) * i + c] = Float(rows.3[a])
+            }
+          }
         }
       }
       weights = packed
@@ -324,12 +527,30 @@ struct VQConv3x3: Sendable {
 
   func outputGeometry(_ g: VQPlaneGeometry) -> VQPlaneGeometry { stride == 1 ? g : g.downsampled() }
 
-  /// Floats of im2col scratch this layer needs for an input of geometry `g`.
+  /// Floats of scratch this layer needs for an input of geometry `g`.
   func scratchNeeded(_ g: VQPlaneGeometry) -> Int {
-    path == .im2col ? max(Self.colsBudget, inChannels * 9 * outputGeometry(g).rowStride) : 0
+    switch path {
+    case .im2col: return max(Self.colsBudget, inChannels * 9 * outputGeometry(g).rowStride)
+    case .winograd:
+      return VQKernels.workerCount * winogradBlockScratch(g)
+    case .shifted, .direct: return 0
+    }
   }
 
+  /// Floats of im2col tile (a multiple of whole output rows, at least one).
   static let colsBudget = 1 << 21
+  /// Floats of Winograd transformed input plus GEMM output per block of tile rows (per worker): a
+  /// block's working set stays in cache between the transforms and the GEMMs.
+  static let winogradBudget = 1 << 21
+
+  func winogradTileRowsPerBlock(_ g: VQPlaneGeometry) -> Int {
+    let tilesPerRow = (g.width + 1) / 2
+    return max(1, min((g.height + 1) / 2, Self.winogradBudget / (16 * (inChannels + outChannels) * tilesPerRow)))
+  }
+
+  func winogradBlockScratch(_ g: VQPlaneGeometry) -> Int {
+    16 * (inChannels + outChannels) * winogradTileRowsPerBlock(g) * ((g.width + 1) / 2)
+  }
 
   /// Convolves bordered `src` into bordered `dst` (which must not overlap `src`), adding the bias.
   /// With `accumulate`, the result is added to what `dst` holds (a residual connection) and
@@ -344,7 +565,7 @@ struct VQConv3x3: Sendable {
       weights.withUnsafeBufferPointer { wp in
         direct(
           src, g, wp.baseAddress!, into: dst, rowStride: og.rowStride, planeStride: og.plane, origin: og.origin,
-          accumulate: accumulate)
+          accumulate: accumulate, addBias: finishOutput)
       }
       if finishOutput { VQKernels.finish(dst, channels: outChannels, og, bias: nil) }
       return
@@ -354,19 +575,29 @@ struct VQConv3x3: Sendable {
       switch path {
       case .shifted:
         let n = g.height * g.rowStride
-        for t in 0..<9 {
-          let shift = (t / 3) * g.rowStride + t % 3
-          sgemm(
-            m: outChannels, n: n, k: inChannels, a: w + t * outChannels * inChannels, lda: inChannels,
-            b: src + shift, ldb: g.plane, beta: (t == 0 && !accumulate) ? 0 : 1, c: dst + g.origin, ldc: og.plane)
+        let workers = VQKernels.workerCount
+        let chunk = ((n + workers - 1) / workers + 15) / 16 * 16
+        DispatchQueue.concurrentPerform(iterations: workers) { part in
+          let j0 = part * chunk
+          let cols = min(chunk, n - j0)
+          guard cols > 0 else { return }
+          for t in 0..<9 {
+            let shift = (t / 3) * g.rowStride + t % 3
+            sgemm(
+              m: outChannels, n: cols, k: inChannels, a: w + t * outChannels * inChannels, lda: inChannels,
+              b: src + shift + j0, ldb: g.plane, beta: (t == 0 && !accumulate) ? 0 : 1, c: dst + g.origin + j0,
+              ldc: og.plane)
+          }
         }
+      case .winograd:
+        winograd(src, g, w, into: dst, accumulate: accumulate, finishOutput: finishOutput, scratch: scratch)
       case .im2col:
         im2colGEMM(src, g, w, into: dst, accumulate: accumulate, scratch: scratch)
       case .direct:
         break  // handled above
       }
     }
-    if finishOutput {
+    if finishOutput && path != .winograd {
       bias.withUnsafeBufferPointer { VQKernels.finish(dst, channels: outChannels, og, bias: $0.baseAddress!) }
     }
   }
@@ -379,7 +610,9 @@ struct VQConv3x3: Sendable {
     precondition(stride == 1)
     if path == .direct {
       weights.withUnsafeBufferPointer { wp in
-        direct(src, g, wp.baseAddress!, into: dst, rowStride: g.width, planeStride: g.height * g.width, origin: 0, accumulate: false)
+        direct(
+          src, g, wp.baseAddress!, into: dst, rowStride: g.width, planeStride: g.height * g.width, origin: 0,
+          accumulate: false, addBias: true)
       }
     } else {
       forward(src, g, into: spare, scratch: scratch)
@@ -387,8 +620,78 @@ struct VQConv3x3: Sendable {
     }
   }
 
+  /// Winograd F(2×2, 3×3) over blocks of tile rows. Output tile (ty, tx) covers output pixels
+  /// (2ty…2ty+1, 2tx…2tx+1) and reads the bordered input rows and columns 2ty…2ty+3, 2tx…2tx+3.
+  /// Per block: input transform V = Bᵀ·d·B into `[16][I][tiles]`; 16 GEMMs M_ξ = U_ξ·V_ξ into
+  /// `[16][O][tiles]`; output transform Y = Aᵀ·M·A written (plus bias, plus what `dst` holds when
+  /// accumulating) straight into the bordered output; when finishing it also zeroes the border (and
+  /// otherwise leaves the bias to the caller's `finish`).
+  /// Odd sizes work: the extra tile row/column reads border or slack values and its outputs land
+  /// on the border, which is zeroed after.
+  @_optimize(speed)
+  private func winograd(
+    _ src: UnsafePointer<Float>, _ g: VQPlaneGeometry, _ u: UnsafePointer<Float>, into dst: FloatPointer,
+    accumulate: Bool, finishOutput: Bool, scratch: FloatPointer
+  ) {
+    let (h, w, rs, plane) = (g.height, g.width, g.rowStride, g.plane)
+    let (ci, co) = (inChannels, outChannels)
+    let tileRows = (h + 1) / 2
+    let tw = (w + 1) / 2
+    let rowsPerBlock = winogradTileRowsPerBlock(g)
+    let blocks = (tileRows + rowsPerBlock - 1) / rowsPerBlock
+    let perWorker = winogradBlockScratch(g)
+    let workers = min(VQKernels.workerCount, blocks)
+    let next = VQBlockCounter()
+    bias.withUnsafeBufferPointer { bp in
+      // Each worker takes whole blocks (transform, 16 GEMMs, transform) in its own scratch.
+      DispatchQueue.concurrentPerform(iterations: workers) { worker in
+        let v = scratch + worker * perWorker
+        while true {
+          let block = next.take()
+          guard block < blocks else { return }
+          let ty0 = block * rowsPerBlock
+          let rows = min(rowsPerBlock, tileRows - ty0)
+          let n = rows * tw
+          let m = v + 16 * ci * n
+          for c in 0..<ci {
+            for r in 0..<rows {
+              VQKernels.winogradInputRow(
+                src + c * plane + 2 * (ty0 + r) * rs, rowStride: rs, tiles: tw, into: v + c * n + r * tw,
+                positionStride: ci * n)
+            }
+          }
+          for xi in 0..<16 {
+            sgemm(
+              m: co, n: n, k: ci, a: u + xi * co * ci, lda: ci, b: v + xi * ci * n, ldb: n, c: m + xi * co * n, ldc: n)
+          }
+          for o in 0..<co {
+            let dplane = dst + o * plane
+            if finishOutput && ty0 == 0 { dplane.update(repeating: 0, count: rs) }
+            for r in 0..<rows {
+              let y = 2 * (ty0 + r)
+              let row0 = dplane + (y + 1) * rs + 1
+              VQKernels.winogradOutputRow(
+                m + o * n + r * tw, positionStride: co * n, tiles: tw, bias: finishOutput ? bp[o] : 0, into: row0,
+                rowStride: rs, secondRow: y + 1 < h, accumulate: accumulate)
+              if finishOutput {
+                row0[-1] = 0
+                row0[w] = 0
+                if y + 1 < h {
+                  row0[rs - 1] = 0
+                  row0[rs + w] = 0
+                }
+              }
+            }
+            if finishOutput && ty0 + rows == tileRows { (dplane + (h + 1) * rs).update(repeating: 0, count: rs) }
+          }
+        }
+      }
+    }
+  }
+
   /// Row tiles of the output: im2col into a `[I·9, rows·(OW+2)]` matrix (columns for the border
   /// positions are zero), then one GEMM straight into the bordered output.
+  @_optimize(speed)
   private func im2colGEMM(
     _ src: UnsafePointer<Float>, _ g: VQPlaneGeometry, _ w: UnsafePointer<Float>, into dst: FloatPointer,
     accumulate: Bool, scratch cols: FloatPointer
@@ -421,7 +724,7 @@ struct VQConv3x3: Sendable {
           }
         }
       }
-      sgemm(
+      VQKernels.gemm(
         m: outChannels, n: n, k: k, a: w, lda: k, b: cols, ldb: n, beta: accumulate ? 1 : 0,
         c: dst + og.origin + y0 * ors, ldc: og.plane)
       y0 += rows
@@ -429,10 +732,11 @@ struct VQConv3x3: Sendable {
   }
 
   /// Direct convolution for `O ≤ 8`: per output row, 8 pixels × 4 output channels in SIMD
-  /// accumulators, looping over input channels and taps. Adds the bias itself.
+  /// accumulators, looping over input channels and taps. Adds the bias itself when `addBias`.
+  @_optimize(speed)
   private func direct(
     _ src: UnsafePointer<Float>, _ g: VQPlaneGeometry, _ w: UnsafePointer<Float>, into dst: FloatPointer,
-    rowStride drs: Int, planeStride dps: Int, origin: Int, accumulate: Bool
+    rowStride drs: Int, planeStride dps: Int, origin: Int, accumulate: Bool, addBias: Bool
   ) {
     let (h, wd, rs, plane) = (g.height, g.width, g.rowStride, g.plane)
     let (ci, co) = (inChannels, outChannels)
@@ -462,7 +766,8 @@ struct VQConv3x3: Sendable {
               let oc = og * 4 + j
               let d = dst + oc * dps + origin + y * drs + x0
               let a = j == 0 ? a0 : j == 1 ? a1 : j == 2 ? a2 : a3
-              for l in 0..<lanes { d[l] = (accumulate ? d[l] : 0) + a[l] + b[oc] }
+              let bo = addBias ? b[oc] : 0
+              for l in 0..<lanes { d[l] = (accumulate ? d[l] : 0) + a[l] + bo }
             }
             x0 += 8
           }
@@ -493,7 +798,7 @@ struct VQConv1x1: Sendable {
     finishOutput: Bool = true
   ) {
     weight.withUnsafeBufferPointer { w in
-      sgemm(
+      VQKernels.gemm(
         m: outChannels, n: g.plane, k: inChannels, a: w.baseAddress!, lda: inChannels, b: src, ldb: g.plane,
         beta: accumulate ? 1 : 0, c: dst, ldc: g.plane)
     }
@@ -501,4 +806,10 @@ struct VQConv1x1: Sendable {
       bias.withUnsafeBufferPointer { VQKernels.finish(dst, channels: outChannels, g, bias: $0.baseAddress!) }
     }
   }
+}
+
+/// Hands out block numbers 0, 1, 2, … to whichever worker asks next.
+final class VQBlockCounter: Sendable {
+  private let next = Atomic<Int>(0)
+  func take() -> Int { next.wrappingAdd(1, ordering: .relaxed).oldValue }
 }
