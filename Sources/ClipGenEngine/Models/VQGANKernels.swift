@@ -81,60 +81,53 @@ enum VQKernels {
     }
   }
 
-  @_optimize(speed)
   @inline(__always)
   static func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
     UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
   }
 
-  @_optimize(speed)
   @inline(__always)
   static func store8(_ v: SIMD8<Float>, _ p: FloatPointer) {
     UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
   }
 
-  /// `exp(x)` lane-wise: Cephes' `expf` range reduction and polynomial (relative error ~1e-7),
-  /// with the argument clamped so that `2ⁿ` stays a normal float. Rounding and `2ⁿ` use the
-  /// 1.5·2²³ trick (adding it leaves n in the low mantissa bits), so everything stays in vector
-  /// registers (the standard library's SIMD float→int conversions are scalar loops).
-  @_optimize(speed)
+  /// `exp(x)`: Cephes' `expf` range reduction and polynomial (relative error ~1e-7), with the
+  /// argument clamped so that `2ⁿ` stays a normal float. Rounding and `2ⁿ` use the 1.5·2²³ trick
+  /// (adding it leaves n in the low mantissa bits): no calls and no float→int conversion, so loops
+  /// over it vectorise in release builds and stay cheap in debug ones.
   @inline(__always)
-  static func exp8(_ x: SIMD8<Float>) -> SIMD8<Float> {
-    var x = x
-    x.replace(with: 88, where: x .> 88)
-    x.replace(with: -87, where: x .< -87)
-    let magic = SIMD8<Float>(repeating: 12_582_912)
-    let t = x * 1.44269504088896341 + magic
-    let n = t - magic  // round(x / ln 2)
+  static func exp(_ x: Float) -> Float {
+    var x = x > 88 ? 88 : x
+    x = x < -87 ? -87 : x
+    let t = x * 1.44269504088896341 + 12_582_912
+    let n = t - 12_582_912  // round(x / ln 2)
     let r = x - n * 0.693359375 + n * 2.12194440e-4
-    var y = SIMD8<Float>(repeating: 1.9875691500e-4)
+    var y: Float = 1.9875691500e-4
     y = y * r + 1.3981999507e-3
     y = y * r + 8.3334519073e-3
     y = y * r + 4.1665795894e-2
     y = y * r + 1.6666665459e-1
     y = y * r + 5.0000001201e-1
     y = y * (r * r) + r + 1
-    let bits = (unsafeBitCast(t, to: SIMD8<Int32>.self) &- 0x4B40_0000 &+ 127) &<< 23
-    return y * unsafeBitCast(bits, to: SIMD8<Float>.self)
+    return y * Float(bitPattern: (t.bitPattern &- 0x4B40_0000 &+ 127) &<< 23)
   }
 
-  /// Swish `x·σ(x)` lane-wise.
-  @_optimize(speed)
+  /// `o[i] = swish(r[i]·scale + shift)`, swish = `v·σ(v)`.
   @inline(__always)
-  static func swish8(_ v: SIMD8<Float>) -> SIMD8<Float> { v / (1 + exp8(-v)) }
-
-  @inline(__always)
-  static func swish(_ v: Float) -> Float { v / (1 + Foundation.exp(-v)) }
+  static func affineSwishRow(_ r: UnsafePointer<Float>, into o: FloatPointer, count: Int, scale: Float, shift: Float) {
+    for i in 0..<count {
+      let v = r[i] * scale + shift
+      o[i] = v / (1 + exp(-v))
+    }
+  }
 
   // MARK: - Winograd F(2×2, 3×3) transforms
 
-  @_optimize(speed)
   @inline(__always)
   static func load4(_ p: UnsafePointer<Float>) -> SIMD4<Float> {
     UnsafeRawPointer(p).loadUnaligned(as: SIMD4<Float>.self)
   }
 
-  @_optimize(speed)
   @inline(__always)
   static func store4(_ v: SIMD4<Float>, _ p: FloatPointer) {
     UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD4<Float>.self)
@@ -145,7 +138,6 @@ enum VQKernels {
   /// (one SSE register per value, so nothing spills): the column transform Bᵀ·d runs on 8
   /// contiguous columns at 2tx and at 2tx+2, whose even/odd lanes are each tile's four columns.
   /// Reads up to 9 columns past the last tile's first column (border, next row or slack).
-  @_optimize(speed)
   @inline(__always)
   static func winogradInputRow(
     _ top: UnsafePointer<Float>, rowStride rs: Int, tiles: Int, into out: FloatPointer, positionStride ps: Int
@@ -186,7 +178,6 @@ enum VQKernels {
   /// Output transform of one row of tiles: M_ξ for each tile at `m + ξ·positionStride + tile` →
   /// the 2×2 outputs (plus `bias`) at `row0` (output row 2ty, column 0) and `row0 + rowStride`
   /// (when `secondRow`). With `accumulate` the outputs add to what is there. Four tiles at a time.
-  @_optimize(speed)
   @inline(__always)
   static func winogradOutputRow(
     _ m: UnsafePointer<Float>, positionStride ps: Int, tiles: Int, bias: Float, into row0: FloatPointer,
@@ -233,7 +224,6 @@ enum VQKernels {
   }
 
   /// (a0, b0, a1, b1, …).
-  @_optimize(speed)
   @inline(__always)
   static func interleave(_ a: SIMD4<Float>, _ b: SIMD4<Float>) -> SIMD8<Float> {
     SIMD8(a[0], b[0], a[1], b[1], a[2], b[2], a[3], b[3])
@@ -243,7 +233,6 @@ enum VQKernels {
 
   /// Zeroes the border of every plane and adds `bias[c]` to the interior of channel `c`. Run after
   /// every GEMM that writes a bordered output (the GEMMs leave garbage on the left/right borders).
-  @_optimize(speed)
   static func finish(_ p: FloatPointer, channels: Int, _ g: VQPlaneGeometry, bias: UnsafePointer<Float>?) {
     let (h, w, rs) = (g.height, g.width, g.rowStride)
     parallel(channels, work: channels * g.plane) { c in
@@ -277,7 +266,6 @@ enum VQKernels {
   /// `nn.GroupNorm(groups, C, eps)` over a bordered `[C, H+2, W+2]` input (statistics over the
   /// interior only), optionally followed by swish. Writes a bordered output, or a compact
   /// `[C, H·W]` one when `compactOutput` is set. `src` and `dst` may not overlap.
-  @_optimize(speed)
   static func groupNorm(
     _ src: UnsafePointer<Float>, _ g: VQPlaneGeometry, channels: Int, groups: Int, gamma: UnsafePointer<Float>,
     beta: UnsafePointer<Float>, eps: Float, swish: Bool, into dst: FloatPointer, compactOutput: Bool = false
@@ -332,8 +320,6 @@ enum VQKernels {
       for c in c0..<(c0 + perGroup) {
         let scale = inv * gamma[c]
         let shift = beta[c] - mean * scale
-        let s8 = SIMD8<Float>(repeating: scale)
-        let t8 = SIMD8<Float>(repeating: shift)
         let dplane = compactOutput ? dst + c * h * w : dst + c * g.plane
         if !compactOutput {
           dplane.update(repeating: 0, count: rs)
@@ -350,25 +336,10 @@ enum VQKernels {
             row[w + 1] = 0
             o = row + 1
           }
-          var x = 0
           if swish {
-            while x + 8 <= w {
-              store8(swish8(load8(r + x) * s8 + t8), o + x)
-              x += 8
-            }
-            while x < w {
-              o[x] = Self.swish(r[x] * scale + shift)
-              x += 1
-            }
+            affineSwishRow(r, into: o, count: w, scale: scale, shift: shift)
           } else {
-            while x + 8 <= w {
-              store8(load8(r + x) * s8 + t8, o + x)
-              x += 8
-            }
-            while x < w {
-              o[x] = r[x] * scale + shift
-              x += 1
-            }
+            for x in 0..<w { o[x] = r[x] * scale + shift }
           }
         }
       }
@@ -379,7 +350,6 @@ enum VQKernels {
 
   /// Nearest-neighbour ×2 upsampling (`F.interpolate(scale_factor=2.0, mode="nearest")`) from a
   /// bordered input into a bordered output of twice the size.
-  @_optimize(speed)
   static func upsample2x(_ src: UnsafePointer<Float>, _ g: VQPlaneGeometry, channels: Int, into dst: FloatPointer) {
     let o = g.doubled()
     let (h, w, rs, ors) = (g.height, g.width, g.rowStride, o.rowStride)
@@ -404,7 +374,6 @@ enum VQKernels {
   }
 
   /// Copies a compact `[C, H, W]` tensor into a bordered layout.
-  @_optimize(speed)
   static func pad(_ src: UnsafePointer<Float>, _ g: VQPlaneGeometry, channels: Int, into dst: FloatPointer) {
     let (h, w, rs) = (g.height, g.width, g.rowStride)
     for c in 0..<channels {
@@ -415,7 +384,6 @@ enum VQKernels {
   }
 
   /// Copies the interior of a bordered layout into a compact `[C, H, W]` tensor.
-  @_optimize(speed)
   static func unpad(_ src: UnsafePointer<Float>, _ g: VQPlaneGeometry, channels: Int, into dst: FloatPointer) {
     let (h, w, rs) = (g.height, g.width, g.rowStride)
     for c in 0..<channels {
@@ -424,7 +392,6 @@ enum VQKernels {
   }
 
   /// `dst` interior `+= src` (compact `[C, H·W]`) `+ bias[c]`.
-  @_optimize(speed)
   static func addCompact(
     _ src: UnsafePointer<Float>, bias: UnsafePointer<Float>, channels: Int, into dst: FloatPointer, _ g: VQPlaneGeometry
   ) {
@@ -628,7 +595,6 @@ struct VQConv3x3: Sendable {
   /// otherwise leaves the bias to the caller's `finish`).
   /// Odd sizes work: the extra tile row/column reads border or slack values and its outputs land
   /// on the border, which is zeroed after.
-  @_optimize(speed)
   private func winograd(
     _ src: UnsafePointer<Float>, _ g: VQPlaneGeometry, _ u: UnsafePointer<Float>, into dst: FloatPointer,
     accumulate: Bool, finishOutput: Bool, scratch: FloatPointer
@@ -691,7 +657,6 @@ struct VQConv3x3: Sendable {
 
   /// Row tiles of the output: im2col into a `[I·9, rows·(OW+2)]` matrix (columns for the border
   /// positions are zero), then one GEMM straight into the bordered output.
-  @_optimize(speed)
   private func im2colGEMM(
     _ src: UnsafePointer<Float>, _ g: VQPlaneGeometry, _ w: UnsafePointer<Float>, into dst: FloatPointer,
     accumulate: Bool, scratch cols: FloatPointer
@@ -733,7 +698,6 @@ struct VQConv3x3: Sendable {
 
   /// Direct convolution for `O ≤ 8`: per output row, 8 pixels × 4 output channels in SIMD
   /// accumulators, looping over input channels and taps. Adds the bias itself when `addBias`.
-  @_optimize(speed)
   private func direct(
     _ src: UnsafePointer<Float>, _ g: VQPlaneGeometry, _ w: UnsafePointer<Float>, into dst: FloatPointer,
     rowStride drs: Int, planeStride dps: Int, origin: Int, accumulate: Bool, addBias: Bool
