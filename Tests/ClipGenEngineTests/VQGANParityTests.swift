@@ -184,6 +184,31 @@ struct VQGANFixture {
     #expect(throws: VQGANError.self) { _ = try vqgan.encode(Tensor(zeros: [1, 64, 64])) }
   }
 
+  @Test func missingFilesAndBadConfigsAreErrors() throws {
+    let dir = try temporaryDirectory()
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let config = dir.appendingPathComponent("config.json")
+    #expect(throws: VQGANError.missingFile(config.path)) { _ = try VQGAN.load(directory: dir) }
+    try FileManager.default.copyItem(
+      at: VQGANFixture.taming.model.appendingPathComponent("model.safetensors"),
+      to: dir.appendingPathComponent("model.safetensors"))
+    try Data(#"{"embed_dim": 16, "n_embed": 64, "ch": 30, "ch_mult": [1, 1, 2], "num_res_blocks": 1, "resolution": 64, "z_channels": 16}"#.utf8)
+      .write(to: config)
+    #expect {
+      _ = try VQGAN.load(directory: dir)
+    } throws: { error in
+      guard case VQGANError.invalidConfig(let file, let reason) = error else { return false }
+      return file == config.path && reason.contains("multiple of 32")
+    }
+    try Data("{\"ch\": 32}".utf8).write(to: config)
+    #expect {
+      _ = try VQGAN.load(directory: dir)
+    } throws: { error in
+      guard case VQGANError.invalidConfig(let file, _) = error else { return false }
+      return file == config.path
+    }
+  }
+
   @Test func configReadsTheCheckpointJSON() throws {
     let config = try JSONDecoder().decode(
       VQGANConfig.self, from: Data(contentsOf: VQGANFixture.hfai.model.appendingPathComponent("config.json")))

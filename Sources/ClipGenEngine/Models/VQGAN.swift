@@ -86,8 +86,15 @@ public final class VQGAN: Sendable {
   /// Loads `config.json` and `model.safetensors` from `directory`. With `layout` nil, HFAiLab's
   /// names are recognised by `quantizer.embedding.weight`.
   public static func load(directory: URL, layout: VQGANLayout? = nil, winograd: Bool = true) throws -> VQGAN {
-    let configURL = directory.appendingPathComponent("config.json")
-    let weightsURL = directory.appendingPathComponent("model.safetensors")
+    try load(
+      config: directory.appendingPathComponent("config.json"),
+      weights: directory.appendingPathComponent("model.safetensors"), layout: layout, winograd: winograd)
+  }
+
+  /// Loads a config JSON and a safetensors file (e.g. the paths a model manifest names).
+  public static func load(
+    config configURL: URL, weights weightsURL: URL, layout: VQGANLayout? = nil, winograd: Bool = true
+  ) throws -> VQGAN {
     guard FileManager.default.fileExists(atPath: configURL.path) else { throw VQGANError.missingFile(configURL.path) }
     guard FileManager.default.fileExists(atPath: weightsURL.path) else { throw VQGANError.missingFile(weightsURL.path) }
     let config: VQGANConfig
@@ -96,6 +103,7 @@ public final class VQGAN: Sendable {
     } catch {
       throw VQGANError.invalidConfig(file: configURL.path, reason: "\(error)")
     }
+    if let problem = config.problems.first { throw VQGANError.invalidConfig(file: configURL.path, reason: problem) }
     let file = try SafeTensorsFile(url: weightsURL)
     let resolved = layout ?? (file.contains("quantizer.embedding.weight") ? .hfai : .taming)
     return try VQGAN(weights: file, config: config, layout: resolved, winograd: winograd)
