@@ -42,6 +42,7 @@ import Testing
     (cin: 32, cout: 40, h: 10, w: 36, stride: 1, winograd: true),  // Winograd, even sizes
     (cin: 32, cout: 40, h: 9, w: 13, stride: 1, winograd: true),  // Winograd, odd sizes
     (cin: 32, cout: 32, h: 1, w: 1, stride: 1, winograd: true),  // Winograd, a single pixel
+    (cin: 32, cout: 40, h: 47, w: 49, stride: 1, winograd: true),  // Winograd in blocks across workers
     (cin: 32, cout: 40, h: 9, w: 13, stride: 1, winograd: false),  // shifted GEMMs
     (cin: 3, cout: 32, h: 8, w: 11, stride: 1, winograd: true),  // im2col (few input channels)
     (cin: 32, cout: 3, h: 7, w: 21, stride: 1, winograd: true),  // direct (few output channels)
@@ -57,6 +58,9 @@ import Testing
       ? Conv2d(weight: weight, bias: bias, padding: 1)(x)
       : Conv2d(weight: weight, bias: bias, stride: 2, padding: (0, 0, 1, 1))(x)
     let conv = VQConv3x3(weight: weight, bias: bias, stride: stride, winograd: winograd)
+    if conv.path == .winograd && h > 40 {
+      #expect(conv.winogradPlan(VQPlaneGeometry(height: h, width: w)).blocks > 1)
+    }
     let (input, g) = Self.bordered(x)
     let og = conv.outputGeometry(g)
     #expect([og.height, og.width] == Array(reference.shape.dropFirst()))

@@ -135,7 +135,8 @@ public final class VQGAN: Sendable {
   /// Runs `body` with the spare workspace when it was sized for the same geometry, else a new one;
   /// the workspace used becomes the spare.
   private func withWorkspace<R>(
-    top: VQPlaneGeometry, topLevel: Int, convs: @autoclosure () -> [VQConv3x3], _ body: (VQGANWorkspace) throws -> R
+    top: VQPlaneGeometry, topLevel: Int, convs: @autoclosure () -> [(conv: VQConv3x3, level: Int)],
+    _ body: (VQGANWorkspace) throws -> R
   ) rethrows -> R {
     let key = VQGANWorkspace.Key(top: top, topLevel: topLevel)
     let spare = spareWorkspace.withLock { slot -> VQGANWorkspace? in
@@ -408,6 +409,8 @@ struct VQMid: Sendable {
     block2 = try VQResnetBlock(w, prefix + ".mid.block_2", channels, channels)
   }
 
+  var convs: [VQConv3x3] { [block1.conv1, block1.conv2, block2.conv1, block2.conv2] }
+
   func forward(_ ws: VQGANWorkspace, _ g: VQPlaneGeometry) {
     block1.forward(ws, g)
     attention.forward(ws, g)
@@ -421,6 +424,9 @@ struct VQLevel: Sendable {
   let blocks: [VQResnetBlock]
   let attentions: [VQAttnBlock]
   let resample: VQConv3x3?
+
+  /// The blocks' convs and the resampling conv (all reading this level's geometry in the encoder).
+  var convs: [VQConv3x3] { blocks.flatMap { [$0.conv1, $0.conv2] } + (resample.map { [$0] } ?? []) }
 
   func forwardBlocks(_ ws: VQGANWorkspace, _ g: VQPlaneGeometry) {
     for (j, block) in blocks.enumerated() {
@@ -462,7 +468,15 @@ struct VQEncoder: Sendable {
     convOut = try w.conv3("encoder.conv_out", blockIn, config.zChannels)
   }
 
-  var convs: [VQConv3x3] { [convIn, convOut] + levels.compactMap(\.resample) }
+  /// Every 3×3 conv with the level whose geometry it reads (for sizing scratch).
+  var convs: [(conv: VQConv3x3, level: Int)] {
+    var all: [(conv: VQConv3x3, level: Int)] = [(convIn, 0), (convOut, levels.count - 1)]
+    for (i, level) in levels.enumerated() {
+      all += level.convs.map { ($0, i) }
+    }
+    all += mid.convs.map { ($0, levels.count - 1) }
+    return all
+  }
 
   /// Bordered image in `ws.t` → latent in `ws.x`; returns the latent's geometry.
   func forward(_ ws: VQGANWorkspace, _ g0: VQPlaneGeometry) -> VQPlaneGeometry {
@@ -516,7 +530,17 @@ struct VQDecoder: Sendable {
     convOut = try w.conv3("decoder.conv_out", blockIn, config.outCh)
   }
 
-  var convs: [VQConv3x3] { [convIn, convOut] + levels.compactMap(\.resample) }
+  /// Every 3×3 conv with the level whose geometry it reads (for sizing scratch): a level's
+  /// Upsample conv reads the next level up's geometry.
+  var convs: [(conv: VQConv3x3, level: Int)] {
+    var all: [(conv: VQConv3x3, level: Int)] = [(convIn, levels.count - 1), (convOut, 0)]
+    for (i, level) in levels.enumerated() {
+      all += level.blocks.flatMap { [($0.conv1, i), ($0.conv2, i)] }
+      if let up = level.resample { all.append((up, i - 1)) }
+    }
+    all += mid.convs.map { ($0, levels.count - 1) }
+    return all
+  }
 
   /// `[z_channels]` activation in `ws.x` at the grid's geometry → image.
   func forward(_ ws: VQGANWorkspace, _ g0: VQPlaneGeometry) -> Tensor {
@@ -566,7 +590,7 @@ final class VQGANWorkspace: @unchecked Sendable {
 
   /// `top` is the geometry at level `topLevel` (the grid at the last level for decoding, the image
   /// at level 0 for encoding); other levels halve or double from there.
-  init(config: VQGANConfig, top: VQPlaneGeometry, topLevel: Int, convs: [VQConv3x3]) {
+  init(config: VQGANConfig, top: VQPlaneGeometry, topLevel: Int, convs: [(conv: VQConv3x3, level: Int)]) {
     key = Key(top: top, topLevel: topLevel)
     let levels = config.levels
     var activation = 0
@@ -587,7 +611,7 @@ final class VQGANWorkspace: @unchecked Sendable {
       if config.attnResolutions.contains(config.resolution >> i) || i == levels - 1 {
         attention = max(attention, VQAttnBlock.scratchNeeded(channels: config.ch * config.chMult[i], positions: n))
       }
-      for conv in convs { cols = max(cols, conv.scratchNeeded(g)) }
+      for (conv, level) in convs where level == i { cols = max(cols, conv.scratchNeeded(g)) }
     }
     activationCapacity = activation
     attentionCapacity = attention

@@ -499,24 +499,43 @@ struct VQConv3x3: Sendable {
     switch path {
     case .im2col: return max(Self.colsBudget, inChannels * 9 * outputGeometry(g).rowStride)
     case .winograd:
-      return VQKernels.workerCount * winogradBlockScratch(g)
+      let plan = winogradPlan(g)
+      return min(VQKernels.workerCount, plan.blocks) * plan.scratchPerBlock
     case .shifted, .direct: return 0
     }
   }
 
   /// Floats of im2col tile (a multiple of whole output rows, at least one).
   static let colsBudget = 1 << 21
-  /// Floats of Winograd transformed input plus GEMM output per block of tile rows (per worker): a
-  /// block's working set stays in cache between the transforms and the GEMMs.
-  static let winogradBudget = 1 << 21
-
-  func winogradTileRowsPerBlock(_ g: VQPlaneGeometry) -> Int {
-    let tilesPerRow = (g.width + 1) / 2
-    return max(1, min((g.height + 1) / 2, Self.winogradBudget / (16 * (inChannels + outChannels) * tilesPerRow)))
+  /// How a Winograd convolution splits its tile rows into blocks. A block's transformed input plus
+  /// GEMM output (`scratchPerBlock` floats) stays in cache between the transforms and the GEMMs;
+  /// blocks hold at least `minimumTiles` tiles so that each GEMM is wide enough to run near peak.
+  /// When the whole image has too few tiles to give every worker two such blocks, it is one block
+  /// whose phases are split across the workers instead.
+  struct WinogradPlan {
+    let tileRows: Int
+    let rowsPerBlock: Int
+    let blocks: Int
+    let scratchPerBlock: Int
   }
 
-  func winogradBlockScratch(_ g: VQPlaneGeometry) -> Int {
-    16 * (inChannels + outChannels) * winogradTileRowsPerBlock(g) * ((g.width + 1) / 2)
+  static let winogradBudget = 1 << 20
+  static let winogradMinimumTiles = 128
+
+  func winogradPlan(_ g: VQPlaneGeometry) -> WinogradPlan {
+    let tileRows = (g.height + 1) / 2
+    let tw = (g.width + 1) / 2
+    let workers = VQKernels.workerCount
+    var rows = tileRows
+    if tileRows * tw >= 2 * workers * Self.winogradMinimumTiles {
+      let byBudget = Self.winogradBudget / (16 * (inChannels + outChannels) * tw)
+      let byBalance = (tileRows + 2 * workers - 1) / (2 * workers)
+      let byWidth = (Self.winogradMinimumTiles + tw - 1) / tw
+      rows = max(1, byWidth, min(byBudget, byBalance))
+    }
+    return WinogradPlan(
+      tileRows: tileRows, rowsPerBlock: rows, blocks: (tileRows + rows - 1) / rows,
+      scratchPerBlock: 16 * (inChannels + outChannels) * rows * tw)
   }
 
   /// Convolves bordered `src` into bordered `dst` (which must not overlap `src`), adding the bias.
@@ -599,59 +618,74 @@ struct VQConv3x3: Sendable {
     _ src: UnsafePointer<Float>, _ g: VQPlaneGeometry, _ u: UnsafePointer<Float>, into dst: FloatPointer,
     accumulate: Bool, finishOutput: Bool, scratch: FloatPointer
   ) {
-    let (h, w, rs, plane) = (g.height, g.width, g.rowStride, g.plane)
-    let (ci, co) = (inChannels, outChannels)
-    let tileRows = (h + 1) / 2
-    let tw = (w + 1) / 2
-    let rowsPerBlock = winogradTileRowsPerBlock(g)
-    let blocks = (tileRows + rowsPerBlock - 1) / rowsPerBlock
-    let perWorker = winogradBlockScratch(g)
-    let workers = min(VQKernels.workerCount, blocks)
-    let next = VQBlockCounter()
+    let plan = winogradPlan(g)
     bias.withUnsafeBufferPointer { bp in
+      if plan.blocks == 1 {
+        // Few tiles (the lowest resolutions): one block, with each phase split across the workers.
+        winogradBlock(
+          src, g, u, into: dst, accumulate: accumulate, finishOutput: finishOutput, bias: bp.baseAddress!,
+          firstTileRow: 0, tileRows: plan.tileRows, scratch: scratch, parallelPhases: true)
+        return
+      }
       // Each worker takes whole blocks (transform, 16 GEMMs, transform) in its own scratch.
-      DispatchQueue.concurrentPerform(iterations: workers) { worker in
-        let v = scratch + worker * perWorker
+      let next = VQBlockCounter()
+      DispatchQueue.concurrentPerform(iterations: min(VQKernels.workerCount, plan.blocks)) { worker in
         while true {
           let block = next.take()
-          guard block < blocks else { return }
-          let ty0 = block * rowsPerBlock
-          let rows = min(rowsPerBlock, tileRows - ty0)
-          let n = rows * tw
-          let m = v + 16 * ci * n
-          for c in 0..<ci {
-            for r in 0..<rows {
-              VQKernels.winogradInputRow(
-                src + c * plane + 2 * (ty0 + r) * rs, rowStride: rs, tiles: tw, into: v + c * n + r * tw,
-                positionStride: ci * n)
-            }
-          }
-          for xi in 0..<16 {
-            sgemm(
-              m: co, n: n, k: ci, a: u + xi * co * ci, lda: ci, b: v + xi * ci * n, ldb: n, c: m + xi * co * n, ldc: n)
-          }
-          for o in 0..<co {
-            let dplane = dst + o * plane
-            if finishOutput && ty0 == 0 { dplane.update(repeating: 0, count: rs) }
-            for r in 0..<rows {
-              let y = 2 * (ty0 + r)
-              let row0 = dplane + (y + 1) * rs + 1
-              VQKernels.winogradOutputRow(
-                m + o * n + r * tw, positionStride: co * n, tiles: tw, bias: finishOutput ? bp[o] : 0, into: row0,
-                rowStride: rs, secondRow: y + 1 < h, accumulate: accumulate)
-              if finishOutput {
-                row0[-1] = 0
-                row0[w] = 0
-                if y + 1 < h {
-                  row0[rs - 1] = 0
-                  row0[rs + w] = 0
-                }
-              }
-            }
-            if finishOutput && ty0 + rows == tileRows { (dplane + (h + 1) * rs).update(repeating: 0, count: rs) }
+          guard block < plan.blocks else { return }
+          let ty0 = block * plan.rowsPerBlock
+          winogradBlock(
+            src, g, u, into: dst, accumulate: accumulate, finishOutput: finishOutput, bias: bp.baseAddress!,
+            firstTileRow: ty0, tileRows: min(plan.rowsPerBlock, plan.tileRows - ty0),
+            scratch: scratch + worker * plan.scratchPerBlock, parallelPhases: false)
+        }
+      }
+    }
+  }
+
+  /// One block of tile rows: input transform, 16 GEMMs, output transform.
+  private func winogradBlock(
+    _ src: UnsafePointer<Float>, _ g: VQPlaneGeometry, _ u: UnsafePointer<Float>, into dst: FloatPointer,
+    accumulate: Bool, finishOutput: Bool, bias: UnsafePointer<Float>, firstTileRow ty0: Int, tileRows rows: Int,
+    scratch v: FloatPointer, parallelPhases: Bool
+  ) {
+    let (h, w, rs, plane) = (g.height, g.width, g.rowStride, g.plane)
+    let (ci, co) = (inChannels, outChannels)
+    let tw = (w + 1) / 2
+    let lastTileRow = (h + 1) / 2
+    let n = rows * tw
+    let m = v + 16 * ci * n
+    let phase: (Int, (Int) -> Void) -> Void = { count, body in
+      if parallelPhases { DispatchQueue.concurrentPerform(iterations: count, execute: body) } else { for i in 0..<count { body(i) } }
+    }
+    phase(ci) { c in
+      for r in 0..<rows {
+        VQKernels.winogradInputRow(
+          src + c * plane + 2 * (ty0 + r) * rs, rowStride: rs, tiles: tw, into: v + c * n + r * tw, positionStride: ci * n)
+      }
+    }
+    phase(16) { xi in
+      sgemm(m: co, n: n, k: ci, a: u + xi * co * ci, lda: ci, b: v + xi * ci * n, ldb: n, c: m + xi * co * n, ldc: n)
+    }
+    phase(co) { o in
+      let dplane = dst + o * plane
+      if finishOutput && ty0 == 0 { dplane.update(repeating: 0, count: rs) }
+      for r in 0..<rows {
+        let y = 2 * (ty0 + r)
+        let row0 = dplane + (y + 1) * rs + 1
+        VQKernels.winogradOutputRow(
+          m + o * n + r * tw, positionStride: co * n, tiles: tw, bias: finishOutput ? bias[o] : 0, into: row0,
+          rowStride: rs, secondRow: y + 1 < h, accumulate: accumulate)
+        if finishOutput {
+          row0[-1] = 0
+          row0[w] = 0
+          if y + 1 < h {
+            row0[rs - 1] = 0
+            row0[rs + w] = 0
           }
         }
       }
+      if finishOutput && ty0 + rows == lastTileRow { (dplane + (h + 1) * rs).update(repeating: 0, count: rs) }
     }
   }
 
