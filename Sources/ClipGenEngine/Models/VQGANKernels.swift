@@ -1,12 +1,16 @@
 // The VQGAN's compute kernels, on activations stored as zero-bordered planes.
 //
-// Every activation is `[C, H+2, W+2]`: each channel's plane carries a one-pixel border of zeros.
-// A 3×3, stride-1, padding-1 convolution is then nine GEMMs over shifted views of the input, with
-// no im2col copy: output pixel (y, x) sits at column `y·(W+2) + x` of a GEMM whose B matrix for tap
-// (ki, kj) starts `ki·(W+2) + kj` values into each input plane. The two extra columns per row land
-// exactly on the output's left/right border, which `finish` zeroes again (with the bias added in
-// the same pass). The other layers (GroupNorm, upsampling, attention) read and write the same
-// layout, so no layer ever copies an activation just to re-pad it.
+// Every activation is `[C, H+2, W+2]`: each channel's plane carries a one-pixel border of zeros,
+// which is the convolutions' padding. 3×3 convolutions run as Winograd F(2×2, 3×3): 4×4 input tiles
+// read straight from the bordered planes, 16 GEMMs per block of tiles, outputs (plus bias and the
+// residual) written straight into the next bordered plane. The plain alternative is nine GEMMs
+// over shifted views of the input: output (y, x) sits at column `y·(W+2) + x` of a GEMM whose B
+// matrix for tap (ki, kj) starts `ki·(W+2) + kj` values into each input plane, and the two extra
+// columns per row land on the output's border, which `finish` zeroes again. GroupNorm, upsampling
+// and attention read and write the same layout, so no activation is ever copied to re-pad it.
+//
+// Threads: inside a VQGAN call OpenBLAS runs single-threaded and every kernel splits its own work
+// across one worker per core (`VQKernels.withSingleThreadedBLAS`).
 import COpenBLAS
 import Foundation
 import Synchronization
