@@ -139,43 +139,55 @@ enum VQKernels {
 
   /// Input transform of one row of tiles: `top` points at the first of the four bordered input rows
   /// (column 0). Writes V_ξ for each tile to `out + ξ·positionStride + tile`. Four tiles at a time
-  /// (one SSE register per value, so nothing spills): the column transform Bᵀ·d runs on 8
-  /// contiguous columns at 2tx and at 2tx+2, whose even/odd lanes are each tile's four columns.
-  /// Reads up to 9 columns past the last tile's first column (border, next row or slack).
+  /// (one SSE register per value): the column transform Bᵀ·d runs on 8 contiguous columns at 2tx
+  /// and at 2tx+2, whose even/odd lanes are each tile's four columns. Reads up to 9 columns past
+  /// the last tile's first column (border, next row or slack).
   @inline(__always)
   static func winogradInputRow(
     _ top: UnsafePointer<Float>, rowStride rs: Int, tiles: Int, into out: FloatPointer, positionStride ps: Int
   ) {
+    // Bᵀ rows: d0 − d2, d1 + d2, d2 − d1, d1 − d3 (on columns 2tx… in `a`, 2tx+2… in `b`); then ·B per
+    // tile on its columns c0 = a even, c1 = a odd, c2 = b even, c3 = b odd.
+    @inline(__always) func rows(_ p: UnsafePointer<Float>, _ i: Int) -> (SIMD4<Float>, SIMD4<Float>, SIMD4<Float>, SIMD4<Float>) {
+      let (r0, r1, r2, r3) = (p, p + rs, p + 2 * rs, p + 3 * rs)
+      let a: SIMD8<Float>
+      let b: SIMD8<Float>
+      switch i {
+      case 0: (a, b) = (load8(r0) - load8(r2), load8(r0 + 2) - load8(r2 + 2))
+      case 1: (a, b) = (load8(r1) + load8(r2), load8(r1 + 2) + load8(r2 + 2))
+      case 2: (a, b) = (load8(r2) - load8(r1), load8(r2 + 2) - load8(r1 + 2))
+      default: (a, b) = (load8(r1) - load8(r3), load8(r1 + 2) - load8(r3 + 2))
+      }
+      let c0 = a.evenHalf, c1 = a.oddHalf, c2 = b.evenHalf, c3 = b.oddHalf
+      return (c0 - c2, c1 + c2, c2 - c1, c1 - c3)
+    }
+    let full = tiles & ~3
     var tx = 0
-    while tx < tiles {
+    while tx < full {
       let p = top + 2 * tx
-      let lanes = min(4, tiles - tx)
-      @inline(__always) func emit(_ i: Int, _ ea: SIMD8<Float>, _ eb: SIMD8<Float>) {
-        // Row transform (·B) per tile: columns c0 = ea even, c1 = ea odd, c2 = eb even, c3 = eb odd.
-        let c0 = ea.evenHalf, c1 = ea.oddHalf, c2 = eb.evenHalf, c3 = eb.oddHalf
-        let base = out + (4 * i) * ps + tx
-        if lanes == 4 {
-          store4(c0 - c2, base)
-          store4(c1 + c2, base + ps)
-          store4(c2 - c1, base + 2 * ps)
-          store4(c1 - c3, base + 3 * ps)
-        } else {
-          let v0 = c0 - c2, v1 = c1 + c2, v2 = c2 - c1, v3 = c1 - c3
-          for l in 0..<lanes {
-            base[l] = v0[l]
-            base[ps + l] = v1[l]
-            base[2 * ps + l] = v2[l]
-            base[3 * ps + l] = v3[l]
-          }
+      let o = out + tx
+      for i in 0..<4 {
+        let v = rows(p, i)
+        let base = o + 4 * i * ps
+        store4(v.0, base)
+        store4(v.1, base + ps)
+        store4(v.2, base + 2 * ps)
+        store4(v.3, base + 3 * ps)
+      }
+      tx += 4
+    }
+    if tx < tiles {
+      let p = top + 2 * tx
+      for i in 0..<4 {
+        let v = rows(p, i)
+        let base = out + 4 * i * ps + tx
+        for l in 0..<(tiles - tx) {
+          base[l] = v.0[l]
+          base[ps + l] = v.1[l]
+          base[2 * ps + l] = v.2[l]
+          base[3 * ps + l] = v.3[l]
         }
       }
-      // Bᵀ rows: d0 − d2, d1 + d2, d2 − d1, d1 − d3, on columns 2tx… and 2tx+2….
-      let r0 = p, r1 = p + rs, r2 = p + 2 * rs, r3 = p + 3 * rs
-      emit(0, load8(r0) - load8(r2), load8(r0 + 2) - load8(r2 + 2))
-      emit(1, load8(r1) + load8(r2), load8(r1 + 2) + load8(r2 + 2))
-      emit(2, load8(r2) - load8(r1), load8(r2 + 2) - load8(r1 + 2))
-      emit(3, load8(r1) - load8(r3), load8(r1 + 2) - load8(r3 + 2))
-      tx += 4
     }
   }
 
@@ -647,7 +659,10 @@ struct VQConv3x3: Sendable {
     }
   }
 
-  /// One block of tile rows: input transform, 16 GEMMs, output transform.
+  /// One block of tile rows: input transform, 16 GEMMs, output transform. V is laid out
+  /// `[I][16][tiles]` (the GEMMs read it with a row stride of 16·tiles), so each input channel's
+  /// 16 transformed rows are written together; M is `[16][O][tiles]`, contiguous per GEMM (OpenBLAS
+  /// clears a contiguous C with memset, a strided one much more slowly).
   private func winogradBlock(
     _ src: UnsafePointer<Float>, _ g: VQPlaneGeometry, _ u: UnsafePointer<Float>, into dst: FloatPointer,
     accumulate: Bool, finishOutput: Bool, bias: UnsafePointer<Float>, firstTileRow ty0: Int, tileRows rows: Int,
@@ -665,11 +680,12 @@ struct VQConv3x3: Sendable {
     phase(ci) { c in
       for r in 0..<rows {
         VQKernels.winogradInputRow(
-          src + c * plane + 2 * (ty0 + r) * rs, rowStride: rs, tiles: tw, into: v + c * n + r * tw, positionStride: ci * n)
+          src + c * plane + 2 * (ty0 + r) * rs, rowStride: rs, tiles: tw, into: v + c * 16 * n + r * tw,
+          positionStride: n)
       }
     }
     phase(16) { xi in
-      sgemm(m: co, n: n, k: ci, a: u + xi * co * ci, lda: ci, b: v + xi * ci * n, ldb: n, c: m + xi * co * n, ldc: n)
+      sgemm(m: co, n: n, k: ci, a: u + xi * co * ci, lda: ci, b: v + xi * n, ldb: 16 * n, c: m + xi * co * n, ldc: n)
     }
     phase(co) { o in
       let dplane = dst + o * plane
