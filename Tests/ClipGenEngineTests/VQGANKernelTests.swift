@@ -20,7 +20,9 @@ import Testing
   static func interior(_ buffer: [Float], _ g: VQPlaneGeometry, channels: Int) -> Tensor {
     var out = Tensor(zeros: [channels, g.height, g.width])
     buffer.withUnsafeBufferPointer { b in
-      out.withUnsafeMutableBufferPointer { VQKernels.unpad(b.baseAddress!, g, channels: channels, into: $0.baseAddress!) }
+      out.withUnsafeMutableBufferPointer {
+        VQKernels.unpad(b.baseAddress!, g, channels: channels, into: $0.baseAddress!)
+      }
     }
     return out
   }

@@ -140,7 +140,8 @@ struct VQGANFixture {
     let path = dir.appendingPathComponent("model.safetensors")
     try SafeTensorsWriter.write(kept, to: path)
     try FileManager.default.copyItem(
-      at: VQGANFixture.taming.model.appendingPathComponent("config.json"), to: dir.appendingPathComponent("config.json"))
+      at: VQGANFixture.taming.model.appendingPathComponent("config.json"), to: dir.appendingPathComponent("config.json")
+    )
     #expect(throws: WeightError.missingTensor(file: path.path, tensor: missing)) {
       _ = try VQGAN.load(directory: dir)
     }
@@ -192,8 +193,11 @@ struct VQGANFixture {
     try FileManager.default.copyItem(
       at: VQGANFixture.taming.model.appendingPathComponent("model.safetensors"),
       to: dir.appendingPathComponent("model.safetensors"))
-    try Data(#"{"embed_dim": 16, "n_embed": 64, "ch": 30, "ch_mult": [1, 1, 2], "num_res_blocks": 1, "resolution": 64, "z_channels": 16}"#.utf8)
-      .write(to: config)
+    try Data(
+      #"{"embed_dim": 16, "n_embed": 64, "ch": 30, "ch_mult": [1, 1, 2], "num_res_blocks": 1, "resolution": 64, "z_channels": 16}"#
+        .utf8
+    )
+    .write(to: config)
     #expect {
       _ = try VQGAN.load(directory: dir)
     } throws: { error in

@@ -69,7 +69,9 @@ public final class VQGAN: Sendable {
     codebook = book.scalars
     codebookNorms = (0..<config.nEmbed).map { i in
       var s: Float = 0
-      for j in 0..<config.embedDim { s += book.scalars[i * config.embedDim + j] * book.scalars[i * config.embedDim + j] }
+      for j in 0..<config.embedDim {
+        s += book.scalars[i * config.embedDim + j] * book.scalars[i * config.embedDim + j]
+      }
       return s
     }
     postQuantConv = try w.conv1("post_quant_conv", config.embedDim, config.zChannels)
@@ -194,12 +196,14 @@ public final class VQGAN: Sendable {
     let g = VQPlaneGeometry(height: h, width: w)
     return withWorkspace(top: g, topLevel: 0, convs: encoder.convs) { ws in
       VQKernels.withSingleThreadedBLAS {
-      image.withUnsafeBufferPointer { VQKernels.pad($0.baseAddress!, g, channels: config.inChannels, into: ws.t) }
-      let lg = encoder.forward(ws, g)
-      quantConv.forward(ws.x, lg, into: ws.t)
-      var latent = Tensor(zeros: [config.embedDim, lg.height, lg.width])
-      latent.withUnsafeMutableBufferPointer { VQKernels.unpad(ws.t, lg, channels: config.embedDim, into: $0.baseAddress!) }
-      return (nearestCodes(latent), latent)
+        image.withUnsafeBufferPointer { VQKernels.pad($0.baseAddress!, g, channels: config.inChannels, into: ws.t) }
+        let lg = encoder.forward(ws, g)
+        quantConv.forward(ws.x, lg, into: ws.t)
+        var latent = Tensor(zeros: [config.embedDim, lg.height, lg.width])
+        latent.withUnsafeMutableBufferPointer {
+          VQKernels.unpad(ws.t, lg, channels: config.embedDim, into: $0.baseAddress!)
+        }
+        return (nearestCodes(latent), latent)
       }
     }
   }
@@ -337,7 +341,9 @@ struct VQResnetBlock: Sendable {
     if let shortcut {
       conv2.forward(ws.t, g, into: ws.u, finishOutput: false, scratch: ws.cols)
       shortcut.forward(ws.x, g, into: ws.u, accumulate: true, finishOutput: false)
-      outputBias.withUnsafeBufferPointer { VQKernels.finish(ws.u, channels: conv2.outChannels, g, bias: $0.baseAddress!) }
+      outputBias.withUnsafeBufferPointer {
+        VQKernels.finish(ws.u, channels: conv2.outChannels, g, bias: $0.baseAddress!)
+      }
       swap(&ws.x, &ws.u)
     } else {
       // The residual is the GEMMs' accumulator: conv2 adds straight into x.
@@ -459,7 +465,8 @@ struct VQEncoder: Sendable {
         blockIn = blockOut
         if attend { attentions.append(try VQAttnBlock(w, "encoder.down.\(i).attn.\(j)", blockIn)) }
       }
-      let down = i == config.levels - 1 ? nil : try w.conv3("encoder.down.\(i).downsample.conv", blockIn, blockIn, stride: 2)
+      let down =
+        i == config.levels - 1 ? nil : try w.conv3("encoder.down.\(i).downsample.conv", blockIn, blockIn, stride: 2)
       levels.append(VQLevel(blocks: blocks, attentions: attentions, resample: down))
     }
     self.levels = levels

@@ -148,7 +148,9 @@ enum VQKernels {
   ) {
     // Bᵀ rows: d0 − d2, d1 + d2, d2 − d1, d1 − d3 (on columns 2tx… in `a`, 2tx+2… in `b`); then ·B per
     // tile on its columns c0 = a even, c1 = a odd, c2 = b even, c3 = b odd.
-    @inline(__always) func rows(_ p: UnsafePointer<Float>, _ i: Int) -> (SIMD4<Float>, SIMD4<Float>, SIMD4<Float>, SIMD4<Float>) {
+    @inline(__always) func rows(_ p: UnsafePointer<Float>, _ i: Int) -> (
+      SIMD4<Float>, SIMD4<Float>, SIMD4<Float>, SIMD4<Float>
+    ) {
       let (r0, r1, r2, r3) = (p, p + rs, p + 2 * rs, p + 3 * rs)
       let a: SIMD8<Float>
       let b: SIMD8<Float>
@@ -472,22 +474,24 @@ struct VQConv3x3: Sendable {
       path = .winograd
       var packed = [Float](repeating: 0, count: 16 * o * i)
       packed.withUnsafeMutableBufferPointer { u in
-        for oc in 0..<o {
-          for c in 0..<i {
-            // U = G·g·Gᵀ with G = [[1, 0, 0], [½, ½, ½], [½, −½, ½], [0, 0, 1]], in double.
-            let k = (oc * i + c) * 9
-            var gg: (SIMD4<Double>, SIMD4<Double>, SIMD4<Double>) = (.zero, .zero, .zero)  // columns of G·g
-            for r in 0..<3 {
-              let (g0, g1, g2) = (Double(w[k + r]), Double(w[k + 3 + r]), Double(w[k + 6 + r]))
-              let col = SIMD4<Double>(g0, (g0 + g1 + g2) / 2, (g0 - g1 + g2) / 2, g2)
-              if r == 0 { gg.0 = col } else if r == 1 { gg.1 = col } else { gg.2 = col }
-            }
-            let rows = (gg.0, (gg.0 + gg.1 + gg.2) / 2, (gg.0 - gg.1 + gg.2) / 2, gg.2)  // columns of U
-            for a in 0..<4 {
-              u[((a * 4 + 0) * o + oc) * i + c] = Float(rows.0[a])
-              u[((a * 4 + 1) * o + oc) * i + c] = Float(rows.1[a])
-              u[((a * 4 + 2) * o + oc) * i + c] = Float(rows.2[a])
-              u[((a * 4 + 3) * o + oc) * i + c] = Float(rows.3[a])
+        w.withUnsafeBufferPointer { w in
+          VQKernels.parallel(o, work: o * i * 64) { oc in
+            for c in 0..<i {
+              // U = G·g·Gᵀ with G = [[1, 0, 0], [½, ½, ½], [½, −½, ½], [0, 0, 1]], in double.
+              let k = (oc * i + c) * 9
+              var gg: (SIMD4<Double>, SIMD4<Double>, SIMD4<Double>) = (.zero, .zero, .zero)  // columns of G·g
+              for r in 0..<3 {
+                let (g0, g1, g2) = (Double(w[k + r]), Double(w[k + 3 + r]), Double(w[k + 6 + r]))
+                let col = SIMD4<Double>(g0, (g0 + g1 + g2) / 2, (g0 - g1 + g2) / 2, g2)
+                if r == 0 { gg.0 = col } else if r == 1 { gg.1 = col } else { gg.2 = col }
+              }
+              let rows = (gg.0, (gg.0 + gg.1 + gg.2) / 2, (gg.0 - gg.1 + gg.2) / 2, gg.2)  // columns of U
+              for a in 0..<4 {
+                u[((a * 4 + 0) * o + oc) * i + c] = Float(rows.0[a])
+                u[((a * 4 + 1) * o + oc) * i + c] = Float(rows.1[a])
+                u[((a * 4 + 2) * o + oc) * i + c] = Float(rows.2[a])
+                u[((a * 4 + 3) * o + oc) * i + c] = Float(rows.3[a])
+              }
             }
           }
         }
@@ -607,7 +611,8 @@ struct VQConv3x3: Sendable {
   /// Convolves bordered `src` into a compact `[O, H, W]` output (the decoder's last layer). Layers
   /// without the direct path go through `spare` (a bordered buffer for `O` channels) and a copy.
   func forwardCompact(
-    _ src: UnsafePointer<Float>, _ g: VQPlaneGeometry, into dst: FloatPointer, spare: FloatPointer, scratch: FloatPointer
+    _ src: UnsafePointer<Float>, _ g: VQPlaneGeometry, into dst: FloatPointer, spare: FloatPointer,
+    scratch: FloatPointer
   ) {
     precondition(stride == 1)
     if path == .direct {
@@ -675,7 +680,11 @@ struct VQConv3x3: Sendable {
     let n = rows * tw
     let m = v + 16 * ci * n
     let phase: (Int, (Int) -> Void) -> Void = { count, body in
-      if parallelPhases { DispatchQueue.concurrentPerform(iterations: count, execute: body) } else { for i in 0..<count { body(i) } }
+      if parallelPhases {
+        DispatchQueue.concurrentPerform(iterations: count, execute: body)
+      } else {
+        for i in 0..<count { body(i) }
+      }
     }
     phase(ci) { c in
       for r in 0..<rows {
