@@ -11,9 +11,12 @@ let package = Package(
   products: [
     .library(name: "ClipGenEngine", targets: ["ClipGenEngine"]),
     .executable(name: "clipgen", targets: ["clipgen"]),
+    .library(name: "ClipGenStudio", targets: ["ClipGenStudio"]),
+    .executable(name: "clipgen-studio", targets: ["clipgen-studio"]),
   ],
   dependencies: [
-    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
   ],
   targets: [
     // System libraries (Debian packages; the Makefile installs what is missing).
@@ -38,6 +41,15 @@ let package = Package(
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       swiftSettings: releaseSpeed),
+    // The terminal studio: driver, cell grid, views, sixel + half-block images, history, themes.
+    .target(
+      name: "ClipGenStudio",
+      dependencies: [
+        "ClipGenEngine", "CSixel", "CNcursesw", "CCursesShim",
+        .product(name: "GRDB", package: "GRDB.swift"),
+      ]),
+    .executableTarget(name: "clipgen-studio", dependencies: ["ClipGenStudio", "ClipGenEngine"]),
+    .testTarget(name: "ClipGenStudioTests", dependencies: ["ClipGenStudio"], exclude: ["Snapshots"]),
     .testTarget(
       name: "ClipGenEngineTests",
       dependencies: ["ClipGenEngine"],
