@@ -109,3 +109,14 @@ int cg_curses_read(int timeout_ms, uint32_t *ch) {
   *ch = (uint32_t)k;
   return 2;
 }
+
+#include <sys/ioctl.h>
+int cg_curses_window_size(int fd, int *cols, int *rows, int *xpixels, int *ypixels) {
+  struct winsize ws;
+  if (ioctl(fd, TIOCGWINSZ, &ws) != 0) return -1;
+  *cols = ws.ws_col;
+  *rows = ws.ws_row;
+  *xpixels = ws.ws_xpixel;
+  *ypixels = ws.ws_ypixel;
+  return 0;
+}

@@ -52,3 +52,7 @@ enum {
 /// Waits up to `timeout_ms` for input. Returns 0 when none, 1 for a character (in *ch), 2 for
 /// a special key (a CG_KEY_* code in *ch).
 int cg_curses_read(int timeout_ms, uint32_t *ch);
+
+/// The terminal's size from TIOCGWINSZ on `fd`: cells and, where the terminal reports them
+/// (xterm does), pixels. Returns 0 on success; pixel sizes are 0 when unknown.
+int cg_curses_window_size(int fd, int *cols, int *rows, int *xpixels, int *ypixels);

@@ -462,6 +462,7 @@ public final class Studio {
     case .resize(let w, let h):
       state.width = w
       state.height = h
+      state.capabilities = driver.capabilities
     case .key(let key):
       state.message = nil
       handle(key)

@@ -111,7 +111,9 @@ public struct GeneratorOutput: Sendable {
 }
 
 /// The generator stopped because the progress handler asked it to.
-public struct GenerationCancelled: Error {}
+public struct GenerationCancelled: Error {
+  public init() {}
+}
 
 /// Something that turns prompts into images, reporting progress as it samples.
 public protocol Generator: AnyObject, Sendable {

@@ -49,7 +49,14 @@ public final class CursesDriver: TerminalDriver {
       throw TerminalError(message: "clipgen-studio needs a terminal: standard input and output must be a tty")
     }
     _ = cg_curses_setlocale_utf8()
-    let replies = options.probe ? TerminalProbe.query() : TerminalReplies()
+    var replies = options.probe ? TerminalProbe.query() : TerminalReplies()
+    var wc: Int32 = 0
+    var wr: Int32 = 0
+    var wx: Int32 = 0
+    var wy: Int32 = 0
+    if cg_curses_window_size(STDOUT_FILENO, &wc, &wr, &wx, &wy) == 0, wx > 0, wy > 0 {
+      replies.windowPixels = (Int(wx), Int(wy))
+    }
     guard cg_curses_start(25) == 0 else {
       throw TerminalError(message: "ncurses could not start on this terminal (TERM=\(ProcessInfo.processInfo.environment["TERM"] ?? "unset"))")
     }
@@ -107,6 +114,17 @@ public final class CursesDriver: TerminalDriver {
         width = Int(cols)
         height = Int(rows)
         previous = nil
+        // A new font size changes the cell size; TIOCGWINSZ says so where the terminal fills it in.
+        var wc: Int32 = 0
+        var wr: Int32 = 0
+        var wx: Int32 = 0
+        var wy: Int32 = 0
+        if cg_curses_window_size(STDOUT_FILENO, &wc, &wr, &wx, &wy) == 0, wx > 0, wy > 0, cols > 0, rows > 0,
+          Int(wx) / Int(cols) >= 2, Int(wy) / Int(rows) >= 2
+        {
+          capabilities.cellPixelWidth = Int(wx) / Int(cols)
+          capabilities.cellPixelHeight = Int(wy) / Int(rows)
+        }
         return .resize(width: width, height: height)
       }
       return translateSpecial(ch).map { .key($0) }
@@ -132,7 +150,6 @@ public final class CursesDriver: TerminalDriver {
 
   private func translateSpecial(_ code: UInt32) -> Key? {
     let c = Int(code)
-    func is_(_ k: Int) -> Bool { c == k }
     if c >= Int(CG_KEY_F1), c < Int(CG_KEY_F1) + 12 { return .function(c - Int(CG_KEY_F1) + 1) }
     switch c {
     case Int(CG_KEY_UP): return .up

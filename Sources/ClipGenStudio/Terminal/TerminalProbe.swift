@@ -11,6 +11,9 @@ public struct TerminalReplies: Sendable, Equatable {
   public var deviceAttributes: [Int]?
   public var cellSize: (width: Int, height: Int)?
   public var textAreaPixels: (width: Int, height: Int)?
+  /// The window size in pixels from TIOCGWINSZ (terminals that fill it in, like xterm, which
+  /// by default does not answer the XTWINOPS queries).
+  public var windowPixels: (width: Int, height: Int)?
 
   public static func == (a: TerminalReplies, b: TerminalReplies) -> Bool {
     a.deviceAttributes == b.deviceAttributes && a.cellSize?.width == b.cellSize?.width
@@ -62,8 +65,8 @@ public struct TerminalReplies: Sendable, Equatable {
   /// The cell size to use: reported, else derived from the text area, else 10×20.
   public func cellPixelSize(columns: Int, rows: Int) -> (width: Int, height: Int) {
     if let c = cellSize, c.width >= 2, c.height >= 2 { return c }
-    if let t = textAreaPixels, columns > 0, rows > 0, t.width / columns >= 2, t.height / rows >= 2 {
-      return (t.width / columns, t.height / rows)
+    for t in [textAreaPixels, windowPixels].compactMap({ $0 }) where columns > 0 && rows > 0 {
+      if t.width / columns >= 2, t.height / rows >= 2 { return (t.width / columns, t.height / rows) }
     }
     return (10, 20)
   }

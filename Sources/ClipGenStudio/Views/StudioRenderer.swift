@@ -214,7 +214,7 @@ public struct StudioRenderer {
     if let run = state.run, state.selectedEntry == nil || state.selectedEntry?.id == run.historyID {
       c.pane(r, title: "Live", focused: focused, rightTitle: "\(run.phase.rawValue) \(run.done)/\(run.total)")
       let details = detailLines(run: run)
-      let area = Rect(x: inner.x, y: inner.y, width: inner.width, height: max(1, inner.height - details.count - 1))
+      let area = imageArea(inner)
       let shown = run.preview.map { $0.veiled(fromRow: run.previewRows * $0.height / max(1, state.gridHeight)) }
       drawImage(&c, shown, in: area, slot: "preview", placeholder: "embedding the prompt…")
       drawDetails(&c, details, below: area, inner: inner)
@@ -239,7 +239,7 @@ public struct StudioRenderer {
     let index = min(state.previewIndex, max(0, count - 1))
     c.pane(r, title: "Preview #\(entry.id)", focused: focused, rightTitle: count > 1 ? "image \(index + 1)/\(count) ←/→" : nil)
     let details = detailLines(entry: entry, index: index)
-    let area = Rect(x: inner.x, y: inner.y, width: inner.width, height: max(1, inner.height - details.count - 1))
+    let area = imageArea(inner)
     var image: Pixmap?
     var placeholder = "no image"
     if index < count {
@@ -259,12 +259,32 @@ public struct StudioRenderer {
     drawDetails(&c, details, below: area, inner: inner)
   }
 
+  /// Rows under the preview image kept for the details, the same live and finished so the
+  /// image does not change size when a generation ends.
+  static let detailRows = 5
+
+  func imageArea(_ inner: Rect) -> Rect {
+    Rect(x: inner.x, y: inner.y, width: inner.width, height: max(1, inner.height - StudioRenderer.detailRows - 1))
+  }
+
   func drawDetails(_ c: inout Canvas, _ lines: [(String, String)], below area: Rect, inner: Rect) {
-    var y = inner.maxY - lines.count
-    for (text, role) in lines {
-      if y >= inner.y { c.text(text, x: inner.x, y: y, role: role, limit: inner.width) }
+    var y = area.maxY + 1
+    for (text, role) in lines.prefix(StudioRenderer.detailRows) {
+      let t = text.hasPrefix("/") || text.hasPrefix("~") ? leftTruncated(text, inner.width) : text.truncated(toColumns: inner.width)
+      if y < inner.maxY { c.text(t, x: inner.x, y: y, role: role) }
       y += 1
     }
+  }
+
+  /// The end of a path that fits, with "…" in front when cut.
+  func leftTruncated(_ s: String, _ width: Int) -> String {
+    guard s.terminalWidth > width, width > 1 else { return s }
+    var out = ""
+    for ch in s.reversed() {
+      if (out.terminalWidth + ch.terminalWidth) > width - 1 { break }
+      out.insert(ch, at: out.startIndex)
+    }
+    return "…" + out
   }
 
   /// A path with the home directory shown as "~".
