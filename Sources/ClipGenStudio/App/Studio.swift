@@ -28,14 +28,17 @@ public struct StudioEnvironment {
   /// Seconds between live preview decodes, and between progress updates.
   public var previewInterval: Double
   public var progressInterval: Double
+  /// Things to tell the user when the studio opens (e.g. a style file that did not load).
+  public var notices: [String]
 
   public init(
     generator: Generator, files: ImageFiles, store: HistoryStore, themes: ThemeLibrary, theme: Theme, styles: StyleLibrary,
     samplePrompts: [String], imageMode: ImageMode? = nil, now: @escaping () -> Date = Date.init,
     timeZone: TimeZone = .current, randomSeed: @escaping () -> UInt64 = { UInt64.random(in: 0...UInt64(UInt32.max)) },
     exportDirectory: URL? = nil, pathCompleter: PathCompleter = PathCompleter(), previewInterval: Double = 0.12,
-    progressInterval: Double = 0.03
+    progressInterval: Double = 0.03, notices: [String] = []
   ) {
+    self.notices = notices
     self.generator = generator
     self.files = files
     self.store = store
@@ -86,6 +89,7 @@ public final class Studio {
     let recent = (try? env.store.recentPrompts()) ?? []
     state.recall = PromptRecall(entries: recent + env.samplePrompts.filter { !recent.contains($0) })
     reloadHistory(selecting: nil)
+    if let notice = env.notices.first { message(notice, .warning) }
     if let interrupted = state.history.first(where: { $0.generation.status == .interrupted && $0.generation.finishedAt == nil }) {
       message("Generation #\(interrupted.id) was interrupted when the studio last stopped; it is marked ! in the history", .warning)
     }
@@ -255,7 +259,7 @@ public final class Studio {
     if state.run?.job == job {
       state.run = nil
       if let saveError {
-        message("Generated, but \(saveError)", .error)
+        message("Image not saved: \(saveError)", .error)
       } else {
         var t = String(format: "Done in %.1f s · %.0f tok/s", output.seconds, output.tokensPerSecond)
         if output.truncated { t += " · the prompt was cut to fit the model's context" }

@@ -154,7 +154,11 @@ public final class GenerationWorker: Sendable {
           saved.append(url)
         } catch {
           saved.append(nil)
-          saveError = saveError ?? "cannot save \(url.path): \(error)"
+          if let e = error as? FileWriteError {
+            saveError = saveError ?? "\(e.reason) (writing \(e.path))"
+          } else {
+            saveError = saveError ?? "cannot save \(url.path): \(error)"
+          }
         }
       }
       post(.finished(job: job, column: column, output: output, saved: saved, saveError: saveError))

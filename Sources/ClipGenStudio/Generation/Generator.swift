@@ -129,6 +129,19 @@ public protocol Generator: AnyObject, Sendable {
   func preview(tokens: [Int]) throws -> Pixmap
 }
 
+/// Why a file could not be written: the path and the system's reason ("No space left on device").
+public struct FileWriteError: Error, CustomStringConvertible {
+  public var path: String
+  public var reason: String
+
+  public init(path: String, reason: String) {
+    self.path = path
+    self.reason = reason
+  }
+
+  public var description: String { "cannot write \(path): \(reason)" }
+}
+
 /// Reading and writing image files (PNG and JPEG in, PNG with text chunks out).
 public protocol ImageFiles: Sendable {
   func load(_ url: URL) throws -> Pixmap
