@@ -9,9 +9,14 @@ private let terminationRequested = Atomic<Int32>(0)
 public enum StudioSignals {
   /// Installs the handlers (once, at start-up).
   public static func install() {
+    var set = sigset_t()
+    sigemptyset(&set)
     for s in [SIGTERM, SIGHUP, SIGINT] {
       signal(s) { sig in terminationRequested.store(sig, ordering: .relaxed) }
+      sigaddset(&set, s)
     }
+    // A parent may have started us with these blocked; we want them.
+    pthread_sigmask(SIG_UNBLOCK, &set, nil)
   }
 
   /// The signal that asked the studio to stop, if any.
