@@ -16,15 +16,8 @@ public struct KeyMappedWeights: WeightSource {
   public var sourceDescription: String { base.sourceDescription }
   public var tensorNames: [String] { base.tensorNames }
   public func shape(of name: String) -> [Int]? { base.shape(of: map(name)) }
-
-  public func tensor(_ name: String) throws -> Tensor {
-    let stored = map(name)
-    do {
-      return try base.tensor(stored)
-    } catch WeightError.missingTensor(let file, _) where stored != name {
-      throw WeightError.missingTensor(file: file, tensor: "\(stored)' (for '\(name)")
-    }
-  }
+  public func tensor(_ name: String) throws -> Tensor { try base.tensor(map(name)) }
+  public func storedName(_ name: String) -> String { base.storedName(map(name)) }
 }
 
 /// A `WeightSource` over names with a fixed prefix removed, e.g. `model.` or `state_dict.` wrappers.
@@ -43,4 +36,5 @@ public struct PrefixedWeights: WeightSource {
   }
   public func shape(of name: String) -> [Int]? { base.shape(of: prefix + name) }
   public func tensor(_ name: String) throws -> Tensor { try base.tensor(prefix + name) }
+  public func storedName(_ name: String) -> String { base.storedName(prefix + name) }
 }

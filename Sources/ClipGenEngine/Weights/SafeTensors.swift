@@ -80,16 +80,20 @@ public protocol WeightSource: Sendable {
   func shape(of name: String) -> [Int]?
   /// A tensor converted to `Float`; throws `missingTensor` when absent.
   func tensor(_ name: String) throws -> Tensor
+  /// The name under which `name` is stored in the underlying file (differs for renamed views),
+  /// so that errors name what the user can find in the file.
+  func storedName(_ name: String) -> String
 }
 
 extension WeightSource {
   public func contains(_ name: String) -> Bool { shape(of: name) != nil }
+  public func storedName(_ name: String) -> String { name }
 
   /// A tensor checked against the expected shape (an error names the tensor and both shapes).
   public func tensor(_ name: String, shape expected: [Int]) throws -> Tensor {
     let t = try tensor(name)
     guard t.shape == expected else {
-      throw WeightError.shapeMismatch(file: sourceDescription, tensor: name, expected: expected, found: t.shape)
+      throw WeightError.shapeMismatch(file: sourceDescription, tensor: storedName(name), expected: expected, found: t.shape)
     }
     return t
   }
@@ -98,7 +102,7 @@ extension WeightSource {
   public func tensor(_ name: String, count: Int, as shape: [Int]) throws -> Tensor {
     let t = try tensor(name)
     guard t.count == count else {
-      throw WeightError.shapeMismatch(file: sourceDescription, tensor: name, expected: shape, found: t.shape)
+      throw WeightError.shapeMismatch(file: sourceDescription, tensor: storedName(name), expected: shape, found: t.shape)
     }
     return t.reshaped(shape)
   }

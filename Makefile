@@ -1,0 +1,74 @@
+# clipgen — build, test, run. Every target installs what it needs when it is missing.
+SHELL := /bin/bash
+.DEFAULT_GOAL := build
+
+APT_PACKAGES := libopenblas-dev libsixel-dev libncurses-dev libpng-dev libjpeg-dev zlib1g-dev pkg-config
+VENV := .venv
+PY := $(VENV)/bin/python
+PYTHON_STAMP := $(VENV)/.installed-$(shell cat training/requirements*.txt 2>/dev/null | md5sum | cut -c1-8)
+VOCAB_DIR := .cache/clip-vocab
+# OpenBLAS picks its kernels when it loads; on AVX-512 CPUs SkylakeX doubles large GEMMs.
+CORETYPE := $(shell grep -q avx512f /proc/cpuinfo 2>/dev/null && echo SkylakeX)
+ifneq ($(CORETYPE),)
+export OPENBLAS_CORETYPE ?= $(CORETYPE)
+endif
+SWIFT_TEST_FLAGS ?=
+
+.PHONY: build debug test test-swift test-python deps apt python vocab fixtures lint format clean
+
+## Install missing system packages (Debian).
+apt:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+## The Python virtual environment for the training kit and the PyTorch reference.
+python: $(PYTHON_STAMP)
+$(PYTHON_STAMP):
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip >/dev/null
+	$(PY) -m pip install -q -r training/requirements.txt -r training/requirements-dev.txt
+	@rm -f $(VENV)/.installed-*; touch $@
+
+deps: apt
+
+## Release build of the CLI: .build/release/clipgen
+build: apt
+	swift build -c release --product clipgen
+
+debug: apt
+	swift build
+
+## The real CLIP BPE vocabulary (from the open_clip wheel on PyPI) and open_clip's ids for the hard strings.
+vocab: $(VOCAB_DIR)/expected_ids.json
+$(VOCAB_DIR)/expected_ids.json: training/scripts/fetch_clip_vocab.py Tests/ClipGenEngineTests/TokenizerHardStrings.json | python
+	$(PY) training/scripts/fetch_clip_vocab.py $(VOCAB_DIR)
+
+## Regenerate the committed parity fixtures from the PyTorch reference.
+fixtures: python
+	$(PY) training/reference/make_fixtures.py
+
+## Every test: Swift (engine parity, tokenizer, CLI) and the training kit.
+test: apt python vocab test-swift test-python
+
+test-swift:
+	swift build --build-tests
+	swift test --skip-build $(SWIFT_TEST_FLAGS)
+
+test-python: python
+	$(PY) -m ruff check training
+	$(PY) -m pytest -q training/tests
+
+lint: python
+	swift format lint --recursive Sources Tests Package.swift
+	$(PY) -m ruff check training
+
+format: python
+	swift format --in-place --recursive Sources Tests Package.swift
+	$(PY) -m ruff format training
+
+clean:
+	rm -rf .build runs

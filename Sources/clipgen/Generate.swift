@@ -1,0 +1,165 @@
+// `clipgen generate PROMPT …`: PNGs with their parameters in a text chunk, plus manifest.json.
+import ArgumentParser
+import ClipGenEngine
+import Foundation
+
+struct Generate: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Generate images from a text prompt, an image, or both.",
+    discussion: """
+      Writes one PNG per image (the generation parameters in a 'parameters' text chunk) and \
+      manifest.json into --out. The same seed and settings give byte-identical images.
+      """)
+
+  @Argument(help: "The text prompt (optional when --image is given).")
+  var prompt: String?
+
+  @Option(help: "Model directory (holds model.json). Default: $CLIPGEN_MODEL, then ./samples/model.")
+  var model: String?
+
+  @Option(help: "An image (PNG or JPEG) to condition on, through the CLIP image encoder.")
+  var image: String?
+
+  @Option(help: "Weight of --image when mixed with a text prompt (text has weight 1).")
+  var imageWeight: Float = 1
+
+  @Option(name: .customLong("n"), help: "Number of images to write.")
+  var count: Int = 1
+
+  @Option(help: "Candidates to sample; CLIP keeps the n that match the prompt best (default: n).")
+  var candidates: Int?
+
+  @Option(help: "Random seed.")
+  var seed: UInt64 = 0
+
+  @Option(help: "Sampling temperature (0: greedy).")
+  var temperature: Float = 1.0
+
+  @Option(help: "Keep only the k most likely tokens at each step.")
+  var topK: Int?
+
+  @Option(help: "Nucleus sampling: keep the most likely tokens up to this total probability.")
+  var topP: Float = 1.0
+
+  @Option(help: "Classifier-free guidance scale (1: off; needs a model with an unconditional embedding).")
+  var guidance: Float = 1.0
+
+  @Option(help: "Output directory.")
+  var out: String = "out"
+
+  @Flag(help: "No progress on stderr.")
+  var quiet = false
+
+  func validate() throws {
+    if (prompt ?? "").isEmpty && image == nil { throw ValidationError("give a PROMPT, an --image, or both") }
+    if count < 1 { throw ValidationError("--n must be at least 1") }
+    if let c = candidates, c < count { throw ValidationError("--candidates (\(c)) must be at least --n (\(count))") }
+  }
+
+  func run() throws {
+    guard let modelURL = model.map({ URL(fileURLWithPath: $0) }) ?? defaultModelDirectory() else {
+      throw CLIError("no model: pass --model DIR (a directory with model.json) or set CLIPGEN_MODEL")
+    }
+    let loaded: ClipGenModel
+    do { loaded = try ClipGenModel(directory: modelURL) } catch { throw CLIError("cannot load the model: \(error)") }
+
+    var parts: [(part: Prompt.Part, weight: Float)] = []
+    if let p = prompt, !p.isEmpty { parts.append((.text(p), 1)) }
+    if let path = image {
+      let img: RGBImage
+      do { img = try RGBImage.load(contentsOf: URL(fileURLWithPath: path)) } catch { throw CLIError("\(error)") }
+      parts.append((.image(img, label: URL(fileURLWithPath: path).lastPathComponent), imageWeight))
+    }
+    let sampling = SamplingSettings(temperature: temperature, topK: topK, topP: topP, guidanceScale: guidance)
+    let request = GenerationRequest(
+      prompt: Prompt(parts: parts), count: count, candidates: candidates, seed: seed, sampling: sampling)
+
+    let progress = ProgressLine(enabled: !quiet && isatty(STDERR_FILENO) != 0)
+    let result: GenerationResult
+    do {
+      result = try loaded.generate(request) { event in
+        switch event {
+        case .conditioned(let truncated):
+          if truncated {
+            FileHandle.standardError.write(Data("warning: the prompt is longer than \(loaded.contextLength) tokens and was truncated\n".utf8))
+          }
+        case .sampled(let done, let total, _, let rate):
+          progress.update("sampling \(done)/\(total) tokens  \(String(format: "%.0f", rate)) tok/s")
+        case .decoded(let i, let total, _):
+          progress.update("decoding \(i + 1)/\(total)")
+        case .scored: break
+        }
+        return true
+      }
+    } catch {
+      progress.finish()
+      throw CLIError("\(error)")
+    }
+    progress.finish()
+
+    let outURL = URL(fileURLWithPath: out)
+    do {
+      try FileManager.default.createDirectory(at: outURL, withIntermediateDirectories: true)
+    } catch {
+      throw CLIError("\(outURL.path): cannot create the output directory: \(error.localizedDescription)")
+    }
+    var entries: [[String: Any]] = []
+    for (rank, generated) in result.images.enumerated() {
+      let name = String(format: "image-%02d.png", rank)
+      var parameters: [String: Any] = [
+        "prompt": request.prompt.summary, "seed": seed, "candidate": generated.candidate,
+        "temperature": Double(temperature), "top_p": Double(topP), "guidance_scale": Double(guidance),
+        "candidates": request.candidates, "model": loaded.name,
+        "clip_score": (Double(generated.clipScore) * 1e6).rounded() / 1e6,
+      ]
+      if let k = topK { parameters["top_k"] = k }
+      let json = try jsonString(parameters)
+      do {
+        try generated.image.writePNG(to: outURL.appendingPathComponent(name), text: [("parameters", json), ("Software", "clipgen")])
+      } catch { throw CLIError("\(error)") }
+      var entry = parameters
+      entry["file"] = name
+      entry["tokens"] = generated.tokens
+      entries.append(entry)
+    }
+    let manifest: [String: Any] = [
+      "model": loaded.name, "model_dir": modelURL.path, "prompt": request.prompt.summary,
+      "prompt_truncated": result.promptTruncated, "seed": seed, "n": count, "candidates": request.candidates,
+      "sampling": [
+        "temperature": Double(temperature), "top_k": topK as Any, "top_p": Double(topP), "guidance_scale": Double(guidance),
+      ],
+      "images": entries,
+      "timing": [
+        "sampling_s": result.samplingSeconds, "decoding_s": result.decodingSeconds, "total_s": result.totalSeconds,
+        "tokens_per_s": result.tokensPerSecond,
+      ],
+    ]
+    let manifestURL = outURL.appendingPathComponent("manifest.json")
+    do {
+      try writeAtomically(Data((try jsonString(manifest, pretty: true) + "\n").utf8), to: manifestURL)
+    } catch { throw CLIError("\(error)") }
+    if !quiet {
+      FileHandle.standardError.write(
+        Data("wrote \(result.images.count) image(s) and manifest.json to \(outURL.path) in \(String(format: "%.1f", result.totalSeconds)) s\n".utf8))
+    }
+  }
+}
+
+func jsonString(_ object: Any, pretty: Bool = false) throws -> String {
+  var options: JSONSerialization.WritingOptions = [.sortedKeys, .withoutEscapingSlashes]
+  if pretty { options.insert(.prettyPrinted) }
+  return String(decoding: try JSONSerialization.data(withJSONObject: object, options: options), as: UTF8.self)
+}
+
+/// One self-overwriting status line on stderr (only on a terminal).
+final class ProgressLine {
+  let enabled: Bool
+  private var last = Date.distantPast
+  init(enabled: Bool) { self.enabled = enabled }
+  func update(_ text: String) {
+    guard enabled, Date().timeIntervalSince(last) > 0.1 else { return }
+    last = Date()
+    FileHandle.standardError.write(Data("\r\u{1B}[K\(text)".utf8))
+  }
+  func finish() { if enabled { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) } }
+}
