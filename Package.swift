@@ -48,7 +48,13 @@ let package = Package(
         "ClipGenEngine", "CSixel", "CNcursesw", "CCursesShim",
         .product(name: "GRDB", package: "GRDB.swift"),
       ]),
-    .executableTarget(name: "clipgen-studio", dependencies: ["ClipGenStudio", "ClipGenEngine"]),
+    // The studio executable: start-up only.
+    .executableTarget(
+      name: "clipgen-studio",
+      dependencies: [
+        "ClipGenStudio", "ClipGenEngine",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      ]),
     .testTarget(name: "ClipGenStudioTests", dependencies: ["ClipGenStudio"], exclude: ["Snapshots"]),
     .testTarget(
       name: "ClipGenEngineTests",

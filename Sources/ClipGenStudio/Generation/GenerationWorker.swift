@@ -109,7 +109,10 @@ public final class GenerationWorker: Sendable {
     let column = task.column
     post(.started(job: job, column: column))
     let width = max(1, generator.gridWidth)
-    var lastPreview = Date.distantPast
+    // Previews are decoded on this thread between tokens, so each one delays sampling. After a
+    // decode that took d seconds the next waits at least 3·d: previews never take more than about
+    // a quarter of the time, however slow the decoder.
+    var nextPreview = Date.distantPast
     var lastProgress = Date.distantPast
     var done = 0
     var total = generator.gridHeight * generator.gridWidth
@@ -127,14 +130,14 @@ public final class GenerationWorker: Sendable {
             lastProgress = now
             post(.progress(job: self.job, column: column, done: d, total: t, tokensPerSecond: rate))
           }
-          // A live preview at each completed token row, at most every `previewInterval` seconds.
-          if (d % width == 0 || d == t) && (now.timeIntervalSince(lastPreview) >= previewInterval || d == t),
-            let first = tokens.first
-          {
-            lastPreview = now
+          // A live preview at a completed token row (the finished grid is decoded by the engine).
+          if d % width == 0, d < t, now >= nextPreview, let first = tokens.first {
+            let start = Date()
             if let image = try? generator.preview(tokens: first) {
               post(.preview(job: self.job, column: column, image: image, rows: d / width))
             }
+            let took = Date().timeIntervalSince(start)
+            nextPreview = Date().addingTimeInterval(max(previewInterval, 3 * took))
           }
         case .decoded(let index, _, let image):
           if index == 0 { post(.preview(job: self.job, column: column, image: image, rows: generator.gridHeight)) }

@@ -109,7 +109,6 @@ public struct StudioRenderer {
     c.pane(r, title: title, focused: focused, rightTitle: state.search.isEmpty ? nil : "“\(state.search)”")
     let inner = r.inset(dx: 1, dy: 1)
     var top = inner.y
-    let searching = state.searchEditor != nil
     if let editor = state.searchEditor {
       let v = editor.visible(width: inner.width - 3)
       c.text("/ ", x: inner.x + 1, y: top, role: "key", bold: true)
