@@ -2,7 +2,8 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := build
 
-APT_PACKAGES := libopenblas-dev libsixel-dev libncurses-dev libpng-dev libjpeg-dev zlib1g-dev pkg-config
+APT_PACKAGES := libopenblas-dev libsixel-dev libncurses-dev libpng-dev libjpeg-dev zlib1g-dev pkg-config \
+	libsqlite3-dev tmux
 VENV := .venv
 PY := $(VENV)/bin/python
 PYTHON_STAMP := $(VENV)/.installed-$(shell cat training/requirements*.txt 2>/dev/null | md5sum | cut -c1-8)
@@ -14,7 +15,7 @@ export OPENBLAS_CORETYPE ?= $(CORETYPE)
 endif
 SWIFT_TEST_FLAGS ?=
 
-.PHONY: build debug test test-swift test-python deps apt python vocab fixtures lint format clean
+.PHONY: build debug studio test test-swift test-python deps apt python vocab fixtures lint format clean
 
 ## Install missing system packages (Debian).
 apt:
@@ -42,6 +43,14 @@ build: apt
 debug: apt
 	swift build
 
+## Build the studio and open it on the built-in model (samples/model; the fixture model until
+## that exists). STUDIO_FLAGS passes flags, e.g. STUDIO_FLAGS="--theme light --images blocks".
+STUDIO_MODEL := $(firstword $(wildcard samples/model/model.json) $(wildcard Tests/ClipGenEngineTests/Fixtures/tiny_model/model.json))
+STUDIO_FLAGS ?=
+studio: apt
+	swift build -c release --product clipgen-studio
+	.build/release/clipgen-studio $(if $(STUDIO_MODEL),--model $(dir $(STUDIO_MODEL))) $(STUDIO_FLAGS)
+
 ## The real CLIP BPE vocabulary (from the open_clip wheel on PyPI) and open_clip's ids for the hard strings.
 vocab: $(VOCAB_DIR)/expected_ids.json
 $(VOCAB_DIR)/expected_ids.json: training/scripts/fetch_clip_vocab.py Tests/ClipGenEngineTests/TokenizerHardStrings.json | python
@@ -51,7 +60,8 @@ $(VOCAB_DIR)/expected_ids.json: training/scripts/fetch_clip_vocab.py Tests/ClipG
 fixtures: python
 	$(PY) training/reference/make_fixtures.py
 
-## Every test: Swift (engine parity, tokenizer, CLI) and the training kit.
+## Every test: Swift (engine parity, tokenizer, CLI, studio — including the studio's end-to-end
+## test, which drives the real clipgen-studio binary in tmux) and the training kit.
 test: apt python vocab test-swift test-python
 
 test-swift:

@@ -55,7 +55,7 @@ let package = Package(
         "ClipGenStudio", "ClipGenEngine",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
-    .testTarget(name: "ClipGenStudioTests", dependencies: ["ClipGenStudio"], exclude: ["Snapshots"]),
+    .testTarget(name: "ClipGenStudioTests", dependencies: ["ClipGenStudio"], exclude: ["Snapshots", "Tools"]),
     .testTarget(
       name: "ClipGenEngineTests",
       dependencies: ["ClipGenEngine"],
