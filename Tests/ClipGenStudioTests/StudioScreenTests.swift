@@ -260,7 +260,7 @@ struct StudioScreenTests {
     h.keys(.function(3), .control("u"))
     h.type("broken.raw")
     h.keys(.enter)
-    #expect(h.screen.contains("cannot use broken.raw: not an image"))
+    #expect(h.screen.contains("broken.raw: not an image"))
     h.keys(.escape)
     // Image-only generation uses the image at full weight.
     h.keys(.enter)

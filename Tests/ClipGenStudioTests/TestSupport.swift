@@ -104,7 +104,7 @@ struct GenerationFailure: Error, CustomStringConvertible {
 struct RawImageFiles: ImageFiles {
   struct Unreadable: Error, CustomStringConvertible {
     var path: String
-    var description: String { "not an image (or unreadable)" }
+    var description: String { "\((path as NSString).lastPathComponent): not an image (or unreadable)" }
   }
 
   func load(_ url: URL) throws -> Pixmap {

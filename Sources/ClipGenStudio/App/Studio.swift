@@ -728,7 +728,8 @@ public final class Studio {
         message("Image prompt: \(url.lastPathComponent) (\(image.width)×\(image.height)), weight \(formatWeight(form.weight))")
         return
       } catch {
-        form.error = "cannot use \(url.lastPathComponent): \(error) (in \(url.deletingLastPathComponent().path))"
+        let text = "\(error)"
+        form.error = text.contains(url.path) ? text : "cannot use \(url.path): \(text)"
       }
     case .up, .backTab: form.field = 0
     case .down: form.field = 1
@@ -918,6 +919,7 @@ public final class Studio {
       let i = choices.firstIndex { $0 == cmp.columns[cmp.selected].topK } ?? 0
       cmp.columns[cmp.selected] = CompareColumn(temperature: cmp.columns[cmp.selected].temperature, topK: choices[(i + 1) % choices.count])
     case .character("p"):
+      guard !running else { return message("Wait for the comparison to finish (Esc cancels it)", .warning) }
       state.compare = cmp
       exportComparison()
       return

@@ -57,12 +57,8 @@ extension ClipGenModel: Generator {
 public struct EngineImageFiles: ImageFiles {
   public init() {}
 
-  public func load(_ url: URL) throws -> Pixmap {
-    guard FileManager.default.fileExists(atPath: url.path) else {
-      throw CocoaError(.fileNoSuchFile, userInfo: [NSLocalizedDescriptionKey: "no such file"])
-    }
-    return Pixmap(try RGBImage.load(contentsOf: url))
-  }
+  /// Errors name the file and the reason ("cannot read …: No such file or directory").
+  public func load(_ url: URL) throws -> Pixmap { Pixmap(try RGBImage.load(contentsOf: url)) }
 
   public func writePNG(_ image: Pixmap, to url: URL, text: [(key: String, value: String)]) throws {
     let data = try image.rgbImage.pngData(text: text)

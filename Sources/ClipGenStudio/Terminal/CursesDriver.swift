@@ -331,6 +331,7 @@ public final class CursesDriver: TerminalDriver {
     }
     var s = "\u{1B}[0;" + part(style.foreground, 30) + ";" + part(style.background, 40)
     if style.bold { s += ";1" }
+    if style.dim { s += ";2" }
     if style.underline { s += ";4" }
     if style.reverse { s += ";7" }
     return s + "m"
