@@ -135,7 +135,13 @@ struct StudioScreenTests {
     #expect(entries[1].generation.status == .done)
     #expect(h.screen.contains("a yellow triangle"))
     #expect(h.screen.contains("! ")) 
-    #expect(h.screen.contains("interrupted"))
+    #expect(h.screen.contains("Generation #2 was interrupted"))
+    #expect(h.store.recoveredInterrupted == [2])
+    // Told once: the next start has nothing new to report.
+    let again = try StudioHarness(dataDirectory: dir)
+    again.studio.renderFrame()
+    #expect(!again.screen.contains("was interrupted when"))
+    #expect(try again.store.entries()[0].generation.status == .interrupted)
   }
 
   @Test func promptRecallAndHistoryEditing() throws {

@@ -90,8 +90,8 @@ public final class Studio {
     state.recall = PromptRecall(entries: recent + env.samplePrompts.filter { !recent.contains($0) })
     reloadHistory(selecting: nil)
     if let notice = env.notices.first { message(notice, .warning) }
-    if let interrupted = state.history.first(where: { $0.generation.status == .interrupted && $0.generation.finishedAt == nil }) {
-      message("Generation #\(interrupted.id) was interrupted when the studio last stopped; it is marked ! in the history", .warning)
+    if let interrupted = env.store.recoveredInterrupted.first {
+      message("Generation #\(interrupted) was interrupted when the studio last stopped; it is marked ! in the history", .warning)
     }
   }
 

@@ -162,6 +162,8 @@ public final class HistoryStore: Sendable {
   public let databaseURL: URL
   public let imagesDirectory: URL
   private let queue: DatabaseQueue
+  /// Rows this open found left `running` by a studio that is gone, now marked `interrupted`.
+  public let recoveredInterrupted: [Int64]
 
   /// The default data directory: `$XDG_DATA_HOME/clipgen`, else `~/.local/share/clipgen`.
   public static func defaultDirectory(environment: [String: String] = ProcessInfo.processInfo.environment) -> URL {
@@ -191,7 +193,7 @@ public final class HistoryStore: Sendable {
     } catch {
       throw HistoryError(message: "cannot open the history database \(databaseURL.path): \(error)")
     }
-    try recoverInterrupted()
+    recoveredInterrupted = try HistoryStore.recoverInterrupted(queue, path: databaseURL.path)
   }
 
   static var migrator: DatabaseMigrator {
@@ -254,15 +256,23 @@ public final class HistoryStore: Sendable {
     }
   }
 
-  private func recoverInterrupted() throws {
+  private static func recoverInterrupted(_ queue: DatabaseQueue, path: String) throws -> [Int64] {
     let me = getpid()
-    try write("recover interrupted runs") { db in
-      let running = try GenerationRecord.filter(Column("status") == GenerationStatus.running.rawValue).fetchAll(db)
-      for var r in running where r.processID == me || kill(r.processID, 0) != 0 {
-        r.status = .interrupted
-        r.errorMessage = r.errorMessage ?? "the studio stopped while this was running"
-        try r.update(db)
+    do {
+      return try queue.write { db in
+        var ids: [Int64] = []
+        let running = try GenerationRecord.filter(Column("status") == GenerationStatus.running.rawValue).fetchAll(db)
+        for var r in running where r.processID == me || kill(r.processID, 0) != 0 {
+          r.status = .interrupted
+          r.errorMessage = r.errorMessage ?? "the studio stopped while this was running"
+          r.finishedAt = Date()
+          try r.update(db)
+          if let id = r.id { ids.append(id) }
+        }
+        return ids
       }
+    } catch {
+      throw HistoryError(message: "history (\(path)): cannot recover interrupted runs: \(error)")
     }
   }
 

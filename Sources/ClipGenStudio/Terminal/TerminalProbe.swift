@@ -99,6 +99,9 @@ public enum TerminalProbe {
       received += buffer[0..<n]
       if TerminalReplies.parse(received).deviceAttributes != nil { break }
     }
+    // Drop anything left (a late reply, keys typed meanwhile) so ncurses does not read it as keys.
+    usleep(20_000)
+    tcflush(fd, TCIFLUSH)
     return TerminalReplies.parse(received)
   }
 }
