@@ -73,7 +73,8 @@ struct ClipGenStudioCommand: ParsableCommand {
       throw fail("\(error)")
     }
 
-    let themes = ThemeLibrary(directories: [resources.themesDirectory, dataURL.appendingPathComponent("themes")].compactMap { $0 })
+    let themes = ThemeLibrary(
+      directories: [resources.themesDirectory, dataURL.appendingPathComponent("themes")].compactMap { $0 })
     let chosenTheme: Theme
     do {
       chosenTheme = try themes.theme(named: theme)
@@ -100,7 +101,8 @@ struct ClipGenStudioCommand: ParsableCommand {
     let driver: CursesDriver
     do {
       driver = try CursesDriver(
-        options: CursesDriverOptions(imageMode: ImageMode(rawValue: images), colorDepth: ColorDepth(rawValue: colors), probe: !noProbe))
+        options: CursesDriverOptions(
+          imageMode: ImageMode(rawValue: images), colorDepth: ColorDepth(rawValue: colors), probe: !noProbe))
     } catch {
       throw fail("\(error)")
     }

@@ -56,7 +56,10 @@ struct StudioImageTests {
   @Test func resizingAveragesWhenShrinkingAndRepeatsWhenEnlarging() {
     let p = Pixmap(width: 2, height: 1, pixels: [0, 0, 0, 200, 100, 50])
     #expect(p.resized(width: 1, height: 1).pixels == [100, 50, 25])
-    #expect(p.resized(width: 4, height: 2).pixels == [0, 0, 0, 0, 0, 0, 200, 100, 50, 200, 100, 50] + [0, 0, 0, 0, 0, 0, 200, 100, 50, 200, 100, 50])
+    #expect(
+      p.resized(width: 4, height: 2).pixels == [0, 0, 0, 0, 0, 0, 200, 100, 50, 200, 100, 50] + [
+        0, 0, 0, 0, 0, 0, 200, 100, 50, 200, 100, 50,
+      ])
   }
 
   @Test func halfBlocksCarryTopAndBottomPixels() {

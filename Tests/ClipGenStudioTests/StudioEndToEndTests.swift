@@ -108,13 +108,16 @@ struct StudioEndToEndTests {
       // remain-on-exit keeps the pane (and the exit marker) after the studio quits.
       let config = FileManager.default.temporaryDirectory.appendingPathComponent("\(socket).conf")
       try? Data("set -g remain-on-exit on\nset -g default-terminal tmux-256color\n".utf8).write(to: config)
-      StudioEndToEndTests.run(["-L", socket, "-f", config.path, "new-session", "-d", "-s", name, "-x", "\(width)", "-y", "\(height)", command])
+      StudioEndToEndTests.run([
+        "-L", socket, "-f", config.path, "new-session", "-d", "-s", name, "-x", "\(width)", "-y", "\(height)", command,
+      ])
     }
     deinit {
       StudioEndToEndTests.run(["-L", socket, "kill-server"])
       let dir = ProcessInfo.processInfo.environment["TMUX_TMPDIR"] ?? "/tmp"
       try? FileManager.default.removeItem(atPath: "\(dir)/tmux-\(getuid())/\(socket)")
-      try? FileManager.default.removeItem(at: FileManager.default.temporaryDirectory.appendingPathComponent("\(socket).conf"))
+      try? FileManager.default.removeItem(
+        at: FileManager.default.temporaryDirectory.appendingPathComponent("\(socket).conf"))
     }
 
     func screen() -> String { StudioEndToEndTests.run(["-L", socket, "capture-pane", "-p", "-t", name], output: true) }
@@ -145,14 +148,18 @@ struct StudioEndToEndTests {
     // 1. It opens on the model.
     var session = Session(command: command)
     let opened = session.wait(seconds: 120) { $0.contains("clipgen studio") && $0.contains("History (0)") }
-    #expect(opened != nil, "the studio did not open: \((try? String(contentsOf: log, encoding: .utf8)) ?? "")\n\(session.screen())")
+    #expect(
+      opened != nil,
+      "the studio did not open: \((try? String(contentsOf: log, encoding: .utf8)) ?? "")\n\(session.screen())")
     guard opened != nil else { return }
 
     // 2. A prompt, Enter, live progress in the status line, then the finished row.
     let prompt = "a large red circle on the left"
     session.type(prompt)
     session.keys("Enter")
-    let progress = session.wait(seconds: 120, poll: 0.005) { $0.contains("Sampling") && $0.contains("tokens ·") && $0.contains("tok/s") }
+    let progress = session.wait(seconds: 120, poll: 0.005) {
+      $0.contains("Sampling") && $0.contains("tokens ·") && $0.contains("tok/s")
+    }
     #expect(progress != nil, "no live progress was seen:\n\(session.screen())")
     let done = session.wait(seconds: 300) { $0.contains("✓") && $0.contains(prompt) && $0.contains("Done in") }
     #expect(done != nil, "no finished history row:\n\(session.screen())")
@@ -173,7 +180,8 @@ struct StudioEndToEndTests {
     #expect(reopened?.contains("✓") == true)
     #expect(reopened?.contains("▀") == true)
     session.keys("C-c")
-    #expect(session.wait(seconds: 30) { ($0.contains("STUDIO-EXITED 0") || $0.contains("Pane is dead (status 0")) } != nil)
+    #expect(
+      session.wait(seconds: 30) { ($0.contains("STUDIO-EXITED 0") || $0.contains("Pane is dead (status 0")) } != nil)
 
     // The database agrees.
     let store = try HistoryStore(directory: data)

@@ -84,8 +84,11 @@ struct StudioPartsTests {
 
   @Test func pathCompletionExtendsToTheCommonPrefix() throws {
     let dir = temporaryDirectory("paths")
-    for name in ["cat-1.png", "cat-2.png", "dog.jpg"] { FileManager.default.createFile(atPath: dir.appendingPathComponent(name).path, contents: Data()) }
-    try FileManager.default.createDirectory(at: dir.appendingPathComponent("pictures"), withIntermediateDirectories: true)
+    for name in ["cat-1.png", "cat-2.png", "dog.jpg"] {
+      FileManager.default.createFile(atPath: dir.appendingPathComponent(name).path, contents: Data())
+    }
+    try FileManager.default.createDirectory(
+      at: dir.appendingPathComponent("pictures"), withIntermediateDirectories: true)
     let c = PathCompleter(baseDirectory: dir, home: dir.path)
     #expect(c.complete("ca").text == "cat-")
     #expect(c.complete("ca").candidates == ["cat-1.png", "cat-2.png"])
@@ -105,7 +108,10 @@ struct StudioPartsTests {
       let t = try library.theme(named: name)
       for role in Theme.roles { #expect(t.colors[role.key] != nil, "\(name) lacks \(role.key)") }
     }
-    #expect(throws: ThemeError(file: "t.theme", line: 3, message: "accent: 'purple-ish' is not a colour (#rrggbb, 0-255 or default)")) {
+    #expect(
+      throws: ThemeError(
+        file: "t.theme", line: 3, message: "accent: 'purple-ish' is not a colour (#rrggbb, 0-255 or default)")
+    ) {
       try Theme.parse("# comment\ntext = #ffffff\naccent = purple-ish\n", file: "t.theme", defaultName: "t")
     }
     do {
@@ -130,7 +136,9 @@ struct StudioPartsTests {
       try StyleLibrary.load(contentsOf: bad)
     }
     try Data(#"[{"template": "{prompt}"}]"#.utf8).write(to: bad)
-    #expect(throws: StyleLibraryError(file: bad.path, message: "style #1 has no 'name'")) { try StyleLibrary.load(contentsOf: bad) }
+    #expect(throws: StyleLibraryError(file: bad.path, message: "style #1 has no 'name'")) {
+      try StyleLibrary.load(contentsOf: bad)
+    }
   }
 
   // MARK: History store
@@ -145,9 +153,17 @@ struct StudioPartsTests {
     let file = store.imageFileName(generationID: a.id!, position: 0)
     try Data([1, 2, 3]).write(to: store.imageURL(file))
     try store.finish(
-      id: a.id!, images: [ImageRecord(generationID: a.id!, position: 0, fileName: file, width: 8, height: 8, tokens: [1, 2, 3], candidate: 0, clipScore: 0.5)],
+      id: a.id!,
+      images: [
+        ImageRecord(
+          generationID: a.id!, position: 0, fileName: file, width: 8, height: 8, tokens: [1, 2, 3], candidate: 0,
+          clipScore: 0.5)
+      ],
       tokensPerSecond: 100, seconds: 1, truncated: false)
-    _ = try store.begin(GenerationRecord(prompt: "a blue square", style: nil, imagePath: nil, imageWeight: nil, settings: GenerationSettings(), modelName: "m"))
+    _ = try store.begin(
+      GenerationRecord(
+        prompt: "a blue square", style: nil, imagePath: nil, imageWeight: nil, settings: GenerationSettings(),
+        modelName: "m"))
     a = try #require(try store.entry(id: a.id!)).generation
     #expect(a.status == .done)
     #expect(a.seed == UInt64.max)
@@ -179,8 +195,10 @@ struct StudioPartsTests {
     let driver = FakeDriver()
     let store = try HistoryStore(directory: dir)
     let env = StudioEnvironment(
-      generator: ScriptedGenerator(), files: FullDisk(), store: store, themes: ThemeLibrary(directories: []), theme: .fallback,
-      styles: StyleLibrary(styles: []), samplePrompts: [], now: { Date(timeIntervalSince1970: 0) }, previewInterval: 0, progressInterval: 0)
+      generator: ScriptedGenerator(), files: FullDisk(), store: store, themes: ThemeLibrary(directories: []),
+      theme: .fallback,
+      styles: StyleLibrary(styles: []), samplePrompts: [], now: { Date(timeIntervalSince1970: 0) }, previewInterval: 0,
+      progressInterval: 0)
     let studio = Studio(driver: driver, environment: env)
     for ch in "a circle" { studio.handle(.key(.character(ch))) }
     studio.handle(.key(.enter))
@@ -196,7 +214,9 @@ struct StudioPartsTests {
   // MARK: Export
 
   @Test func comparisonExportLabelsEveryColumn() {
-    var cmp = CompareState(prompt: "a red circle", style: nil, imagePrompt: nil, base: GenerationSettings(seed: 9), columns: [CompareColumn(temperature: 0.5), CompareColumn(temperature: 1.5, topK: 16)])
+    var cmp = CompareState(
+      prompt: "a red circle", style: nil, imagePrompt: nil, base: GenerationSettings(seed: 9),
+      columns: [CompareColumn(temperature: 0.5), CompareColumn(temperature: 1.5, topK: 16)])
     cmp.columns[0].image = Pixmap(width: 64, height: 64, red: 200, green: 0, blue: 0)
     let png = CompareExport.grid(cmp)
     #expect(png.width == 2 * 192 + 3 * 12)

@@ -134,7 +134,7 @@ struct StudioScreenTests {
     #expect(entries[0].generation.status == .interrupted)
     #expect(entries[1].generation.status == .done)
     #expect(h.screen.contains("a yellow triangle"))
-    #expect(h.screen.contains("! ")) 
+    #expect(h.screen.contains("! "))
     #expect(h.screen.contains("Generation #2 was interrupted"))
     #expect(h.store.recoveredInterrupted == [2])
     // Told once: the next start has nothing new to report.
@@ -325,11 +325,13 @@ struct StudioScreenTests {
     let light = try StudioHarness(theme: "light")
     light.studio.renderFrame()
     let grid = try #require(light.driver.lastGrid)
-    #expect(grid[0, 5].style.background == .rgb(0xfa, 0xfa, 0xfa) || grid[50, 10].style.background == .rgb(0xfa, 0xfa, 0xfa))
+    #expect(
+      grid[0, 5].style.background == .rgb(0xfa, 0xfa, 0xfa) || grid[50, 10].style.background == .rgb(0xfa, 0xfa, 0xfa))
   }
 
   @Test func sixelTerminalsGetPlacementsThatDecodeToThePicture() throws {
-    let caps = TerminalCapabilities(sixel: true, cellPixelWidth: 10, cellPixelHeight: 20, colorDepth: .trueColor, deviceAttributes: "63;1;2;4")
+    let caps = TerminalCapabilities(
+      sixel: true, cellPixelWidth: 10, cellPixelHeight: 20, colorDepth: .trueColor, deviceAttributes: "63;1;2;4")
     let h = try StudioHarness(capabilities: caps)
     #expect(h.studio.state.imageMode == .sixel)
     h.type("a small green cross")
@@ -372,7 +374,8 @@ struct StudioScreenTests {
     #expect(Set(entries.compactMap(\.generation.comparisonID)).count == 1)
     h.keys(.character("p"))
     #expect(h.screen.contains("Exported"))
-    let exports = try FileManager.default.contentsOfDirectory(at: h.dataDirectory.appendingPathComponent("exports"), includingPropertiesForKeys: nil)
+    let exports = try FileManager.default.contentsOfDirectory(
+      at: h.dataDirectory.appendingPathComponent("exports"), includingPropertiesForKeys: nil)
     let png = try RawImageFiles().load(try #require(exports.first))
     #expect(png.width == 3 * 192 + 4 * 12)
     h.keys(.escape)

@@ -14,14 +14,19 @@ final class FakeDriver: TerminalDriver {
   private(set) var lastGrid: CellGrid?
   private(set) var shutDown = false
 
-  init(width: Int = 100, height: Int = 30, capabilities: TerminalCapabilities = TerminalCapabilities(colorDepth: .trueColor)) {
+  init(
+    width: Int = 100, height: Int = 30,
+    capabilities: TerminalCapabilities = TerminalCapabilities(colorDepth: .trueColor)
+  ) {
     self.width = width
     self.height = height
     self.capabilities = capabilities
   }
 
   func present(_ grid: CellGrid) {
-    precondition(grid.width == width && grid.height == height, "frame \(grid.width)×\(grid.height) on a \(width)×\(height) terminal")
+    precondition(
+      grid.width == width && grid.height == height,
+      "frame \(grid.width)×\(grid.height) on a \(width)×\(height) terminal")
     frames += 1
     lastGrid = grid
   }
@@ -91,7 +96,8 @@ final class ScriptedGenerator: Generator {
   }
 
   func preview(tokens: [Int]) throws -> Pixmap {
-    ScriptedGenerator.picture(seed: UInt64(max(0, (tokens.first ?? 1) - 1)), temperature: 1, rows: tokens.count / gridWidth)
+    ScriptedGenerator.picture(
+      seed: UInt64(max(0, (tokens.first ?? 1) - 1)), temperature: 1, rows: tokens.count / gridWidth)
   }
 }
 
@@ -117,7 +123,10 @@ struct RawImageFiles: ImageFiles {
   }
 
   func writePNG(_ image: Pixmap, to url: URL, text: [(key: String, value: String)]) throws {
-    var b: [UInt8] = [0x52, 0x47, UInt8(image.width >> 8), UInt8(image.width & 255), UInt8(image.height >> 8), UInt8(image.height & 255), 0, 0]
+    var b: [UInt8] = [
+      0x52, 0x47, UInt8(image.width >> 8), UInt8(image.width & 255), UInt8(image.height >> 8),
+      UInt8(image.height & 255), 0, 0,
+    ]
     b += image.pixels
     try Data(b).write(to: url)
   }
@@ -131,7 +140,8 @@ func temporaryDirectory(_ name: String = "studio") -> URL {
 }
 
 /// The repository root (for themes/ and samples/).
-let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+  .deletingLastPathComponent()
 
 /// A studio on a fake terminal with a scripted generator and a fixed clock, seed and time zone.
 struct StudioHarness {
@@ -209,6 +219,8 @@ func assertSnapshot(_ text: String, named name: String, sourceLocation: SourceLo
     try? FileManager.default.removeItem(at: actualURL)
   } else {
     try? text.write(to: actualURL, atomically: true, encoding: .utf8)
-    Issue.record("snapshot \(name) differs; see \(actualURL.path)\n--- expected\n\(expected)--- actual\n\(text)", sourceLocation: sourceLocation)
+    Issue.record(
+      "snapshot \(name) differs; see \(actualURL.path)\n--- expected\n\(expected)--- actual\n\(text)",
+      sourceLocation: sourceLocation)
   }
 }

@@ -74,7 +74,10 @@ public enum KeyReference {
   /// The status bar's hints on the comparison screen.
   public static func compareHints(running: Bool) -> [(key: String, action: String)] {
     if running { return [("Esc", "cancel"), ("←/→", "column"), ("F1", "help")] }
-    return [("Enter", "run"), ("a", "add"), ("x", "remove"), ("←/→", "column"), ("[ ]", "temperature"), ("k", "top-k"), ("p", "export PNG"), ("Esc", "back")]
+    return [
+      ("Enter", "run"), ("a", "add"), ("x", "remove"), ("←/→", "column"), ("[ ]", "temperature"), ("k", "top-k"),
+      ("p", "export PNG"), ("Esc", "back"),
+    ]
   }
 
   /// The short hints for the status bar, by pane.
@@ -82,9 +85,15 @@ public enum KeyReference {
     var h: [(String, String)]
     switch pane {
     case .prompt:
-      h = [("Enter", "generate"), ("↑", "recall"), ("Tab", "history"), ("F2", "style"), ("F3", "image"), ("F4", "settings"), ("F5", "compare"), ("F1", "help")]
+      h = [
+        ("Enter", "generate"), ("↑", "recall"), ("Tab", "history"), ("F2", "style"), ("F3", "image"),
+        ("F4", "settings"), ("F5", "compare"), ("F1", "help"),
+      ]
     case .history:
-      h = [("j/k", "move"), ("Enter", "edit"), ("r", "re-run"), ("/", "search"), ("f", "★"), ("d", "delete"), ("c", "compare"), ("?", "help"), ("q", "quit")]
+      h = [
+        ("j/k", "move"), ("Enter", "edit"), ("r", "re-run"), ("/", "search"), ("f", "★"), ("d", "delete"),
+        ("c", "compare"), ("?", "help"), ("q", "quit"),
+      ]
     case .preview:
       h = [("←/→", "image"), ("j/k", "generation"), ("e", "edit"), ("r", "re-run"), ("?", "help"), ("q", "quit")]
     }

@@ -7,7 +7,10 @@ public struct PathCompleter: Sendable {
   public var baseDirectory: URL
   public var home: String
 
-  public init(baseDirectory: URL = URL(fileURLWithPath: FileManager.default.currentDirectoryPath), home: String = NSHomeDirectory()) {
+  public init(
+    baseDirectory: URL = URL(fileURLWithPath: FileManager.default.currentDirectoryPath),
+    home: String = NSHomeDirectory()
+  ) {
     self.baseDirectory = baseDirectory
     self.home = home
   }

@@ -32,7 +32,8 @@ public struct StudioEnvironment {
   public var notices: [String]
 
   public init(
-    generator: Generator, files: ImageFiles, store: HistoryStore, themes: ThemeLibrary, theme: Theme, styles: StyleLibrary,
+    generator: Generator, files: ImageFiles, store: HistoryStore, themes: ThemeLibrary, theme: Theme,
+    styles: StyleLibrary,
     samplePrompts: [String], imageMode: ImageMode? = nil, now: @escaping () -> Date = Date.init,
     timeZone: TimeZone = .current, randomSeed: @escaping () -> UInt64 = { UInt64.random(in: 0...UInt64(UInt32.max)) },
     exportDirectory: URL? = nil, pathCompleter: PathCompleter = PathCompleter(), previewInterval: Double = 0.12,
@@ -91,7 +92,9 @@ public final class Studio {
     reloadHistory(selecting: nil)
     if let notice = env.notices.first { message(notice, .warning) }
     if let interrupted = env.store.recoveredInterrupted.first {
-      message("Generation #\(interrupted) was interrupted when the studio last stopped; it is marked ! in the history", .warning)
+      message(
+        "Generation #\(interrupted) was interrupted when the studio last stopped; it is marked ! in the history",
+        .warning)
     }
   }
 
@@ -158,7 +161,9 @@ public final class Studio {
       switch m {
       case .sixel(let key, let result):
         images.receive(key: key, result: result)
-        if case .failure(let e) = result { message("Sixel encoding failed (\(e)); press F6… or restart with --images blocks", .error) }
+        if case .failure(let e) = result {
+          message("Sixel encoding failed (\(e)); press F6… or restart with --images blocks", .error)
+        }
       case .worker(let w): apply(w)
       }
     }
@@ -201,7 +206,9 @@ public final class Studio {
       finished(job: job, column: column, output: output, saved: saved, saveError: saveError)
     case .cancelled(let job, let column, let done, let total):
       if let id = historyID(job: job, column: column) {
-        record { try environment.store.end(id: id, status: .cancelled, message: "cancelled at \(done)/\(total) tokens") }
+        record {
+          try environment.store.end(id: id, status: .cancelled, message: "cancelled at \(done)/\(total) tokens")
+        }
       }
       closeRow(job: job, column: column)
       if state.run?.job == job {
@@ -322,7 +329,9 @@ public final class Studio {
     state.selection = new
   }
 
-  private var pageSize: Int { max(1, (MainLayout.compute(width: state.width, height: state.height)?.historyRows(searching: false) ?? 10) - 1) }
+  private var pageSize: Int {
+    max(1, (MainLayout.compute(width: state.width, height: state.height)?.historyRows(searching: false) ?? 10) - 1)
+  }
 
   private func style(named name: String?) -> PromptStyle? {
     guard let name else { return nil }
@@ -353,7 +362,9 @@ public final class Studio {
     state.randomSeed = false
     state.focus = .prompt
     var t = "Loaded #\(entry.id): seed \(g.seed) fixed (F4 to change)"
-    if g.styleName != nil && state.style == nil { t += "; its style '\(g.styleName!)' is no longer in the style library" }
+    if g.styleName != nil && state.style == nil {
+      t += "; its style '\(g.styleName!)' is no longer in the style library"
+    }
     if state.message?.kind != .error { message(t) }
   }
 
@@ -389,7 +400,8 @@ public final class Studio {
   private func request(text: String, imagePrompt: ImagePrompt?, settings: GenerationSettings) -> StudioRequest {
     let weight = text.isEmpty ? 1 : (imagePrompt?.weight ?? 0)
     return StudioRequest(
-      text: text, image: imagePrompt?.image, imageLabel: imagePrompt?.label ?? "", imageWeight: weight, settings: settings)
+      text: text, image: imagePrompt?.image, imageLabel: imagePrompt?.label ?? "", imageWeight: weight,
+      settings: settings)
   }
 
   /// Starts a generation: records it as running, then samples on the worker thread.
@@ -422,11 +434,15 @@ public final class Studio {
     }
     let job = nextJob
     nextJob += 1
-    let files = id.map { id in
-      (0..<settings.count).map { environment.store.imageURL(environment.store.imageFileName(generationID: id, position: $0)) }
-    } ?? []
+    let files =
+      id.map { id in
+        (0..<settings.count).map {
+          environment.store.imageURL(environment.store.imageFileName(generationID: id, position: $0))
+        }
+      } ?? []
     let task = GenerationTask(
-      historyID: id, request: request(text: row.styledPrompt, imagePrompt: imagePrompt, settings: settings), files: files,
+      historyID: id, request: request(text: row.styledPrompt, imagePrompt: imagePrompt, settings: settings),
+      files: files,
       pngText: parameters(row))
     if let id { openRows[job] = [0: id] }
     state.run = RunProgress(
@@ -630,9 +646,10 @@ public final class Studio {
 
   private func nextTheme() {
     let names = environment.themes.names.isEmpty ? ["default"] : environment.themes.names
-    let current = names.firstIndex { $0.lowercased() == state.theme.name.lowercased() } ?? names.firstIndex {
-      (try? environment.themes.theme(named: $0))?.name == state.theme.name
-    } ?? -1
+    let current =
+      names.firstIndex { $0.lowercased() == state.theme.name.lowercased() } ?? names.firstIndex {
+        (try? environment.themes.theme(named: $0))?.name == state.theme.name
+      } ?? -1
     let next = names[(current + 1) % names.count]
     do {
       state.theme = try environment.themes.theme(named: next)
@@ -652,7 +669,8 @@ public final class Studio {
   }
 
   private func openImagePrompt() {
-    let form = ImagePromptForm(path: LineEditor(state.imagePrompt?.path ?? ""), weight: state.imagePrompt?.weight ?? 0.5)
+    let form = ImagePromptForm(
+      path: LineEditor(state.imagePrompt?.path ?? ""), weight: state.imagePrompt?.weight ?? 0.5)
     state.overlay = .imagePrompt(form)
   }
 
@@ -725,7 +743,9 @@ public final class Studio {
         let image = try environment.files.load(url)
         state.imagePrompt = ImagePrompt(path: url.path, weight: form.weight, image: image)
         state.overlay = nil
-        message("Image prompt: \(url.lastPathComponent) (\(image.width)×\(image.height)), weight \(formatWeight(form.weight))")
+        message(
+          "Image prompt: \(url.lastPathComponent) (\(image.width)×\(image.height)), weight \(formatWeight(form.weight))"
+        )
         return
       } catch {
         let text = "\(error)"
@@ -830,7 +850,9 @@ public final class Studio {
         state.settings = form.settings
         state.randomSeed = form.randomSeed
         state.overlay = nil
-        message("Settings: \(state.settings.samplingLabel) · seed \(state.randomSeed ? "random" : String(state.settings.seed))")
+        message(
+          "Settings: \(state.settings.samplingLabel) · seed \(state.randomSeed ? "random" : String(state.settings.seed))"
+        )
         return
       }
     case .up, .backTab:
@@ -868,7 +890,10 @@ public final class Studio {
     let k = base.topK
     state.compare = CompareState(
       prompt: text, style: state.style, imagePrompt: state.imagePrompt, base: base,
-      columns: [CompareColumn(temperature: 0.7, topK: k), CompareColumn(temperature: 1.0, topK: k), CompareColumn(temperature: 1.3, topK: k)])
+      columns: [
+        CompareColumn(temperature: 0.7, topK: k), CompareColumn(temperature: 1.0, topK: k),
+        CompareColumn(temperature: 1.3, topK: k),
+      ])
     state.focus = .prompt
   }
 
@@ -901,7 +926,8 @@ public final class Studio {
         return message("At most \(CompareState.maximumColumns) columns", .warning)
       }
       let last = cmp.columns.last ?? CompareColumn(temperature: 0.7, topK: cmp.base.topK)
-      cmp.columns.append(CompareColumn(temperature: min(10, ((last.temperature + 0.3) * 10).rounded() / 10), topK: last.topK))
+      cmp.columns.append(
+        CompareColumn(temperature: min(10, ((last.temperature + 0.3) * 10).rounded() / 10), topK: last.topK))
       cmp.selected = cmp.columns.count - 1
     case .character("x"), .character("-"), .delete:
       guard !running else { return message("Wait for the comparison to finish (Esc cancels it)", .warning) }
@@ -912,12 +938,14 @@ public final class Studio {
       guard !running else { return }
       let d: Float = key == .character("[") ? -0.1 : 0.1
       let t = cmp.columns[cmp.selected].temperature
-      cmp.columns[cmp.selected] = CompareColumn(temperature: max(0, min(10, ((t + d) * 10).rounded() / 10)), topK: cmp.columns[cmp.selected].topK)
+      cmp.columns[cmp.selected] = CompareColumn(
+        temperature: max(0, min(10, ((t + d) * 10).rounded() / 10)), topK: cmp.columns[cmp.selected].topK)
     case .character("k"):
       guard !running else { return }
       let choices = CompareState.topKChoices
       let i = choices.firstIndex { $0 == cmp.columns[cmp.selected].topK } ?? 0
-      cmp.columns[cmp.selected] = CompareColumn(temperature: cmp.columns[cmp.selected].temperature, topK: choices[(i + 1) % choices.count])
+      cmp.columns[cmp.selected] = CompareColumn(
+        temperature: cmp.columns[cmp.selected].temperature, topK: choices[(i + 1) % choices.count])
     case .character("p"):
       guard !running else { return message("Wait for the comparison to finish (Esc cancels it)", .warning) }
       state.compare = cmp
@@ -960,7 +988,8 @@ public final class Studio {
       }
       if let id { rows[i] = id }
       cmp.columns[i].historyID = id
-      let files = id.map { [environment.store.imageURL(environment.store.imageFileName(generationID: $0, position: 0))] } ?? []
+      let files =
+        id.map { [environment.store.imageURL(environment.store.imageFileName(generationID: $0, position: 0))] } ?? []
       tasks.append(
         GenerationTask(
           historyID: id, request: request(text: row.styledPrompt, imagePrompt: cmp.imagePrompt, settings: settings),

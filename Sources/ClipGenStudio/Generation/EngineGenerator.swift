@@ -24,7 +24,8 @@ extension ClipGenModel: Generator {
     let s = request.settings
     return GenerationRequest(
       prompt: Prompt(parts: parts), count: s.count, candidates: s.candidates, seed: s.seed,
-      sampling: SamplingSettings(temperature: s.temperature, topK: s.topK, topP: s.topP, guidanceScale: s.guidanceScale))
+      sampling: SamplingSettings(temperature: s.temperature, topK: s.topK, topP: s.topP, guidanceScale: s.guidanceScale)
+    )
   }
 
   public func generate(_ request: StudioRequest, progress: (GeneratorEvent) -> Bool) throws -> GeneratorOutput {
@@ -35,7 +36,8 @@ extension ClipGenModel: Generator {
         case .conditioned(let truncated): return progress(.conditioned(truncated: truncated))
         case .sampled(let done, let total, let tokens, let rate):
           return progress(.sampled(done: done, total: total, tokens: tokens, tokensPerSecond: rate))
-        case .decoded(let index, let total, let image): return progress(.decoded(index: index, total: total, image: Pixmap(image)))
+        case .decoded(let index, let total, let image):
+          return progress(.decoded(index: index, total: total, image: Pixmap(image)))
         case .scored: return true
         }
       }

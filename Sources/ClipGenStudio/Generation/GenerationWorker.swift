@@ -36,7 +36,9 @@ public struct GenerationTask: Sendable {
   /// Text chunks to put in each PNG (the generation parameters).
   public var pngText: [(key: String, value: String)]
 
-  public init(historyID: Int64?, request: StudioRequest, column: Int = 0, files: [URL], pngText: [(key: String, value: String)]) {
+  public init(
+    historyID: Int64?, request: StudioRequest, column: Int = 0, files: [URL], pngText: [(key: String, value: String)]
+  ) {
     self.historyID = historyID
     self.request = request
     self.column = column
@@ -79,7 +81,9 @@ public final class GenerationWorker: Sendable {
           post(.cancelled(job: job, column: task.column, done: 0, total: generator.gridHeight * generator.gridWidth))
           continue
         }
-        run(task, generator: generator, files: files, post: post, previewInterval: previewInterval, progressInterval: progressInterval)
+        run(
+          task, generator: generator, files: files, post: post, previewInterval: previewInterval,
+          progressInterval: progressInterval)
       }
       finishedFlag.store(true, ordering: .releasing)
       post(.jobEnded(job: job))

@@ -61,7 +61,9 @@ public struct StudioRequest: Sendable {
   public var imageWeight: Double
   public var settings: GenerationSettings
 
-  public init(text: String, image: Pixmap? = nil, imageLabel: String = "", imageWeight: Double = 0.5, settings: GenerationSettings) {
+  public init(
+    text: String, image: Pixmap? = nil, imageLabel: String = "", imageWeight: Double = 0.5, settings: GenerationSettings
+  ) {
     self.text = text
     self.image = image
     self.imageLabel = imageLabel

@@ -183,7 +183,8 @@ public final class HistoryStore: Sendable {
     do {
       try FileManager.default.createDirectory(at: imagesDirectory, withIntermediateDirectories: true)
     } catch {
-      throw HistoryError(message: "cannot create the data directory \(imagesDirectory.path): \(error.localizedDescription)")
+      throw HistoryError(
+        message: "cannot create the data directory \(imagesDirectory.path): \(error.localizedDescription)")
     }
     do {
       var config = Configuration()
@@ -324,10 +325,13 @@ public final class HistoryStore: Sendable {
       var request = GenerationRecord.order(Column("createdAt").desc, Column("id").desc)
       let q = search.trimmingCharacters(in: .whitespaces)
       if !q.isEmpty {
-        let pattern = "%" + q.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%")
+        let pattern =
+          "%"
+          + q.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%")
           .replacingOccurrences(of: "_", with: "\\_") + "%"
         request = request.filter(
-          sql: "prompt LIKE ? ESCAPE '\\' OR styledPrompt LIKE ? ESCAPE '\\' OR IFNULL(styleName, '') LIKE ? ESCAPE '\\'",
+          sql:
+            "prompt LIKE ? ESCAPE '\\' OR styledPrompt LIKE ? ESCAPE '\\' OR IFNULL(styleName, '') LIKE ? ESCAPE '\\'",
           arguments: [pattern, pattern, pattern])
       }
       if favoritesOnly { request = request.filter(Column("favorite") == true) }
@@ -369,7 +373,9 @@ public final class HistoryStore: Sendable {
   public func recentPrompts(limit: Int = 200) throws -> [String] {
     try read { db in
       try String.fetchAll(
-        db, sql: "SELECT prompt FROM generation WHERE prompt <> '' GROUP BY prompt ORDER BY MAX(createdAt) DESC, MAX(id) DESC LIMIT ?",
+        db,
+        sql:
+          "SELECT prompt FROM generation WHERE prompt <> '' GROUP BY prompt ORDER BY MAX(createdAt) DESC, MAX(id) DESC LIMIT ?",
         arguments: [limit])
     }
   }
@@ -378,7 +384,9 @@ public final class HistoryStore: Sendable {
   func queueForTests(_ body: (Database) throws -> Void) throws { try queue.write(body) }
 
   /// The file an image of generation `id` at `position` is saved to.
-  public func imageFileName(generationID id: Int64, position: Int) -> String { String(format: "%06lld-%02d.png", id, position) }
+  public func imageFileName(generationID id: Int64, position: Int) -> String {
+    String(format: "%06lld-%02d.png", id, position)
+  }
 
   public func imageURL(_ fileName: String) -> URL { imagesDirectory.appendingPathComponent(fileName) }
 }

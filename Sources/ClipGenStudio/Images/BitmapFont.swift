@@ -56,7 +56,9 @@ public enum BitmapFont {
   public static func width(of text: String, scale: Int) -> Int { text.count * (glyphWidth + 1) * scale }
 
   /// Draws `text` with its top-left corner at (x, y), each font pixel `scale`×`scale`.
-  public static func draw(_ text: String, into image: inout Pixmap, x: Int, y: Int, scale: Int, color: (UInt8, UInt8, UInt8)) {
+  public static func draw(
+    _ text: String, into image: inout Pixmap, x: Int, y: Int, scale: Int, color: (UInt8, UInt8, UInt8)
+  ) {
     var cx = x
     for ch in text {
       let g = glyph(ch)

@@ -18,7 +18,9 @@ public final class ImageStore {
   private let capacity = 48
 
   /// `post` delivers finished encodings to the UI thread (which calls `receive`).
-  public init(files: ImageFiles, post: @escaping @Sendable (_ key: String, _ result: Result<[UInt8], SixelError>) -> Void) {
+  public init(
+    files: ImageFiles, post: @escaping @Sendable (_ key: String, _ result: Result<[UInt8], SixelError>) -> Void
+  ) {
     self.files = files
     self.post = post
   }
@@ -60,7 +62,9 @@ public final class ImageStore {
   /// The sixel placement showing `image` in `rect` (cells of `cellWidth`×`cellHeight` pixels).
   /// When its encoding is not ready, one is started and the slot's previous placement is
   /// returned if it covers the same cells (so a live preview never blinks); else nil.
-  public func sixelPlacement(slot: String, image: Pixmap, rect: Rect, cellWidth: Int, cellHeight: Int) -> ImagePlacement? {
+  public func sixelPlacement(slot: String, image: Pixmap, rect: Rect, cellWidth: Int, cellHeight: Int)
+    -> ImagePlacement?
+  {
     let pw = rect.width * cellWidth
     let ph = rect.height * cellHeight
     guard pw > 0, ph > 0 else { return nil }

@@ -43,7 +43,9 @@ public struct Pixmap: Sendable, Equatable {
   /// Scaled to `width`×`height`: each target pixel averages the source pixels it covers, so
   /// shrinking is a box filter and enlarging repeats pixels (keeping the token grid crisp).
   public func resized(width tw: Int, height th: Int) -> Pixmap {
-    guard tw > 0, th > 0, width > 0, height > 0 else { return Pixmap(width: max(0, tw), height: max(0, th), pixels: []) }
+    guard tw > 0, th > 0, width > 0, height > 0 else {
+      return Pixmap(width: max(0, tw), height: max(0, th), pixels: [])
+    }
     if tw == width && th == height { return self }
     var out = [UInt8](repeating: 0, count: tw * th * 3)
     let xs = (0...tw).map { $0 * width / tw }

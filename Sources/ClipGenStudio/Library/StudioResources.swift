@@ -48,6 +48,8 @@ public struct StudioResources: Sendable {
   /// Sample prompts (one per line, `#` comments), or none when the file is missing.
   public func samplePrompts() -> [String] {
     guard let url = promptsFile, let text = try? String(contentsOf: url, encoding: .utf8) else { return [] }
-    return text.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty && !$0.hasPrefix("#") }
+    return text.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter {
+      !$0.isEmpty && !$0.hasPrefix("#")
+    }
   }
 }

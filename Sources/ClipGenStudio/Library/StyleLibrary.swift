@@ -14,7 +14,9 @@ public struct PromptStyle: Codable, Sendable, Equatable, Hashable {
   }
 
   /// The template with the prompt in its place.
-  public func apply(to prompt: String) -> String { template.replacingOccurrences(of: PromptStyle.placeholder, with: prompt) }
+  public func apply(to prompt: String) -> String {
+    template.replacingOccurrences(of: PromptStyle.placeholder, with: prompt)
+  }
 }
 
 /// Why a style file could not be used; names the file and the style.
@@ -46,7 +48,8 @@ public struct StyleLibrary: Sendable, Equatable {
       throw StyleLibraryError(file: url.path, message: "\(index) has no '\(key.stringValue)'")
     } catch {
       throw StyleLibraryError(
-        file: url.path, message: "expected a JSON array of {\"name\", \"template\"} objects (\(error.localizedDescription))")
+        file: url.path,
+        message: "expected a JSON array of {\"name\", \"template\"} objects (\(error.localizedDescription))")
     }
     for (i, s) in styles.enumerated() {
       if s.name.trimmingCharacters(in: .whitespaces).isEmpty {

@@ -66,7 +66,9 @@ public struct Theme: Sendable, Equatable {
     if t.hasPrefix("#") {
       let hex = Array(t.dropFirst())
       func byte(_ s: String) -> UInt8? { UInt8(s, radix: 16) }
-      if hex.count == 6, let r = byte(String(hex[0...1])), let g = byte(String(hex[2...3])), let b = byte(String(hex[4...5])) {
+      if hex.count == 6, let r = byte(String(hex[0...1])), let g = byte(String(hex[2...3])),
+        let b = byte(String(hex[4...5]))
+      {
         return .rgb(r, g, b)
       }
       if hex.count == 3, let r = byte(String([hex[0], hex[0]])), let g = byte(String([hex[1], hex[1]])),

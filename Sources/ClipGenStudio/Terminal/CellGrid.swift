@@ -20,7 +20,9 @@ public struct Rect: Hashable, Sendable, CustomStringConvertible {
   public var isEmpty: Bool { width <= 0 || height <= 0 }
 
   /// Shrunk by `dx` columns on each side and `dy` rows at top and bottom.
-  public func inset(dx: Int, dy: Int) -> Rect { Rect(x: x + dx, y: y + dy, width: width - 2 * dx, height: height - 2 * dy) }
+  public func inset(dx: Int, dy: Int) -> Rect {
+    Rect(x: x + dx, y: y + dy, width: width - 2 * dx, height: height - 2 * dy)
+  }
 
   /// The part of this rectangle inside `other`.
   public func intersection(_ other: Rect) -> Rect {
@@ -197,7 +199,9 @@ public struct CellGrid: Sendable, Equatable {
   }
 
   /// Draws a box border (light lines, or heavy when `heavy`) with an optional title on the top edge.
-  public mutating func box(_ rect: Rect, style: CellStyle, title: String? = nil, titleStyle: CellStyle? = nil, heavy: Bool = false) {
+  public mutating func box(
+    _ rect: Rect, style: CellStyle, title: String? = nil, titleStyle: CellStyle? = nil, heavy: Bool = false
+  ) {
     guard rect.width >= 2, rect.height >= 2 else { return }
     let (h, v, tl, tr, bl, br) = heavy ? ("━", "┃", "┏", "┓", "┗", "┛") : ("─", "│", "╭", "╮", "╰", "╯")
     for x in rect.x + 1..<rect.maxX - 1 {

@@ -58,7 +58,9 @@ public final class CursesDriver: TerminalDriver {
       replies.windowPixels = (Int(wx), Int(wy))
     }
     guard cg_curses_start(25) == 0 else {
-      throw TerminalError(message: "ncurses could not start on this terminal (TERM=\(ProcessInfo.processInfo.environment["TERM"] ?? "unset"))")
+      throw TerminalError(
+        message:
+          "ncurses could not start on this terminal (TERM=\(ProcessInfo.processInfo.environment["TERM"] ?? "unset"))")
     }
     var rows: Int32 = 0
     var cols: Int32 = 0
@@ -176,7 +178,8 @@ public final class CursesDriver: TerminalDriver {
   private func colorNumber(_ c: TerminalColor) -> Int32 {
     switch c {
     case .default: return -1
-    case .indexed(let i): return capabilities.colorDepth == .basic ? Int32(basicIndex(TerminalColor.rgb(ofPaletteIndex: i))) : Int32(i)
+    case .indexed(let i):
+      return capabilities.colorDepth == .basic ? Int32(basicIndex(TerminalColor.rgb(ofPaletteIndex: i))) : Int32(i)
     case .rgb(let r, let g, let b):
       if directColor { return Int32(r) << 16 | Int32(g) << 8 | Int32(b) }
       if capabilities.colorDepth == .basic { return Int32(basicIndex((r, g, b))) }
@@ -306,7 +309,9 @@ public final class CursesDriver: TerminalDriver {
     let changedRows = Set(changedCells.map { $0 / max(1, grid.width) })
     for p in grid.placements {
       let isNew = !(prev?.placements.contains(p) ?? false)
-      let disturbed = (p.rect.y..<p.rect.maxY).contains { redrawn.contains($0) || changedRows.contains($0) && rowChanged(changedCells, grid: grid, row: $0, in: p.rect) }
+      let disturbed = (p.rect.y..<p.rect.maxY).contains {
+        redrawn.contains($0) || changedRows.contains($0) && rowChanged(changedCells, grid: grid, row: $0, in: p.rect)
+      }
       guard isNew || disturbed, !p.data.isEmpty else { continue }
       out += Array("\u{1B}[\(p.rect.y + 1);\(p.rect.x + 1)H".utf8)
       out += p.data

@@ -76,7 +76,9 @@ public struct TerminalReplies: Sendable, Equatable {
 public enum TerminalProbe {
   /// Queries the terminal on `fd` (in raw mode for the duration), waiting at most `timeout`
   /// seconds for the DA1 reply. Returns what came back (empty replies when not a terminal).
-  public static func query(fd: Int32 = STDIN_FILENO, outFD: Int32 = STDOUT_FILENO, timeout: Double = 1.0) -> TerminalReplies {
+  public static func query(fd: Int32 = STDIN_FILENO, outFD: Int32 = STDOUT_FILENO, timeout: Double = 1.0)
+    -> TerminalReplies
+  {
     guard isatty(fd) == 1, isatty(outFD) == 1 else { return TerminalReplies() }
     var saved = termios()
     guard tcgetattr(fd, &saved) == 0 else { return TerminalReplies() }

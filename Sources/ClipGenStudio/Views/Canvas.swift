@@ -15,7 +15,9 @@ public struct Canvas {
 
   /// Text in a role's colour; returns columns written.
   @discardableResult
-  public mutating func text(_ s: String, x: Int, y: Int, role: String = "text", bold: Bool = false, limit: Int? = nil) -> Int {
+  public mutating func text(_ s: String, x: Int, y: Int, role: String = "text", bold: Bool = false, limit: Int? = nil)
+    -> Int
+  {
     grid.put(s, x: x, y: y, style: style(role, bold: bold), limit: limit)
   }
 

@@ -27,7 +27,9 @@ extension StudioRenderer {
       case .failed: placeholder = "failed"
       case .done: placeholder = "no image"
       }
-      let shown = col.status == .running ? col.image.map { $0.veiled(fromRow: col.done * $0.height / max(1, col.total)) } : col.image
+      let shown =
+        col.status == .running
+        ? col.image.map { $0.veiled(fromRow: col.done * $0.height / max(1, col.total)) } : col.image
       drawImage(&c, shown, in: imageArea, slot: "compare-\(i)", placeholder: placeholder)
       let y = inner.maxY - 1
       switch col.status {
@@ -66,11 +68,14 @@ public enum CompareExport {
     var out = Pixmap(width: width, height: height, red: background.0, green: background.1, blue: background.2)
     var title = "\"\(cmp.prompt)\"  SEED \(cmp.base.seed)"
     if let s = cmp.style { title += "  STYLE \(s.name)" }
-    BitmapFont.draw(BitmapFont.fit(title, width: width - 2 * pad, scale: scale), into: &out, x: pad, y: pad + 5, scale: scale, color: ink)
+    BitmapFont.draw(
+      BitmapFont.fit(title, width: width - 2 * pad, scale: scale), into: &out, x: pad, y: pad + 5, scale: scale,
+      color: ink)
     let labelY = pad + band + pad / 2
     for (i, col) in cmp.columns.enumerated() {
       let x = pad + i * (tile + pad)
-      BitmapFont.draw(BitmapFont.fit(col.label, width: tile, scale: scale), into: &out, x: x, y: labelY + 5, scale: scale, color: ink)
+      BitmapFont.draw(
+        BitmapFont.fit(col.label, width: tile, scale: scale), into: &out, x: x, y: labelY + 5, scale: scale, color: ink)
       let y = labelY + band
       if let img = col.image {
         let h = img.height * tile / max(1, img.width)

@@ -22,12 +22,14 @@ extension StudioRenderer {
     case .confirmQuit:
       let r = window(&c, width: 56, height: 6, title: "Quit?")
       c.text("A generation is running.", x: r.x + 2, y: r.y + 2, role: "text", limit: r.width - 4)
-      c.text("Quit and cancel it?   y yes · n no", x: r.x + 2, y: r.y + 3, role: "warning", bold: true, limit: r.width - 4)
+      c.text(
+        "Quit and cancel it?   y yes · n no", x: r.x + 2, y: r.y + 3, role: "warning", bold: true, limit: r.width - 4)
     case .confirmDelete(let id):
       let r = window(&c, width: 60, height: 6, title: "Delete?")
       let prompt = state.history.first { $0.id == id }?.generation.summary ?? "#\(id)"
       c.text("Delete “\(prompt)”", x: r.x + 2, y: r.y + 2, role: "text", limit: r.width - 4)
-      c.text("and its image files?   y yes · n no", x: r.x + 2, y: r.y + 3, role: "warning", bold: true, limit: r.width - 4)
+      c.text(
+        "and its image files?   y yes · n no", x: r.x + 2, y: r.y + 3, role: "warning", bold: true, limit: r.width - 4)
     }
   }
 
@@ -62,13 +64,16 @@ extension StudioRenderer {
       }
     }
     if lines.count > visible {
-      c.text(" \(start + 1)–\(min(lines.count, start + visible)) of \(lines.count) ", x: r.maxX - 16, y: r.maxY - 1, role: "muted")
+      c.text(
+        " \(start + 1)–\(min(lines.count, start + visible)) of \(lines.count) ", x: r.maxX - 16, y: r.maxY - 1,
+        role: "muted")
     }
   }
 
   func drawStyles(_ c: inout Canvas, _ picker: StylePicker) {
     let matches = StudioStyles.choices(state: state, query: picker.query.text)
-    let r = window(&c, width: 76, height: min(state.height - 2, 18), title: "Style — type to search · Enter picks · Esc closes")
+    let r = window(
+      &c, width: 76, height: min(state.height - 2, 18), title: "Style — type to search · Enter picks · Esc closes")
     let inner = r.inset(dx: 2, dy: 1)
     c.text("Search: ", x: inner.x, y: inner.y, role: "muted")
     let v = picker.query.visible(width: inner.width - 9)
@@ -83,13 +88,16 @@ extension StudioRenderer {
       guard i < matches.count else { break }
       let style = matches[i]
       let selected = i == picker.selected
-      let s = selected ? CellStyle(foreground: theme["selection.text"], background: theme["selection.background"]) : c.style("text")
+      let s =
+        selected
+        ? CellStyle(foreground: theme["selection.text"], background: theme["selection.background"]) : c.style("text")
       c.grid.fill(Rect(x: inner.x, y: listTop + row, width: inner.width, height: 1), style: s)
       let current = style?.name == state.style?.name
       c.text((current ? "● " : "  ") + (style?.name ?? "(no style)"), x: inner.x, y: listTop + row, style: s, limit: 22)
       var t = s
       t.foreground = selected ? theme["selection.text"] : theme["muted"]
-      c.text(style?.template ?? "the prompt as typed", x: inner.x + 23, y: listTop + row, style: t, limit: inner.width - 23)
+      c.text(
+        style?.template ?? "the prompt as typed", x: inner.x + 23, y: listTop + row, style: t, limit: inner.width - 23)
     }
     if picker.selected < matches.count {
       let example = state.editor.text.isEmpty ? (state.samplePrompts.first ?? "your prompt") : state.editor.text
@@ -104,8 +112,12 @@ extension StudioRenderer {
     let fieldX = inner.x + 9
     c.text("Path", x: inner.x, y: inner.y + 1, role: form.field == 0 ? "accent" : "muted", bold: form.field == 0)
     let v = form.path.visible(width: inner.maxX - fieldX)
-    c.grid.fill(Rect(x: fieldX - 1, y: inner.y + 1, width: inner.maxX - fieldX + 1, height: 1), style: CellStyle(foreground: theme["text"], background: theme["progress.todo"]))
-    c.text(v.text, x: fieldX, y: inner.y + 1, style: CellStyle(foreground: theme["text"], background: theme["progress.todo"]))
+    c.grid.fill(
+      Rect(x: fieldX - 1, y: inner.y + 1, width: inner.maxX - fieldX + 1, height: 1),
+      style: CellStyle(foreground: theme["text"], background: theme["progress.todo"]))
+    c.text(
+      v.text, x: fieldX, y: inner.y + 1, style: CellStyle(foreground: theme["text"], background: theme["progress.todo"])
+    )
     if form.field == 0 { c.grid.cursor = (fieldX + v.cursorColumn, inner.y + 1) }
     if !form.candidates.isEmpty {
       let shown = form.candidates.prefix(4).joined(separator: "  ")
@@ -114,8 +126,12 @@ extension StudioRenderer {
     }
     c.text("Weight", x: inner.x, y: inner.y + 4, role: form.field == 1 ? "accent" : "muted", bold: form.field == 1)
     let w = form.weight
-    c.text("◀ \(formatWeight(w)) ▶", x: fieldX, y: inner.y + 4, role: form.field == 1 ? "accent" : "text", bold: form.field == 1)
-    c.text(String(format: "image %.0f%% · text %.0f%%", w * 100, (1 - w) * 100), x: fieldX + 10, y: inner.y + 4, role: "muted")
+    c.text(
+      "◀ \(formatWeight(w)) ▶", x: fieldX, y: inner.y + 4, role: form.field == 1 ? "accent" : "text",
+      bold: form.field == 1)
+    c.text(
+      String(format: "image %.0f%% · text %.0f%%", w * 100, (1 - w) * 100), x: fieldX + 10, y: inner.y + 4,
+      role: "muted")
     let barWidth = min(30, inner.maxX - fieldX)
     c.progressBar(x: fieldX, y: inner.y + 5, width: barWidth, fraction: w)
     if let e = form.error {
@@ -123,10 +139,16 @@ extension StudioRenderer {
         c.text(line, x: inner.x, y: inner.y + 7 + i, role: "error", limit: inner.width)
       }
     } else if let current = state.imagePrompt {
-      c.text("Now: \(current.path) (\(current.image.width)×\(current.image.height))", x: inner.x, y: inner.y + 7, role: "muted", limit: inner.width)
+      c.text(
+        "Now: \(current.path) (\(current.image.width)×\(current.image.height))", x: inner.x, y: inner.y + 7,
+        role: "muted", limit: inner.width)
     }
-    c.text("Tab completes · ↑/↓ field · ←/→ weight · Enter applies", x: inner.x, y: inner.maxY - 2, role: "muted", limit: inner.width)
-    c.text("Enter on an empty path removes the image prompt · Esc closes", x: inner.x, y: inner.maxY - 1, role: "muted", limit: inner.width)
+    c.text(
+      "Tab completes · ↑/↓ field · ←/→ weight · Enter applies", x: inner.x, y: inner.maxY - 2, role: "muted",
+      limit: inner.width)
+    c.text(
+      "Enter on an empty path removes the image prompt · Esc closes", x: inner.x, y: inner.maxY - 1, role: "muted",
+      limit: inner.width)
   }
 
   func drawSettings(_ c: inout Canvas, _ form: SettingsForm) {
@@ -136,7 +158,9 @@ extension StudioRenderer {
     for (row, f) in fields.enumerated() {
       let y = inner.y + 1 + row
       let selected = f == form.field
-      let s = selected ? CellStyle(foreground: theme["selection.text"], background: theme["selection.background"]) : c.style("text")
+      let s =
+        selected
+        ? CellStyle(foreground: theme["selection.text"], background: theme["selection.background"]) : c.style("text")
       c.grid.fill(Rect(x: inner.x, y: y, width: inner.width, height: 1), style: s)
       c.text(f.label, x: inner.x + 1, y: y, style: s)
       let value: String
@@ -146,10 +170,13 @@ extension StudioRenderer {
       } else {
         value = SettingsForm.display(f, form)
       }
-      c.text((selected ? "◀ " : "  ") + value + (selected ? " ▶" : ""), x: inner.x + 18, y: y, style: s, limit: inner.width - 19)
+      c.text(
+        (selected ? "◀ " : "  ") + value + (selected ? " ▶" : ""), x: inner.x + 18, y: y, style: s,
+        limit: inner.width - 19)
     }
     c.text(form.field.help, x: inner.x, y: inner.maxY - 3, role: "muted", limit: inner.width)
-    c.text("r random seed · Enter done · Esc discards", x: inner.x, y: inner.maxY - 1, role: "muted", limit: inner.width)
+    c.text(
+      "r random seed · Enter done · Esc discards", x: inner.x, y: inner.maxY - 1, role: "muted", limit: inner.width)
   }
 }
 

@@ -59,7 +59,8 @@ public struct StudioRenderer {
     let top = max(0, (state.height - lines.count) / 2)
     for (i, line) in lines.enumerated() {
       let t = line.truncated(toColumns: state.width)
-      c.text(t, x: max(0, (state.width - t.terminalWidth) / 2), y: top + i, role: i == 0 ? "warning" : "text", bold: i == 0)
+      c.text(
+        t, x: max(0, (state.width - t.terminalWidth) / 2), y: top + i, role: i == 0 ? "warning" : "text", bold: i == 0)
     }
   }
 
@@ -72,10 +73,13 @@ public struct StudioRenderer {
     let mode: String
     switch state.imageMode {
     case .sixel: mode = "sixel (\(state.capabilities.cellPixelWidth)×\(state.capabilities.cellPixelHeight) px cells)"
-    case .halfBlock: mode = "half-blocks (\(state.capabilities.colorDepth == .trueColor ? "24-bit" : state.capabilities.colorDepth == .palette256 ? "256 colours" : "16 colours"))"
+    case .halfBlock:
+      mode =
+        "half-blocks (\(state.capabilities.colorDepth == .trueColor ? "24-bit" : state.capabilities.colorDepth == .palette256 ? "256 colours" : "16 colours"))"
     case .none: mode = "none"
     }
-    let info = "│ model \(state.modelName) · \(state.gridHeight)×\(state.gridWidth) tokens │ images: \(mode) │ theme: \(theme.name)"
+    let info =
+      "│ model \(state.modelName) · \(state.gridHeight)×\(state.gridWidth) tokens │ images: \(mode) │ theme: \(theme.name)"
     let right = " F1 help "
     x += c.text(info.truncated(toColumns: max(0, r.width - x - right.terminalWidth)), x: x, y: r.y, style: bar)
     c.text(right, x: r.maxX - right.terminalWidth, y: r.y, style: theme.bar("header", bold: true))
@@ -122,7 +126,10 @@ public struct StudioRenderer {
       if !state.search.isEmpty || state.favoritesOnly {
         lines = [("Nothing matches.", "muted"), ("Esc in the search clears it; * shows all.", "muted")]
       } else {
-        lines = [("No generations yet.", "text"), ("", "text"), ("Type a prompt below and", "muted"), ("press Enter. Try:", "muted")]
+        lines = [
+          ("No generations yet.", "text"), ("", "text"), ("Type a prompt below and", "muted"),
+          ("press Enter. Try:", "muted"),
+        ]
         for p in state.samplePrompts.prefix(3) { lines.append(("  " + p, "accent")) }
       }
       for (i, l) in lines.enumerated() where i < rows {
@@ -144,7 +151,8 @@ public struct StudioRenderer {
       let selected = i == state.selection
       var base = c.style("text")
       if selected {
-        base = focused
+        base =
+          focused
           ? CellStyle(foreground: theme["selection.text"], background: theme["selection.background"])
           : CellStyle(foreground: theme["text"], background: theme["progress.todo"])
         c.grid.fill(Rect(x: inner.x, y: y, width: inner.width, height: 1), style: base)
@@ -171,11 +179,14 @@ public struct StudioRenderer {
   /// Draws `image` as large as fits in `area` (keeping it square per its aspect), in the
   /// current image mode. Returns the cells used.
   @discardableResult
-  func drawImage(_ c: inout Canvas, _ image: Pixmap?, in area: Rect, slot: String, placeholder: String = "no image") -> Rect {
+  func drawImage(_ c: inout Canvas, _ image: Pixmap?, in area: Rect, slot: String, placeholder: String = "no image")
+    -> Rect
+  {
     guard !area.isEmpty else { return area }
     guard let image, image.width > 0, image.height > 0 else {
       let side = min(area.width, area.height * 2)
-      let r = HalfBlockRenderer.fit(aspect: 1, in: Rect(x: area.x, y: area.y, width: side, height: area.height), cellAspect: 2)
+      let r = HalfBlockRenderer.fit(
+        aspect: 1, in: Rect(x: area.x, y: area.y, width: side, height: area.height), cellAspect: 2)
       let box = Rect(x: area.x + (area.width - r.width) / 2, y: r.y, width: r.width, height: r.height)
       if box.height >= 3 && box.width >= 8 {
         c.grid.box(box, style: c.style("border"))
@@ -236,7 +247,9 @@ public struct StudioRenderer {
     let g = entry.generation
     let count = entry.images.count
     let index = min(state.previewIndex, max(0, count - 1))
-    c.pane(r, title: "Preview #\(entry.id)", focused: focused, rightTitle: count > 1 ? "image \(index + 1)/\(count) ←/→" : nil)
+    c.pane(
+      r, title: "Preview #\(entry.id)", focused: focused,
+      rightTitle: count > 1 ? "image \(index + 1)/\(count) ←/→" : nil)
     let details = detailLines(entry: entry, index: index)
     let area = imageArea(inner)
     var image: Pixmap?
@@ -269,7 +282,9 @@ public struct StudioRenderer {
   func drawDetails(_ c: inout Canvas, _ lines: [(String, String)], below area: Rect, inner: Rect) {
     var y = area.maxY + 1
     for (text, role) in lines.prefix(StudioRenderer.detailRows) {
-      let t = text.hasPrefix("/") || text.hasPrefix("~") ? leftTruncated(text, inner.width) : text.truncated(toColumns: inner.width)
+      let t =
+        text.hasPrefix("/") || text.hasPrefix("~")
+        ? leftTruncated(text, inner.width) : text.truncated(toColumns: inner.width)
       if y < inner.maxY { c.text(t, x: inner.x, y: y, role: role) }
       y += 1
     }
@@ -313,7 +328,9 @@ public struct StudioRenderer {
     var lines: [(String, String)] = [("“\(g.styledPrompt.isEmpty ? "(image only)" : g.styledPrompt)”", "text")]
     var extras: [String] = []
     if let s = g.styleName { extras.append("style \(s)") }
-    if let p = g.imagePath { extras.append("image \((p as NSString).lastPathComponent) ×\(formatWeight(g.imageWeight ?? 1))") }
+    if let p = g.imagePath {
+      extras.append("image \((p as NSString).lastPathComponent) ×\(formatWeight(g.imageWeight ?? 1))")
+    }
     if !extras.isEmpty { lines.append((extras.joined(separator: " · "), "muted")) }
     lines.append((settingsLine(g.settings), "muted"))
     switch g.status {
@@ -321,16 +338,20 @@ public struct StudioRenderer {
       var t = "✓ done"
       if let s = g.seconds { t += String(format: " in %.1f s", s) }
       if let r = g.tokensPerSecond { t += String(format: " · %.0f tok/s", r) }
-      if index < entry.images.count, let score = entry.images[index].clipScore { t += String(format: " · CLIP %.3f", score) }
+      if index < entry.images.count, let score = entry.images[index].clipScore {
+        t += String(format: " · CLIP %.3f", score)
+      }
       if g.truncated { t += " · prompt cut to fit" }
       lines.append((t, "success"))
     case .running: lines.append(("⟳ running", "accent"))
     case .cancelled: lines.append(("⊘ cancelled", "warning"))
     case .failed: lines.append(("✗ failed: \(g.errorMessage ?? "unknown error")", "error"))
-    case .interrupted: lines.append(("! interrupted: \(g.errorMessage ?? "the studio stopped while this was running")", "warning"))
+    case .interrupted:
+      lines.append(("! interrupted: \(g.errorMessage ?? "the studio stopped while this was running")", "warning"))
     }
     if index < entry.images.count {
-      lines.append((abbreviatedPath(imagesDirectory.appendingPathComponent(entry.images[index].fileName).path), "muted"))
+      lines.append(
+        (abbreviatedPath(imagesDirectory.appendingPathComponent(entry.images[index].fileName).path), "muted"))
     }
     return lines
   }
@@ -350,7 +371,10 @@ public struct StudioRenderer {
     let fieldX = inner.x + 3
     let fieldWidth = inner.maxX - fieldX - 1
     if state.editor.isEmpty {
-      let hint = state.imagePrompt != nil ? "Enter generates from the image alone, or add words" : "Describe an image, e.g. \(state.samplePrompts.first ?? "a large red circle on the left")"
+      let hint =
+        state.imagePrompt != nil
+        ? "Enter generates from the image alone, or add words"
+        : "Describe an image, e.g. \(state.samplePrompts.first ?? "a large red circle on the left")"
       c.text(hint, x: fieldX, y: inner.y, role: "muted", limit: fieldWidth)
       if focused { c.grid.cursor = (fieldX, inner.y) }
     } else {
@@ -390,7 +414,10 @@ public struct StudioRenderer {
       c.text(" " + progress.detail, x: x, y: r.y, style: bar, limit: r.width - x)
       return
     }
-    let hints = state.compare != nil ? KeyReference.compareHints(running: state.isRunning) : KeyReference.hints(for: state.focus, running: state.isRunning)
+    let hints =
+      state.compare != nil
+      ? KeyReference.compareHints(running: state.isRunning)
+      : KeyReference.hints(for: state.focus, running: state.isRunning)
     c.hints(hints, x: 1, y: r.y, width: r.width - 1, bar: "status")
   }
 
