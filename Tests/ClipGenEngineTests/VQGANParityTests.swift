@@ -30,42 +30,62 @@ struct VQGANFixture {
 }
 
 @Suite struct VQGANParityTests {
-  @Test(arguments: VQGANLayout.allCases)
-  func decodedImagesMatchReference(layout: VQGANLayout) throws {
+  @Test(arguments: VQGANLayout.allCases, [true, false])
+  func decodedImagesMatchReference(layout: VQGANLayout, winograd: Bool) throws {
     let fixture = VQGANFixture.of(layout)
-    let vqgan = try VQGAN.load(directory: fixture.model, layout: layout)
+    let vqgan = try VQGAN.load(directory: fixture.model, layout: layout, winograd: winograd)
     let io = try SafeTensorsFile(url: fixture.io)
     let (tokenShape, tokens) = try io.integers("decode_tokens")
     let expected = try io.tensor("decoded")
     let side = Int(Double(tokenShape[1]).squareRoot())
-    let grids = (0..<tokenShape[0]).map { Array(tokens[($0 * tokenShape[1])..<(($0 + 1) * tokenShape[1])]) }
+    // The nine-GEMM path is the slow reference path; one image checks it (debug builds are slow).
+    let count = winograd ? tokenShape[0] : 1
+    let grids = (0..<count).map { Array(tokens[($0 * tokenShape[1])..<(($0 + 1) * tokenShape[1])]) }
     let images = try vqgan.decodeBatch(grids, gridHeight: side, gridWidth: side)
     for (b, image) in images.enumerated() {
       let reference = VQGANFixture.item(expected, b)
-      print("VQGAN \(layout) decode[\(b)]: max|diff|/max|ref| = \(image.maxAbsDifference(reference) / reference.maxAbs)")
-      expectParity(image, reference, "\(layout) decoded image \(b)")
+      print(
+        "VQGAN \(layout) winograd=\(winograd) decode[\(b)]: max|diff|/max|ref| = "
+          + "\(image.maxAbsDifference(reference) / reference.maxAbs)")
+      expectParity(image, reference, "\(layout) winograd=\(winograd) decoded image \(b)")
     }
     // The single-grid entry point agrees with the batch.
-    #expect(try vqgan.decode(indices: grids[1], gridHeight: side, gridWidth: side) == images[1])
+    #expect(try vqgan.decode(indices: grids[count - 1], gridHeight: side, gridWidth: side) == images[count - 1])
   }
 
-  @Test(arguments: VQGANLayout.allCases)
-  func encodedIndicesAndLatentsMatchReference(layout: VQGANLayout) throws {
+  @Test(arguments: VQGANLayout.allCases, [true, false])
+  func encodedIndicesAndLatentsMatchReference(layout: VQGANLayout, winograd: Bool) throws {
     let fixture = VQGANFixture.of(layout)
-    let vqgan = try VQGAN.load(directory: fixture.model, layout: layout)
+    let vqgan = try VQGAN.load(directory: fixture.model, layout: layout, winograd: winograd)
     #expect(vqgan.hasEncoder)
     let io = try SafeTensorsFile(url: fixture.io)
     let images = try io.tensor("encode_image")
     let latents = try io.tensor("encode_latent")
     let (indexShape, indices) = try io.integers("encode_indices")
-    for b in 0..<images.shape[0] {
+    for b in 0..<(winograd ? images.shape[0] : 1) {
       let (codes, latent) = try vqgan.encode(VQGANFixture.item(images, b))
       let reference = VQGANFixture.item(latents, b)
-      print("VQGAN \(layout) encode[\(b)]: latent max|diff|/max|ref| = \(latent.maxAbsDifference(reference) / reference.maxAbs)")
-      expectParity(latent, reference, "\(layout) latent \(b)")
+      print(
+        "VQGAN \(layout) winograd=\(winograd) encode[\(b)]: latent max|diff|/max|ref| = "
+          + "\(latent.maxAbsDifference(reference) / reference.maxAbs)")
+      expectParity(latent, reference, "\(layout) winograd=\(winograd) latent \(b)")
       let expected = Array(indices[(b * indexShape[1])..<((b + 1) * indexShape[1])])
       #expect(codes == expected, "\(layout) indices \(b): \(zip(codes, expected).filter { $0 != $1 }.count) differ")
     }
+  }
+
+  @Test func groupNormEpsComesFromTheConfig() throws {
+    // The fixtures make the eps observable: HFAiLab's weights decoded at taming's eps must miss.
+    let file = try SafeTensorsFile(url: VQGANFixture.hfai.model.appendingPathComponent("model.safetensors"))
+    var config = try JSONDecoder().decode(
+      VQGANConfig.self, from: Data(contentsOf: VQGANFixture.hfai.model.appendingPathComponent("config.json")))
+    config.normEps = 1e-6
+    let wrongEps = try VQGAN(weights: file, config: config, layout: .hfai)
+    let io = try SafeTensorsFile(url: VQGANFixture.hfai.io)
+    let (_, tokens) = try io.integers("decode_tokens")
+    let image = try wrongEps.decode(indices: Array(tokens[0..<256]), gridHeight: 16, gridWidth: 16)
+    let reference = VQGANFixture.item(try io.tensor("decoded"), 0)
+    #expect(image.maxAbsDifference(reference) > 1e-2 * reference.maxAbs)
   }
 
   @Test func layoutIsDetectedFromTensorNames() throws {
@@ -120,7 +140,8 @@ struct VQGANFixture {
     let path = dir.appendingPathComponent("model.safetensors")
     try SafeTensorsWriter.write(kept, to: path)
     try FileManager.default.copyItem(
-      at: VQGANFixture.taming.model.appendingPathComponent("config.json"), to: dir.appendingPathComponent("config.json"))
+      at: VQGANFixture.taming.model.appendingPathComponent("config.json"), to: dir.appendingPathComponent("config.json")
+    )
     #expect(throws: WeightError.missingTensor(file: path.path, tensor: missing)) {
       _ = try VQGAN.load(directory: dir)
     }
@@ -162,6 +183,34 @@ struct VQGANFixture {
     let vqgan = try VQGAN.load(directory: VQGANFixture.taming.model)
     #expect(throws: VQGANError.self) { _ = try vqgan.encode(Tensor(zeros: [3, 62, 64])) }
     #expect(throws: VQGANError.self) { _ = try vqgan.encode(Tensor(zeros: [1, 64, 64])) }
+  }
+
+  @Test func missingFilesAndBadConfigsAreErrors() throws {
+    let dir = try temporaryDirectory()
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let config = dir.appendingPathComponent("config.json")
+    #expect(throws: VQGANError.missingFile(config.path)) { _ = try VQGAN.load(directory: dir) }
+    try FileManager.default.copyItem(
+      at: VQGANFixture.taming.model.appendingPathComponent("model.safetensors"),
+      to: dir.appendingPathComponent("model.safetensors"))
+    try Data(
+      #"{"embed_dim": 16, "n_embed": 64, "ch": 30, "ch_mult": [1, 1, 2], "num_res_blocks": 1, "resolution": 64, "z_channels": 16}"#
+        .utf8
+    )
+    .write(to: config)
+    #expect {
+      _ = try VQGAN.load(directory: dir)
+    } throws: { error in
+      guard case VQGANError.invalidConfig(let file, let reason) = error else { return false }
+      return file == config.path && reason.contains("multiple of 32")
+    }
+    try Data("{\"ch\": 32}".utf8).write(to: config)
+    #expect {
+      _ = try VQGAN.load(directory: dir)
+    } throws: { error in
+      guard case VQGANError.invalidConfig(let file, _) = error else { return false }
+      return file == config.path
+    }
   }
 
   @Test func configReadsTheCheckpointJSON() throws {

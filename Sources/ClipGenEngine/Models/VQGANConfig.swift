@@ -240,7 +240,8 @@ struct PackedAttentionWeights: WeightSource {
     let packed = try base.tensor(stored)
     guard let rows = packed.shape.first, rows % 3 == 0 else {
       throw WeightError.corruptTensor(
-        file: sourceDescription, tensor: stored, reason: "packed q/k/v projection of shape \(packed.shape) has no 3·C rows")
+        file: sourceDescription, tensor: stored,
+        reason: "packed q/k/v projection of shape \(packed.shape) has no 3·C rows")
     }
     let n = packed.count / 3
     var shape = packed.shape

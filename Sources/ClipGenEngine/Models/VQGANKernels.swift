@@ -1,14 +1,19 @@
 // The VQGAN's compute kernels, on activations stored as zero-bordered planes.
 //
-// Every activation is `[C, H+2, W+2]`: each channel's plane carries a one-pixel border of zeros.
-// A 3×3, stride-1, padding-1 convolution is then nine GEMMs over shifted views of the input, with
-// no im2col copy: output pixel (y, x) sits at column `y·(W+2) + x` of a GEMM whose B matrix for tap
-// (ki, kj) starts `ki·(W+2) + kj` values into each input plane. The two extra columns per row land
-// exactly on the output's left/right border, which `finish` zeroes again (with the bias added in
-// the same pass). The other layers (GroupNorm, upsampling, attention) read and write the same
-// layout, so no layer ever copies an activation just to re-pad it.
+// Every activation is `[C, H+2, W+2]`: each channel's plane carries a one-pixel border of zeros,
+// which is the convolutions' padding. 3×3 convolutions run as Winograd F(2×2, 3×3): 4×4 input tiles
+// read straight from the bordered planes, 16 GEMMs per block of tiles, outputs (plus bias and the
+// residual) written straight into the next bordered plane. The plain alternative is nine GEMMs
+// over shifted views of the input: output (y, x) sits at column `y·(W+2) + x` of a GEMM whose B
+// matrix for tap (ki, kj) starts `ki·(W+2) + kj` values into each input plane, and the two extra
+// columns per row land on the output's border, which `finish` zeroes again. GroupNorm, upsampling
+// and attention read and write the same layout, so no activation is ever copied to re-pad it.
+//
+// Threads: inside a VQGAN call OpenBLAS runs single-threaded and every kernel splits its own work
+// across one worker per core (`VQKernels.withSingleThreadedBLAS`).
 import COpenBLAS
 import Foundation
+import Synchronization
 
 /// Height and width of an activation and the offsets of its bordered layout.
 struct VQPlaneGeometry: Equatable {
@@ -28,6 +33,48 @@ struct VQPlaneGeometry: Equatable {
 }
 
 enum VQKernels {
+  /// Threads the kernels split work across (one per core).
+  static let workerCount = max(1, ProcessInfo.processInfo.activeProcessorCount)
+
+  /// Runs `body` with OpenBLAS single-threaded, restoring its thread count after. Inside, the
+  /// kernels split every GEMM themselves (`gemm`, Winograd blocks), so that one worker per core
+  /// runs transforms, GEMMs and elementwise passes without barriers, and OpenBLAS's own threads
+  /// do not spin (sched_yield) against ours during the non-GEMM passes. OpenBLAS's thread count
+  /// is process-wide: other BLAS work running concurrently is single-threaded meanwhile.
+  static func withSingleThreadedBLAS<R>(_ body: () throws -> R) rethrows -> R {
+    let previous = openblas_get_num_threads()
+    guard previous > 1, workerCount > 1 else { return try body() }
+    openblas_set_num_threads(1)
+    defer { openblas_set_num_threads(previous) }
+    return try body()
+  }
+
+  /// Row-major `C = alpha·op(A)·op(B) + beta·C` with the columns of C (and of op(B)) split across
+  /// the workers, each calling OpenBLAS on its share (single-threaded inside
+  /// `withSingleThreadedBLAS`). Small products run on the calling thread.
+  static func gemm(
+    transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1,
+    a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int, beta: Float = 0,
+    c: FloatPointer, ldc: Int
+  ) {
+    let workers = min(workerCount, max(1, n / 32), max(1, m * n * k / (1 << 21)))
+    if workers == 1 {
+      sgemm(
+        transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta,
+        c: c, ldc: ldc)
+      return
+    }
+    let chunk = ((n + workers - 1) / workers + 15) / 16 * 16
+    DispatchQueue.concurrentPerform(iterations: workers) { w in
+      let j0 = w * chunk
+      let cols = min(chunk, n - j0)
+      guard cols > 0 else { return }
+      sgemm(
+        transA: transA, transB: transB, m: m, n: cols, k: k, alpha: alpha, a: a, lda: lda,
+        b: transB ? b + j0 * ldb : b + j0, ldb: ldb, beta: beta, c: c + j0, ldc: ldc)
+    }
+  }
+
   /// Runs `body(0..<n)` across the CPU's threads when there is enough work to pay for the hand-off.
   @inline(__always)
   static func parallel(_ n: Int, work: Int, _ body: (Int) -> Void) {
@@ -48,30 +95,157 @@ enum VQKernels {
     UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
   }
 
-  /// `exp(x)` lane-wise: Cephes' `expf` range reduction and polynomial (relative error ~1e-7),
-  /// with the argument clamped so that `2ⁿ` stays a normal float.
+  /// `exp(x)`: Cephes' `expf` range reduction and polynomial (relative error ~1e-7), with the
+  /// argument clamped so that `2ⁿ` stays a normal float. Rounding and `2ⁿ` use the 1.5·2²³ trick
+  /// (adding it leaves n in the low mantissa bits): no calls and no float→int conversion, so loops
+  /// over it vectorise in release builds and stay cheap in debug ones.
   @inline(__always)
-  static func exp8(_ x: SIMD8<Float>) -> SIMD8<Float> {
-    var x = x.clamped(lowerBound: SIMD8(repeating: -87.0), upperBound: SIMD8(repeating: 88.0))
-    let fx = (x * 1.44269504088896341 + 0.5).rounded(.down)
-    x = x - fx * 0.693359375 + fx * 2.12194440e-4
-    var y = SIMD8<Float>(repeating: 1.9875691500e-4)
-    y = y * x + 1.3981999507e-3
-    y = y * x + 8.3334519073e-3
-    y = y * x + 4.1665795894e-2
-    y = y * x + 1.6666665459e-1
-    y = y * x + 5.0000001201e-1
-    y = y * (x * x) + x + 1
-    let n = SIMD8<Int32>(fx, rounding: .towardZero) &+ 127
-    return y * unsafeBitCast(n &<< 23, to: SIMD8<Float>.self)
+  static func exp(_ x: Float) -> Float {
+    var x = x > 88 ? 88 : x
+    x = x < -87 ? -87 : x
+    let t = x * 1.44269504088896341 + 12_582_912
+    let n = t - 12_582_912  // round(x / ln 2)
+    let r = x - n * 0.693359375 + n * 2.12194440e-4
+    var y: Float = 1.9875691500e-4
+    y = y * r + 1.3981999507e-3
+    y = y * r + 8.3334519073e-3
+    y = y * r + 4.1665795894e-2
+    y = y * r + 1.6666665459e-1
+    y = y * r + 5.0000001201e-1
+    y = y * (r * r) + r + 1
+    return y * Float(bitPattern: (t.bitPattern &- 0x4B40_0000 &+ 127) &<< 23)
   }
 
-  /// Swish `x·σ(x)` lane-wise.
+  /// `o[i] = swish(r[i]·scale + shift)`, swish = `v·σ(v)`.
   @inline(__always)
-  static func swish8(_ v: SIMD8<Float>) -> SIMD8<Float> { v / (1 + exp8(-v)) }
+  static func affineSwishRow(_ r: UnsafePointer<Float>, into o: FloatPointer, count: Int, scale: Float, shift: Float) {
+    for i in 0..<count {
+      let v = r[i] * scale + shift
+      o[i] = v / (1 + exp(-v))
+    }
+  }
+
+  // MARK: - Winograd F(2×2, 3×3) transforms
 
   @inline(__always)
-  static func swish(_ v: Float) -> Float { v / (1 + Foundation.exp(-v)) }
+  static func load4(_ p: UnsafePointer<Float>) -> SIMD4<Float> {
+    UnsafeRawPointer(p).loadUnaligned(as: SIMD4<Float>.self)
+  }
+
+  @inline(__always)
+  static func store4(_ v: SIMD4<Float>, _ p: FloatPointer) {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD4<Float>.self)
+  }
+
+  /// Input transform of one row of tiles: `top` points at the first of the four bordered input rows
+  /// (column 0). Writes V_ξ for each tile to `out + ξ·positionStride + tile`. Four tiles at a time
+  /// (one SSE register per value): the column transform Bᵀ·d runs on 8 contiguous columns at 2tx
+  /// and at 2tx+2, whose even/odd lanes are each tile's four columns. Reads up to 9 columns past
+  /// the last tile's first column (border, next row or slack).
+  @inline(__always)
+  static func winogradInputRow(
+    _ top: UnsafePointer<Float>, rowStride rs: Int, tiles: Int, into out: FloatPointer, positionStride ps: Int
+  ) {
+    // Bᵀ rows: d0 − d2, d1 + d2, d2 − d1, d1 − d3 (on columns 2tx… in `a`, 2tx+2… in `b`); then ·B per
+    // tile on its columns c0 = a even, c1 = a odd, c2 = b even, c3 = b odd.
+    @inline(__always) func rows(_ p: UnsafePointer<Float>, _ i: Int) -> (
+      SIMD4<Float>, SIMD4<Float>, SIMD4<Float>, SIMD4<Float>
+    ) {
+      let (r0, r1, r2, r3) = (p, p + rs, p + 2 * rs, p + 3 * rs)
+      let a: SIMD8<Float>
+      let b: SIMD8<Float>
+      switch i {
+      case 0: (a, b) = (load8(r0) - load8(r2), load8(r0 + 2) - load8(r2 + 2))
+      case 1: (a, b) = (load8(r1) + load8(r2), load8(r1 + 2) + load8(r2 + 2))
+      case 2: (a, b) = (load8(r2) - load8(r1), load8(r2 + 2) - load8(r1 + 2))
+      default: (a, b) = (load8(r1) - load8(r3), load8(r1 + 2) - load8(r3 + 2))
+      }
+      let c0 = a.evenHalf, c1 = a.oddHalf, c2 = b.evenHalf, c3 = b.oddHalf
+      return (c0 - c2, c1 + c2, c2 - c1, c1 - c3)
+    }
+    let full = tiles & ~3
+    var tx = 0
+    while tx < full {
+      let p = top + 2 * tx
+      let o = out + tx
+      for i in 0..<4 {
+        let v = rows(p, i)
+        let base = o + 4 * i * ps
+        store4(v.0, base)
+        store4(v.1, base + ps)
+        store4(v.2, base + 2 * ps)
+        store4(v.3, base + 3 * ps)
+      }
+      tx += 4
+    }
+    if tx < tiles {
+      let p = top + 2 * tx
+      for i in 0..<4 {
+        let v = rows(p, i)
+        let base = out + 4 * i * ps + tx
+        for l in 0..<(tiles - tx) {
+          base[l] = v.0[l]
+          base[ps + l] = v.1[l]
+          base[2 * ps + l] = v.2[l]
+          base[3 * ps + l] = v.3[l]
+        }
+      }
+    }
+  }
+
+  /// Output transform of one row of tiles: M_ξ for each tile at `m + ξ·positionStride + tile` →
+  /// the 2×2 outputs (plus `bias`) at `row0` (output row 2ty, column 0) and `row0 + rowStride`
+  /// (when `secondRow`). With `accumulate` the outputs add to what is there. Four tiles at a time.
+  @inline(__always)
+  static func winogradOutputRow(
+    _ m: UnsafePointer<Float>, positionStride ps: Int, tiles: Int, bias: Float, into row0: FloatPointer,
+    rowStride rs: Int, secondRow: Bool, accumulate: Bool
+  ) {
+    let b4 = SIMD4<Float>(repeating: bias)
+    var tx = 0
+    while tx < tiles {
+      let q = m + tx
+      // Aᵀ·M per column j: (m0j + m1j + m2j, m1j − m2j − m3j).
+      @inline(__always) func col(_ j: Int) -> (SIMD4<Float>, SIMD4<Float>) {
+        let m1 = load4(q + (4 + j) * ps), m2 = load4(q + (8 + j) * ps)
+        return (load4(q + j * ps) + m1 + m2, m1 - m2 - load4(q + (12 + j) * ps))
+      }
+      let s0 = col(0), s1 = col(1), s2 = col(2), s3 = col(3)
+      let y00 = s0.0 + s1.0 + s2.0 + b4
+      let y01 = s1.0 - s2.0 - s3.0 + b4
+      let y10 = s0.1 + s1.1 + s2.1 + b4
+      let y11 = s1.1 - s2.1 - s3.1 + b4
+      let lanes = min(4, tiles - tx)
+      let d0 = row0 + 2 * tx
+      let d1 = d0 + rs
+      if lanes == 4 {
+        var r0 = interleave(y00, y01)
+        if accumulate { r0 += load8(d0) }
+        store8(r0, d0)
+        if secondRow {
+          var r1 = interleave(y10, y11)
+          if accumulate { r1 += load8(d1) }
+          store8(r1, d1)
+        }
+      } else {
+        for l in 0..<lanes {
+          d0[2 * l] = (accumulate ? d0[2 * l] : 0) + y00[l]
+          d0[2 * l + 1] = (accumulate ? d0[2 * l + 1] : 0) + y01[l]
+          if secondRow {
+            d1[2 * l] = (accumulate ? d1[2 * l] : 0) + y10[l]
+            d1[2 * l + 1] = (accumulate ? d1[2 * l + 1] : 0) + y11[l]
+          }
+        }
+      }
+      tx += 4
+    }
+  }
+
+  /// (a0, b0, a1, b1, …).
+  @inline(__always)
+  static func interleave(_ a: SIMD4<Float>, _ b: SIMD4<Float>) -> SIMD8<Float> {
+    SIMD8(a[0], b[0], a[1], b[1], a[2], b[2], a[3], b[3])
+  }
 
   // MARK: - Borders
 
@@ -164,8 +338,6 @@ enum VQKernels {
       for c in c0..<(c0 + perGroup) {
         let scale = inv * gamma[c]
         let shift = beta[c] - mean * scale
-        let s8 = SIMD8<Float>(repeating: scale)
-        let t8 = SIMD8<Float>(repeating: shift)
         let dplane = compactOutput ? dst + c * h * w : dst + c * g.plane
         if !compactOutput {
           dplane.update(repeating: 0, count: rs)
@@ -182,25 +354,10 @@ enum VQKernels {
             row[w + 1] = 0
             o = row + 1
           }
-          var x = 0
           if swish {
-            while x + 8 <= w {
-              store8(swish8(load8(r + x) * s8 + t8), o + x)
-              x += 8
-            }
-            while x < w {
-              o[x] = Self.swish(r[x] * scale + shift)
-              x += 1
-            }
+            affineSwishRow(r, into: o, count: w, scale: scale, shift: shift)
           } else {
-            while x + 8 <= w {
-              store8(load8(r + x) * s8 + t8, o + x)
-              x += 8
-            }
-            while x < w {
-              o[x] = r[x] * scale + shift
-              x += 1
-            }
+            for x in 0..<w { o[x] = r[x] * scale + shift }
           }
         }
       }
@@ -273,24 +430,30 @@ enum VQKernels {
 /// `nn.Conv2d` with a 3×3 kernel, on bordered activations: stride 1 with padding 1, or taming's
 /// Downsample (stride 2 after padding (0, 1, 0, 1)). Weights are re-laid out once at load for the
 /// path that suits the layer's shape:
-/// - `shifted`: nine GEMMs over shifted views of the input (most layers; no copies);
+/// - `winograd`: Winograd F(2×2, 3×3) (Lavin & Gray 2015): 16 GEMMs on transformed 4×4 input tiles
+///   instead of 9 full-size ones, 2.25× fewer multiplies; the transforms only add and halve, so
+///   rounding stays that of a direct convolution (most layers);
+/// - `shifted`: nine GEMMs over shifted views of the input (no copies; the same layers, kept as the
+///   plain reference path);
 /// - `im2col`: a row-tiled im2col and one GEMM per tile (stride 2, or few input channels, where
-///   nine GEMMs of depth `I` would be too shallow);
+///   GEMMs of depth `I` would be too shallow);
 /// - `direct`: a SIMD loop for a handful of output channels (the decoder's `conv_out` to RGB),
 ///   where a GEMM with M = 3 runs at a small fraction of peak.
 struct VQConv3x3: Sendable {
-  enum Path: Sendable { case shifted, im2col, direct }
+  enum Path: Sendable { case winograd, shifted, im2col, direct }
 
   let inChannels: Int
   let outChannels: Int
   let stride: Int
   let path: Path
-  /// `shifted`: `[9][O][I]`; `im2col`: `[O][I·9]` (PyTorch's layout); `direct`: `[⌈O/4⌉][I][9][4]`.
+  /// `winograd`: `[16][O][I]` (G·g·Gᵀ per tile position); `shifted`: `[9][O][I]`; `im2col`:
+  /// `[O][I·9]` (PyTorch's layout); `direct`: `[⌈O/4⌉][I][9][4]`.
   let weights: [Float]
   let bias: [Float]
 
-  /// `weight` is PyTorch's `[O, I, 3, 3]`.
-  init(weight: Tensor, bias: Tensor, stride: Int = 1) {
+  /// `weight` is PyTorch's `[O, I, 3, 3]`. `winograd` false picks the nine-GEMM path where
+  /// Winograd would apply.
+  init(weight: Tensor, bias: Tensor, stride: Int = 1, winograd: Bool = true) {
     let (o, i) = (weight.shape[0], weight.shape[1])
     inChannels = i
     outChannels = o
@@ -304,6 +467,33 @@ struct VQConv3x3: Sendable {
       for oc in 0..<o {
         for c in 0..<i {
           for t in 0..<9 { packed[(((oc / 4) * i + c) * 9 + t) * 4 + oc % 4] = w[(oc * i + c) * 9 + t] }
+        }
+      }
+      weights = packed
+    } else if stride == 1 && i * 9 > 64 && winograd {
+      path = .winograd
+      var packed = [Float](repeating: 0, count: 16 * o * i)
+      packed.withUnsafeMutableBufferPointer { u in
+        w.withUnsafeBufferPointer { w in
+          VQKernels.parallel(o, work: o * i * 64) { oc in
+            for c in 0..<i {
+              // U = G·g·Gᵀ with G = [[1, 0, 0], [½, ½, ½], [½, −½, ½], [0, 0, 1]], in double.
+              let k = (oc * i + c) * 9
+              var gg: (SIMD4<Double>, SIMD4<Double>, SIMD4<Double>) = (.zero, .zero, .zero)  // columns of G·g
+              for r in 0..<3 {
+                let (g0, g1, g2) = (Double(w[k + r]), Double(w[k + 3 + r]), Double(w[k + 6 + r]))
+                let col = SIMD4<Double>(g0, (g0 + g1 + g2) / 2, (g0 - g1 + g2) / 2, g2)
+                if r == 0 { gg.0 = col } else if r == 1 { gg.1 = col } else { gg.2 = col }
+              }
+              let rows = (gg.0, (gg.0 + gg.1 + gg.2) / 2, (gg.0 - gg.1 + gg.2) / 2, gg.2)  // columns of U
+              for a in 0..<4 {
+                u[((a * 4 + 0) * o + oc) * i + c] = Float(rows.0[a])
+                u[((a * 4 + 1) * o + oc) * i + c] = Float(rows.1[a])
+                u[((a * 4 + 2) * o + oc) * i + c] = Float(rows.2[a])
+                u[((a * 4 + 3) * o + oc) * i + c] = Float(rows.3[a])
+              }
+            }
+          }
         }
       }
       weights = packed
@@ -324,12 +514,49 @@ struct VQConv3x3: Sendable {
 
   func outputGeometry(_ g: VQPlaneGeometry) -> VQPlaneGeometry { stride == 1 ? g : g.downsampled() }
 
-  /// Floats of im2col scratch this layer needs for an input of geometry `g`.
+  /// Floats of scratch this layer needs for an input of geometry `g`.
   func scratchNeeded(_ g: VQPlaneGeometry) -> Int {
-    path == .im2col ? max(Self.colsBudget, inChannels * 9 * outputGeometry(g).rowStride) : 0
+    switch path {
+    case .im2col: return max(Self.colsBudget, inChannels * 9 * outputGeometry(g).rowStride)
+    case .winograd:
+      let plan = winogradPlan(g)
+      return min(VQKernels.workerCount, plan.blocks) * plan.scratchPerBlock
+    case .shifted, .direct: return 0
+    }
   }
 
+  /// Floats of im2col tile (a multiple of whole output rows, at least one).
   static let colsBudget = 1 << 21
+  /// How a Winograd convolution splits its tile rows into blocks. A block's transformed input plus
+  /// GEMM output (`scratchPerBlock` floats) stays in cache between the transforms and the GEMMs;
+  /// blocks hold at least `minimumTiles` tiles so that each GEMM is wide enough to run near peak.
+  /// When the whole image has too few tiles to give every worker two such blocks, it is one block
+  /// whose phases are split across the workers instead.
+  struct WinogradPlan {
+    let tileRows: Int
+    let rowsPerBlock: Int
+    let blocks: Int
+    let scratchPerBlock: Int
+  }
+
+  static let winogradBudget = 1 << 20
+  static let winogradMinimumTiles = 128
+
+  func winogradPlan(_ g: VQPlaneGeometry) -> WinogradPlan {
+    let tileRows = (g.height + 1) / 2
+    let tw = (g.width + 1) / 2
+    let workers = VQKernels.workerCount
+    var rows = tileRows
+    if tileRows * tw >= 2 * workers * Self.winogradMinimumTiles {
+      let byBudget = Self.winogradBudget / (16 * (inChannels + outChannels) * tw)
+      let byBalance = (tileRows + 2 * workers - 1) / (2 * workers)
+      let byWidth = (Self.winogradMinimumTiles + tw - 1) / tw
+      rows = max(1, byWidth, min(byBudget, byBalance))
+    }
+    return WinogradPlan(
+      tileRows: tileRows, rowsPerBlock: rows, blocks: (tileRows + rows - 1) / rows,
+      scratchPerBlock: 16 * (inChannels + outChannels) * rows * tw)
+  }
 
   /// Convolves bordered `src` into bordered `dst` (which must not overlap `src`), adding the bias.
   /// With `accumulate`, the result is added to what `dst` holds (a residual connection) and
@@ -344,7 +571,7 @@ struct VQConv3x3: Sendable {
       weights.withUnsafeBufferPointer { wp in
         direct(
           src, g, wp.baseAddress!, into: dst, rowStride: og.rowStride, planeStride: og.plane, origin: og.origin,
-          accumulate: accumulate)
+          accumulate: accumulate, addBias: finishOutput)
       }
       if finishOutput { VQKernels.finish(dst, channels: outChannels, og, bias: nil) }
       return
@@ -354,19 +581,29 @@ struct VQConv3x3: Sendable {
       switch path {
       case .shifted:
         let n = g.height * g.rowStride
-        for t in 0..<9 {
-          let shift = (t / 3) * g.rowStride + t % 3
-          sgemm(
-            m: outChannels, n: n, k: inChannels, a: w + t * outChannels * inChannels, lda: inChannels,
-            b: src + shift, ldb: g.plane, beta: (t == 0 && !accumulate) ? 0 : 1, c: dst + g.origin, ldc: og.plane)
+        let workers = VQKernels.workerCount
+        let chunk = ((n + workers - 1) / workers + 15) / 16 * 16
+        DispatchQueue.concurrentPerform(iterations: workers) { part in
+          let j0 = part * chunk
+          let cols = min(chunk, n - j0)
+          guard cols > 0 else { return }
+          for t in 0..<9 {
+            let shift = (t / 3) * g.rowStride + t % 3
+            sgemm(
+              m: outChannels, n: cols, k: inChannels, a: w + t * outChannels * inChannels, lda: inChannels,
+              b: src + shift + j0, ldb: g.plane, beta: (t == 0 && !accumulate) ? 0 : 1, c: dst + g.origin + j0,
+              ldc: og.plane)
+          }
         }
+      case .winograd:
+        winograd(src, g, w, into: dst, accumulate: accumulate, finishOutput: finishOutput, scratch: scratch)
       case .im2col:
         im2colGEMM(src, g, w, into: dst, accumulate: accumulate, scratch: scratch)
       case .direct:
         break  // handled above
       }
     }
-    if finishOutput {
+    if finishOutput && path != .winograd {
       bias.withUnsafeBufferPointer { VQKernels.finish(dst, channels: outChannels, og, bias: $0.baseAddress!) }
     }
   }
@@ -374,16 +611,110 @@ struct VQConv3x3: Sendable {
   /// Convolves bordered `src` into a compact `[O, H, W]` output (the decoder's last layer). Layers
   /// without the direct path go through `spare` (a bordered buffer for `O` channels) and a copy.
   func forwardCompact(
-    _ src: UnsafePointer<Float>, _ g: VQPlaneGeometry, into dst: FloatPointer, spare: FloatPointer, scratch: FloatPointer
+    _ src: UnsafePointer<Float>, _ g: VQPlaneGeometry, into dst: FloatPointer, spare: FloatPointer,
+    scratch: FloatPointer
   ) {
     precondition(stride == 1)
     if path == .direct {
       weights.withUnsafeBufferPointer { wp in
-        direct(src, g, wp.baseAddress!, into: dst, rowStride: g.width, planeStride: g.height * g.width, origin: 0, accumulate: false)
+        direct(
+          src, g, wp.baseAddress!, into: dst, rowStride: g.width, planeStride: g.height * g.width, origin: 0,
+          accumulate: false, addBias: true)
       }
     } else {
       forward(src, g, into: spare, scratch: scratch)
       VQKernels.unpad(spare, g, channels: outChannels, into: dst)
+    }
+  }
+
+  /// Winograd F(2×2, 3×3) over blocks of tile rows. Output tile (ty, tx) covers output pixels
+  /// (2ty…2ty+1, 2tx…2tx+1) and reads the bordered input rows and columns 2ty…2ty+3, 2tx…2tx+3.
+  /// Per block: input transform V = Bᵀ·d·B into `[16][I][tiles]`; 16 GEMMs M_ξ = U_ξ·V_ξ into
+  /// `[16][O][tiles]`; output transform Y = Aᵀ·M·A written (plus bias, plus what `dst` holds when
+  /// accumulating) straight into the bordered output; when finishing it also zeroes the border (and
+  /// otherwise leaves the bias to the caller's `finish`).
+  /// Odd sizes work: the extra tile row/column reads border or slack values and its outputs land
+  /// on the border, which is zeroed after.
+  private func winograd(
+    _ src: UnsafePointer<Float>, _ g: VQPlaneGeometry, _ u: UnsafePointer<Float>, into dst: FloatPointer,
+    accumulate: Bool, finishOutput: Bool, scratch: FloatPointer
+  ) {
+    let plan = winogradPlan(g)
+    bias.withUnsafeBufferPointer { bp in
+      if plan.blocks == 1 {
+        // Few tiles (the lowest resolutions): one block, with each phase split across the workers.
+        winogradBlock(
+          src, g, u, into: dst, accumulate: accumulate, finishOutput: finishOutput, bias: bp.baseAddress!,
+          firstTileRow: 0, tileRows: plan.tileRows, scratch: scratch, parallelPhases: true)
+        return
+      }
+      // Each worker takes whole blocks (transform, 16 GEMMs, transform) in its own scratch.
+      let next = VQBlockCounter()
+      DispatchQueue.concurrentPerform(iterations: min(VQKernels.workerCount, plan.blocks)) { worker in
+        while true {
+          let block = next.take()
+          guard block < plan.blocks else { return }
+          let ty0 = block * plan.rowsPerBlock
+          winogradBlock(
+            src, g, u, into: dst, accumulate: accumulate, finishOutput: finishOutput, bias: bp.baseAddress!,
+            firstTileRow: ty0, tileRows: min(plan.rowsPerBlock, plan.tileRows - ty0),
+            scratch: scratch + worker * plan.scratchPerBlock, parallelPhases: false)
+        }
+      }
+    }
+  }
+
+  /// One block of tile rows: input transform, 16 GEMMs, output transform. V is laid out
+  /// `[I][16][tiles]` (the GEMMs read it with a row stride of 16·tiles), so each input channel's
+  /// 16 transformed rows are written together; M is `[16][O][tiles]`, contiguous per GEMM (OpenBLAS
+  /// clears a contiguous C with memset, a strided one much more slowly).
+  private func winogradBlock(
+    _ src: UnsafePointer<Float>, _ g: VQPlaneGeometry, _ u: UnsafePointer<Float>, into dst: FloatPointer,
+    accumulate: Bool, finishOutput: Bool, bias: UnsafePointer<Float>, firstTileRow ty0: Int, tileRows rows: Int,
+    scratch v: FloatPointer, parallelPhases: Bool
+  ) {
+    let (h, w, rs, plane) = (g.height, g.width, g.rowStride, g.plane)
+    let (ci, co) = (inChannels, outChannels)
+    let tw = (w + 1) / 2
+    let lastTileRow = (h + 1) / 2
+    let n = rows * tw
+    let m = v + 16 * ci * n
+    let phase: (Int, (Int) -> Void) -> Void = { count, body in
+      if parallelPhases {
+        DispatchQueue.concurrentPerform(iterations: count, execute: body)
+      } else {
+        for i in 0..<count { body(i) }
+      }
+    }
+    phase(ci) { c in
+      for r in 0..<rows {
+        VQKernels.winogradInputRow(
+          src + c * plane + 2 * (ty0 + r) * rs, rowStride: rs, tiles: tw, into: v + c * 16 * n + r * tw,
+          positionStride: n)
+      }
+    }
+    phase(16) { xi in
+      sgemm(m: co, n: n, k: ci, a: u + xi * co * ci, lda: ci, b: v + xi * n, ldb: 16 * n, c: m + xi * co * n, ldc: n)
+    }
+    phase(co) { o in
+      let dplane = dst + o * plane
+      if finishOutput && ty0 == 0 { dplane.update(repeating: 0, count: rs) }
+      for r in 0..<rows {
+        let y = 2 * (ty0 + r)
+        let row0 = dplane + (y + 1) * rs + 1
+        VQKernels.winogradOutputRow(
+          m + o * n + r * tw, positionStride: co * n, tiles: tw, bias: finishOutput ? bias[o] : 0, into: row0,
+          rowStride: rs, secondRow: y + 1 < h, accumulate: accumulate)
+        if finishOutput {
+          row0[-1] = 0
+          row0[w] = 0
+          if y + 1 < h {
+            row0[rs - 1] = 0
+            row0[rs + w] = 0
+          }
+        }
+      }
+      if finishOutput && ty0 + rows == lastTileRow { (dplane + (h + 1) * rs).update(repeating: 0, count: rs) }
     }
   }
 
@@ -421,7 +752,7 @@ struct VQConv3x3: Sendable {
           }
         }
       }
-      sgemm(
+      VQKernels.gemm(
         m: outChannels, n: n, k: k, a: w, lda: k, b: cols, ldb: n, beta: accumulate ? 1 : 0,
         c: dst + og.origin + y0 * ors, ldc: og.plane)
       y0 += rows
@@ -429,10 +760,10 @@ struct VQConv3x3: Sendable {
   }
 
   /// Direct convolution for `O ≤ 8`: per output row, 8 pixels × 4 output channels in SIMD
-  /// accumulators, looping over input channels and taps. Adds the bias itself.
+  /// accumulators, looping over input channels and taps. Adds the bias itself when `addBias`.
   private func direct(
     _ src: UnsafePointer<Float>, _ g: VQPlaneGeometry, _ w: UnsafePointer<Float>, into dst: FloatPointer,
-    rowStride drs: Int, planeStride dps: Int, origin: Int, accumulate: Bool
+    rowStride drs: Int, planeStride dps: Int, origin: Int, accumulate: Bool, addBias: Bool
   ) {
     let (h, wd, rs, plane) = (g.height, g.width, g.rowStride, g.plane)
     let (ci, co) = (inChannels, outChannels)
@@ -462,7 +793,8 @@ struct VQConv3x3: Sendable {
               let oc = og * 4 + j
               let d = dst + oc * dps + origin + y * drs + x0
               let a = j == 0 ? a0 : j == 1 ? a1 : j == 2 ? a2 : a3
-              for l in 0..<lanes { d[l] = (accumulate ? d[l] : 0) + a[l] + b[oc] }
+              let bo = addBias ? b[oc] : 0
+              for l in 0..<lanes { d[l] = (accumulate ? d[l] : 0) + a[l] + bo }
             }
             x0 += 8
           }
@@ -493,7 +825,7 @@ struct VQConv1x1: Sendable {
     finishOutput: Bool = true
   ) {
     weight.withUnsafeBufferPointer { w in
-      sgemm(
+      VQKernels.gemm(
         m: outChannels, n: g.plane, k: inChannels, a: w.baseAddress!, lda: inChannels, b: src, ldb: g.plane,
         beta: accumulate ? 1 : 0, c: dst, ldc: g.plane)
     }
@@ -501,4 +833,10 @@ struct VQConv1x1: Sendable {
       bias.withUnsafeBufferPointer { VQKernels.finish(dst, channels: outChannels, g, bias: $0.baseAddress!) }
     }
   }
+}
+
+/// Hands out block numbers 0, 1, 2, … to whichever worker asks next.
+final class VQBlockCounter: Sendable {
+  private let next = Atomic<Int>(0)
+  func take() -> Int { next.wrappingAdd(1, ordering: .relaxed).oldValue }
 }
