@@ -60,17 +60,17 @@ public struct StudioEnvironment {
 
 /// The terminal studio.
 public final class Studio {
-  public private(set) var state: StudioState
+  public internal(set) var state: StudioState
   public let environment: StudioEnvironment
-  private let driver: TerminalDriver
-  private let inbox = Inbox<StudioMessage>()
+  let driver: TerminalDriver
+  let inbox = Inbox<StudioMessage>()
   public let images: ImageStore
-  private var worker: GenerationWorker?
-  private var nextJob = 1
+  var worker: GenerationWorker?
+  var nextJob = 1
   /// History rows of the tasks in flight, by job and column.
-  private var openRows: [Int: [Int: Int64]] = [:]
-  private var dirty = true
-  public private(set) var quitRequested = false
+  var openRows: [Int: [Int: Int64]] = [:]
+  var dirty = true
+  public internal(set) var quitRequested = false
   /// The frame last presented (tests read it).
   public private(set) var lastFrame: CellGrid?
 
@@ -169,11 +169,11 @@ public final class Studio {
     }
   }
 
-  private func historyID(job: Int, column: Int) -> Int64? { openRows[job]?[column] }
+  func historyID(job: Int, column: Int) -> Int64? { openRows[job]?[column] }
 
-  private func closeRow(job: Int, column: Int) { openRows[job]?[column] = nil }
+  func closeRow(job: Int, column: Int) { openRows[job]?[column] = nil }
 
-  private func apply(_ m: WorkerMessage) {
+  func apply(_ m: WorkerMessage) {
     switch m {
     case .started(let job, let column):
       if state.compare?.job == job { updateColumn(column) { $0.status = .running } }
@@ -239,7 +239,7 @@ public final class Studio {
     }
   }
 
-  private func finished(job: Int, column: Int, output: GeneratorOutput, saved: [URL?], saveError: String?) {
+  func finished(job: Int, column: Int, output: GeneratorOutput, saved: [URL?], saveError: String?) {
     let id = historyID(job: job, column: column)
     closeRow(job: job, column: column)
     var records: [ImageRecord] = []
@@ -287,18 +287,18 @@ public final class Studio {
     }
   }
 
-  private func updateColumn(_ i: Int, _ change: (inout CompareColumn) -> Void) {
+  func updateColumn(_ i: Int, _ change: (inout CompareColumn) -> Void) {
     guard var cmp = state.compare, cmp.columns.indices.contains(i) else { return }
     change(&cmp.columns[i])
     state.compare = cmp
   }
 
   /// Runs a history write, showing its error (full disk, locked file) instead of failing.
-  private func record(_ body: () throws -> Void) {
+  func record(_ body: () throws -> Void) {
     do { try body() } catch { message("History: \(error)", .error) }
   }
 
-  private func message(_ text: String, _ kind: StatusMessage.Kind = .info) {
+  func message(_ text: String, _ kind: StatusMessage.Kind = .info) {
     state.message = StatusMessage(text, kind)
     dirty = true
   }
@@ -322,23 +322,23 @@ public final class Studio {
     dirty = true
   }
 
-  private func moveSelection(_ delta: Int) {
+  func moveSelection(_ delta: Int) {
     guard !state.history.isEmpty else { return }
     let new = max(0, min(state.history.count - 1, state.selection + delta))
     if new != state.selection { state.previewIndex = 0 }
     state.selection = new
   }
 
-  private var pageSize: Int {
+  var pageSize: Int {
     max(1, (MainLayout.compute(width: state.width, height: state.height)?.historyRows(searching: false) ?? 10) - 1)
   }
 
-  private func style(named name: String?) -> PromptStyle? {
+  func style(named name: String?) -> PromptStyle? {
     guard let name else { return nil }
     return environment.styles.styles.first { $0.name == name }
   }
 
-  private func loadImagePrompt(path: String, weight: Double) -> ImagePrompt? {
+  func loadImagePrompt(path: String, weight: Double) -> ImagePrompt? {
     let url = environment.pathCompleter.resolve(path)
     do {
       return ImagePrompt(path: url.path, weight: weight, image: try environment.files.load(url))
@@ -349,7 +349,7 @@ public final class Studio {
   }
 
   /// Loads a past generation's prompt, style, image prompt and settings into the prompt line.
-  private func edit(_ entry: HistoryEntry) {
+  func edit(_ entry: HistoryEntry) {
     let g = entry.generation
     state.editor = LineEditor(g.prompt)
     state.style = style(named: g.styleName)
@@ -369,7 +369,7 @@ public final class Studio {
   }
 
   /// Runs a past generation again with exactly its settings and seed.
-  private func rerun(_ entry: HistoryEntry) {
+  func rerun(_ entry: HistoryEntry) {
     let g = entry.generation
     var image: ImagePrompt?
     if let p = g.imagePath {
@@ -383,7 +383,7 @@ public final class Studio {
 
   // MARK: Generating
 
-  private func parameters(_ r: GenerationRecord) -> [(key: String, value: String)] {
+  func parameters(_ r: GenerationRecord) -> [(key: String, value: String)] {
     var p: [String: Any] = [
       "prompt": r.styledPrompt, "typed_prompt": r.prompt, "seed": r.seed, "temperature": r.temperature,
       "top_p": r.topP, "guidance_scale": r.guidanceScale, "model": r.modelName, "count": r.count,
@@ -397,7 +397,7 @@ public final class Studio {
     return [(key: "parameters", value: String(decoding: data, as: UTF8.self))]
   }
 
-  private func request(text: String, imagePrompt: ImagePrompt?, settings: GenerationSettings) -> StudioRequest {
+  func request(text: String, imagePrompt: ImagePrompt?, settings: GenerationSettings) -> StudioRequest {
     let weight = text.isEmpty ? 1 : (imagePrompt?.weight ?? 0)
     return StudioRequest(
       text: text, image: imagePrompt?.image, imageLabel: imagePrompt?.label ?? "", imageWeight: weight,
@@ -467,7 +467,7 @@ public final class Studio {
     dirty = true
   }
 
-  private func cancelRun() {
+  func cancelRun() {
     guard let w = worker else { return }
     w.cancel()
     state.run?.cancelling = true
@@ -489,7 +489,7 @@ public final class Studio {
     }
   }
 
-  private func requestQuit() {
+  func requestQuit() {
     if state.isRunning {
       state.overlay = .confirmQuit
     } else {
@@ -497,7 +497,7 @@ public final class Studio {
     }
   }
 
-  private func handle(_ key: Key) {
+  func handle(_ key: Key) {
     if key == .control("c") || key == .control("q") {
       if state.overlay == .confirmQuit {
         worker?.cancel()
@@ -563,7 +563,7 @@ public final class Studio {
     }
   }
 
-  private func handlePrompt(_ key: Key) {
+  func handlePrompt(_ key: Key) {
     switch key {
     case .enter:
       startGeneration(
@@ -578,7 +578,7 @@ public final class Studio {
     }
   }
 
-  private func handleSearch(_ key: Key) {
+  func handleSearch(_ key: Key) {
     guard var editor = state.searchEditor else { return }
     switch key {
     case .enter:
@@ -598,7 +598,7 @@ public final class Studio {
     }
   }
 
-  private func handleEntryKey(_ key: Key) -> Bool {
+  func handleEntryKey(_ key: Key) -> Bool {
     guard let entry = state.selectedEntry else { return false }
     switch key {
     case .character("e"), .enter: edit(entry)
@@ -616,7 +616,7 @@ public final class Studio {
     return true
   }
 
-  private func handleHistory(_ key: Key) {
+  func handleHistory(_ key: Key) {
     switch key {
     case .up, .character("k"): moveSelection(-1)
     case .down, .character("j"): moveSelection(1)
@@ -633,7 +633,7 @@ public final class Studio {
     }
   }
 
-  private func handlePreview(_ key: Key) {
+  func handlePreview(_ key: Key) {
     let count = state.selectedEntry?.images.count ?? 0
     switch key {
     case .left, .character("h"): state.previewIndex = max(0, state.previewIndex - 1)
@@ -644,7 +644,7 @@ public final class Studio {
     }
   }
 
-  private func nextTheme() {
+  func nextTheme() {
     let names = environment.themes.names.isEmpty ? ["default"] : environment.themes.names
     let current =
       names.firstIndex { $0.lowercased() == state.theme.name.lowercased() } ?? names.firstIndex {
@@ -656,376 +656,6 @@ public final class Studio {
       message("Theme: \(state.theme.name) (\(next).theme)")
     } catch {
       message("\(error)", .error)
-    }
-  }
-
-  // MARK: Windows
-
-  private func openStylePicker() {
-    var picker = StylePicker()
-    let choices = StudioStyles.choices(state: state, query: "")
-    picker.selected = choices.firstIndex { $0?.name == state.style?.name } ?? 0
-    state.overlay = .styles(picker)
-  }
-
-  private func openImagePrompt() {
-    let form = ImagePromptForm(
-      path: LineEditor(state.imagePrompt?.path ?? ""), weight: state.imagePrompt?.weight ?? 0.5)
-    state.overlay = .imagePrompt(form)
-  }
-
-  private func handleOverlay(_ key: Key, _ overlay: Overlay) {
-    switch overlay {
-    case .help(let scroll):
-      let total = StudioRenderer.helpLines().count
-      switch key {
-      case .down, .character("j"): state.overlay = .help(scroll: min(total - 1, scroll + 1))
-      case .up, .character("k"): state.overlay = .help(scroll: max(0, scroll - 1))
-      case .pageDown, .character(" "): state.overlay = .help(scroll: min(total - 1, scroll + 10))
-      case .pageUp: state.overlay = .help(scroll: max(0, scroll - 10))
-      default: state.overlay = nil
-      }
-    case .confirmQuit:
-      switch key {
-      case .character("y"), .character("Y"), .enter:
-        worker?.cancel()
-        quitRequested = true
-      default: state.overlay = nil
-      }
-    case .confirmDelete(let id):
-      if key == .character("y") || key == .character("Y") {
-        if state.run?.historyID == id {
-          message("That generation is running; Esc cancels it first", .warning)
-        } else {
-          record { try environment.store.delete(id: id) }
-          reloadHistory(selecting: nil)
-          message("Deleted #\(id)")
-        }
-      }
-      state.overlay = nil
-    case .styles(var picker):
-      let choices = StudioStyles.choices(state: state, query: picker.query.text)
-      switch key {
-      case .escape: state.overlay = nil
-      case .up: picker.selected = max(0, picker.selected - 1)
-      case .down: picker.selected = min(max(0, choices.count - 1), picker.selected + 1)
-      case .enter:
-        if picker.selected < choices.count {
-          state.style = choices[picker.selected]
-          message(state.style.map { "Style: \($0.name) — \($0.template)" } ?? "No style")
-        }
-        state.overlay = nil
-        return
-      default:
-        if picker.query.handle(key) { picker.selected = 0 }
-      }
-      if state.overlay != nil { state.overlay = .styles(picker) }
-    case .imagePrompt(var form): handleImagePrompt(key, &form)
-    case .settings(var form): handleSettings(key, &form)
-    }
-  }
-
-  private func handleImagePrompt(_ key: Key, _ form: inout ImagePromptForm) {
-    switch key {
-    case .escape:
-      state.overlay = nil
-      return
-    case .enter:
-      let path = form.path.text.trimmingCharacters(in: .whitespaces)
-      if path.isEmpty {
-        if state.imagePrompt != nil { message("Image prompt removed") }
-        state.imagePrompt = nil
-        state.overlay = nil
-        return
-      }
-      let url = environment.pathCompleter.resolve(path)
-      do {
-        let image = try environment.files.load(url)
-        state.imagePrompt = ImagePrompt(path: url.path, weight: form.weight, image: image)
-        state.overlay = nil
-        message(
-          "Image prompt: \(url.lastPathComponent) (\(image.width)×\(image.height)), weight \(formatWeight(form.weight))"
-        )
-        return
-      } catch {
-        let text = "\(error)"
-        form.error = text.contains(url.path) ? text : "cannot use \(url.path): \(text)"
-      }
-    case .up, .backTab: form.field = 0
-    case .down: form.field = 1
-    case .tab:
-      if form.field == 0 {
-        let result = environment.pathCompleter.complete(form.path.text)
-        form.path = LineEditor(result.text)
-        form.candidates = result.candidates.count > 1 ? result.candidates : []
-        if result.candidates.isEmpty { form.error = "nothing matches ‘\(form.path.text)’" } else { form.error = nil }
-      } else {
-        form.field = 0
-      }
-    case .left where form.field == 1: form.weight = max(0, ((form.weight - 0.1) * 10).rounded() / 10)
-    case .right where form.field == 1: form.weight = min(1, ((form.weight + 0.1) * 10).rounded() / 10)
-    default:
-      if form.field == 0 && form.path.handle(key) {
-        form.candidates = []
-        form.error = nil
-      }
-    }
-    state.overlay = .imagePrompt(form)
-  }
-
-  private static let topKSteps: [Int?] = [nil, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384]
-
-  private func step(_ form: inout SettingsForm, by direction: Int) {
-    var s = form.settings
-    switch form.field {
-    case .temperature: s.temperature = max(0, min(10, ((s.temperature + 0.1 * Float(direction)) * 10).rounded() / 10))
-    case .topK:
-      let steps = Studio.topKSteps
-      let i = steps.firstIndex { $0 == s.topK } ?? steps.firstIndex { ($0 ?? 0) >= (s.topK ?? 0) } ?? 0
-      s.topK = steps[max(0, min(steps.count - 1, i + direction))]
-    case .topP: s.topP = max(0.05, min(1, ((s.topP + 0.05 * Float(direction)) * 20).rounded() / 20))
-    case .guidance: s.guidanceScale = max(0, min(30, ((s.guidanceScale + 0.5 * Float(direction)) * 2).rounded() / 2))
-    case .seed:
-      if form.randomSeed {
-        form.randomSeed = false
-      } else {
-        s.seed = direction > 0 ? s.seed &+ 1 : s.seed &- 1
-      }
-    case .count:
-      s.count = max(1, min(16, s.count + direction))
-      s.candidates = max(s.candidates, s.count)
-    case .candidates: s.candidates = max(s.count, min(64, s.candidates + direction))
-    }
-    form.settings = s
-  }
-
-  /// Applies typed text to the current field; false (with a message) when it is not valid.
-  private func commitTyping(_ form: inout SettingsForm) -> Bool {
-    guard let text = form.typing else { return true }
-    form.typing = nil
-    let t = text.trimmingCharacters(in: .whitespaces)
-    if t.isEmpty { return true }
-    var s = form.settings
-    func fail(_ why: String) -> Bool {
-      message("\(form.field.label): ‘\(t)’ \(why)", .error)
-      return false
-    }
-    switch form.field {
-    case .temperature:
-      guard let v = Float(t), v >= 0, v <= 10 else { return fail("is not a temperature between 0 and 10") }
-      s.temperature = v
-    case .topK:
-      guard let v = Int(t), v >= 0 else { return fail("is not a whole number ≥ 0 (0 means all)") }
-      s.topK = v == 0 ? nil : v
-    case .topP:
-      guard let v = Float(t), v > 0, v <= 1 else { return fail("is not a probability in (0, 1]") }
-      s.topP = v
-    case .guidance:
-      guard let v = Float(t), v >= 0, v <= 30 else { return fail("is not a guidance scale between 0 and 30") }
-      s.guidanceScale = v
-    case .seed:
-      guard let v = UInt64(t) else { return fail("is not a seed (a whole number from 0 to 18446744073709551615)") }
-      s.seed = v
-      form.randomSeed = false
-    case .count:
-      guard let v = Int(t), (1...16).contains(v) else { return fail("is not an image count from 1 to 16") }
-      s.count = v
-      s.candidates = max(s.candidates, v)
-    case .candidates:
-      guard let v = Int(t), (1...64).contains(v) else { return fail("is not a candidate count from 1 to 64") }
-      s.candidates = max(v, s.count)
-    }
-    form.settings = s
-    return true
-  }
-
-  private func handleSettings(_ key: Key, _ form: inout SettingsForm) {
-    let fields = SettingsForm.Field.allCases
-    switch key {
-    case .escape:
-      state.overlay = nil
-      return
-    case .enter:
-      if commitTyping(&form) {
-        state.settings = form.settings
-        state.randomSeed = form.randomSeed
-        state.overlay = nil
-        message(
-          "Settings: \(state.settings.samplingLabel) · seed \(state.randomSeed ? "random" : String(state.settings.seed))"
-        )
-        return
-      }
-    case .up, .backTab:
-      if commitTyping(&form) { form.field = fields[(form.field.rawValue + fields.count - 1) % fields.count] }
-    case .down, .tab:
-      if commitTyping(&form) { form.field = fields[(form.field.rawValue + 1) % fields.count] }
-    case .left, .right:
-      if commitTyping(&form) { step(&form, by: key == .left ? -1 : 1) }
-    case .character("r") where form.typing == nil:
-      form.randomSeed = true
-    case .character(let ch) where ch.isNumber || ch == ".":
-      form.typing = (form.typing ?? "") + String(ch)
-    case .backspace:
-      if var t = form.typing, !t.isEmpty {
-        t.removeLast()
-        form.typing = t
-      }
-    default: break
-    }
-    state.overlay = .settings(form)
-  }
-
-  // MARK: Comparison
-
-  private func openCompare(prompt: String, seed: UInt64? = nil, settings: GenerationSettings? = nil) {
-    let text = prompt.trimmingCharacters(in: .whitespaces)
-    guard !text.isEmpty || state.imagePrompt != nil else {
-      message("Type a prompt first: the comparison runs it at several temperatures", .warning)
-      return
-    }
-    var base = settings ?? state.settings
-    base.count = 1
-    base.candidates = 1
-    base.seed = seed ?? (state.randomSeed ? environment.randomSeed() : state.settings.seed)
-    let k = base.topK
-    state.compare = CompareState(
-      prompt: text, style: state.style, imagePrompt: state.imagePrompt, base: base,
-      columns: [
-        CompareColumn(temperature: 0.7, topK: k), CompareColumn(temperature: 1.0, topK: k),
-        CompareColumn(temperature: 1.3, topK: k),
-      ])
-    state.focus = .prompt
-  }
-
-  private func handleCompare(_ key: Key) {
-    guard var cmp = state.compare else { return }
-    let running = cmp.job != nil
-    switch key {
-    case .escape:
-      if running {
-        cancelRun()
-      } else {
-        state.compare = nil
-      }
-      return
-    case .function(1), .character("?"):
-      state.overlay = .help(scroll: 0)
-      return
-    case .character("q"):
-      requestQuit()
-      return
-    case .function(6):
-      nextTheme()
-      return
-    case .left, .character("h"): cmp.selected = max(0, cmp.selected - 1)
-    case .right, .character("l"), .tab: cmp.selected = min(cmp.columns.count - 1, cmp.selected + 1)
-    case .backTab: cmp.selected = max(0, cmp.selected - 1)
-    case .character("a"), .character("+"):
-      guard !running else { return message("Wait for the comparison to finish (Esc cancels it)", .warning) }
-      guard cmp.columns.count < CompareState.maximumColumns else {
-        return message("At most \(CompareState.maximumColumns) columns", .warning)
-      }
-      let last = cmp.columns.last ?? CompareColumn(temperature: 0.7, topK: cmp.base.topK)
-      cmp.columns.append(
-        CompareColumn(temperature: min(10, ((last.temperature + 0.3) * 10).rounded() / 10), topK: last.topK))
-      cmp.selected = cmp.columns.count - 1
-    case .character("x"), .character("-"), .delete:
-      guard !running else { return message("Wait for the comparison to finish (Esc cancels it)", .warning) }
-      guard cmp.columns.count > 1 else { return message("A comparison needs at least one column", .warning) }
-      cmp.columns.remove(at: cmp.selected)
-      cmp.selected = min(cmp.selected, cmp.columns.count - 1)
-    case .character("["), .character("]"):
-      guard !running else { return }
-      let d: Float = key == .character("[") ? -0.1 : 0.1
-      let t = cmp.columns[cmp.selected].temperature
-      cmp.columns[cmp.selected] = CompareColumn(
-        temperature: max(0, min(10, ((t + d) * 10).rounded() / 10)), topK: cmp.columns[cmp.selected].topK)
-    case .character("k"):
-      guard !running else { return }
-      let choices = CompareState.topKChoices
-      let i = choices.firstIndex { $0 == cmp.columns[cmp.selected].topK } ?? 0
-      cmp.columns[cmp.selected] = CompareColumn(
-        temperature: cmp.columns[cmp.selected].temperature, topK: choices[(i + 1) % choices.count])
-    case .character("p"):
-      guard !running else { return message("Wait for the comparison to finish (Esc cancels it)", .warning) }
-      state.compare = cmp
-      exportComparison()
-      return
-    case .enter:
-      state.compare = cmp
-      runComparison()
-      return
-    default: return
-    }
-    state.compare = cmp
-  }
-
-  private func runComparison() {
-    guard var cmp = state.compare else { return }
-    guard !state.isRunning else { return message("A generation is running — Esc cancels it", .warning) }
-    let job = nextJob
-    nextJob += 1
-    cmp.comparisonID = UUID().uuidString
-    cmp.exported = nil
-    var tasks: [GenerationTask] = []
-    var rows: [Int: Int64] = [:]
-    for i in cmp.columns.indices {
-      var settings = cmp.base
-      settings.temperature = cmp.columns[i].temperature
-      settings.topK = cmp.columns[i].topK
-      cmp.columns[i] = CompareColumn(temperature: settings.temperature, topK: settings.topK)
-      cmp.columns[i].total = state.gridHeight * state.gridWidth
-      var row = GenerationRecord(
-        prompt: cmp.prompt, style: cmp.style, imagePath: cmp.imagePrompt?.path, imageWeight: cmp.imagePrompt?.weight,
-        settings: settings, modelName: environment.generator.modelName, comparisonID: cmp.comparisonID,
-        createdAt: environment.now())
-      var id: Int64?
-      do {
-        row = try environment.store.begin(row)
-        id = row.id
-      } catch {
-        message("Not saved to history: \(error)", .error)
-      }
-      if let id { rows[i] = id }
-      cmp.columns[i].historyID = id
-      let files =
-        id.map { [environment.store.imageURL(environment.store.imageFileName(generationID: $0, position: 0))] } ?? []
-      tasks.append(
-        GenerationTask(
-          historyID: id, request: request(text: row.styledPrompt, imagePrompt: cmp.imagePrompt, settings: settings),
-          column: i, files: files, pngText: parameters(row)))
-    }
-    cmp.job = job
-    state.compare = cmp
-    openRows[job] = rows
-    state.recall.remember(cmp.prompt)
-    reloadHistory(selecting: nil)
-    let inbox = self.inbox
-    worker = GenerationWorker(
-      job: job, tasks: tasks, generator: environment.generator, files: environment.files,
-      post: { inbox.post(.worker($0)) }, previewInterval: environment.previewInterval,
-      progressInterval: environment.progressInterval)
-  }
-
-  private func exportComparison() {
-    guard let cmp = state.compare else { return }
-    guard cmp.columns.contains(where: { $0.image != nil }) else {
-      return message("Nothing to export yet: Enter runs the comparison", .warning)
-    }
-    let f = DateFormatter()
-    f.locale = Locale(identifier: "en_US_POSIX")
-    f.timeZone = environment.timeZone
-    f.dateFormat = "yyyyMMdd-HHmmss"
-    let url = environment.exportDirectory.appendingPathComponent("compare-\(f.string(from: environment.now())).png")
-    do {
-      try FileManager.default.createDirectory(at: environment.exportDirectory, withIntermediateDirectories: true)
-      let labels = cmp.columns.map(\.label).joined(separator: " | ")
-      let text = "prompt: \(cmp.prompt); seed: \(cmp.base.seed); columns: \(labels)"
-      try environment.files.writePNG(CompareExport.grid(cmp), to: url, text: [(key: "parameters", value: text)])
-      state.compare?.exported = url.lastPathComponent
-      message("Exported \(url.path)", .success)
-    } catch {
-      message("Cannot export to \(url.path): \(error)", .error)
     }
   }
 }

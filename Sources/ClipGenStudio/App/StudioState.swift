@@ -17,6 +17,7 @@ public enum Pane: Int, CaseIterable, Sendable {
 
 /// A line in the status bar: what just happened.
 public struct StatusMessage: Sendable, Equatable {
+  /// How the message is coloured (and marked: › ✓ ! ✗).
   public enum Kind: Sendable { case info, success, warning, error }
   public var text: String
   public var kind: Kind
@@ -39,6 +40,7 @@ public struct ImagePrompt: Sendable, Equatable {
 
 /// The generation in progress.
 public struct RunProgress: Sendable, Equatable {
+  /// What the engine is doing: embedding the prompt, sampling tokens, decoding pixels.
   public enum Phase: String, Sendable { case conditioning, sampling, decoding }
   public var job: Int
   public var historyID: Int64?
@@ -63,6 +65,7 @@ public struct RunProgress: Sendable, Equatable {
 
 /// One column of a temperature comparison.
 public struct CompareColumn: Sendable, Equatable {
+  /// Where the column's generation stands.
   public enum Status: Sendable, Equatable {
     case waiting, running, done, cancelled
     case failed(String)
@@ -104,6 +107,7 @@ public struct CompareState: Sendable, Equatable {
 
 /// The settings form (F4).
 public struct SettingsForm: Sendable, Equatable {
+  /// The form's rows, top to bottom.
   public enum Field: Int, CaseIterable, Sendable {
     case temperature, topK, topP, guidance, seed, count, candidates
 
