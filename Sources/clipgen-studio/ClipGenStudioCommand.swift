@@ -54,17 +54,9 @@ struct ClipGenStudioCommand: ParsableCommand {
       return ExitCode(1)
     }
 
-    guard let modelURL = model.map({ URL(fileURLWithPath: $0) }) ?? resources.defaultModel else {
-      throw fail("no model found: pass --model DIR (a directory with model.json); samples/model is not there yet")
+    guard isatty(STDIN_FILENO) == 1, isatty(STDOUT_FILENO) == 1 else {
+      throw fail("needs a terminal: standard input and output must be a tty")
     }
-    FileHandle.standardError.write(Data("Loading \(modelURL.path)…\n".utf8))
-    let generator: ClipGenModel
-    do {
-      generator = try ClipGenModel(directory: modelURL)
-    } catch {
-      throw fail("cannot load the model: \(error)")
-    }
-
     let dataURL = dataDir.map { URL(fileURLWithPath: $0) } ?? HistoryStore.defaultDirectory()
     let store: HistoryStore
     do {
@@ -91,6 +83,17 @@ struct ClipGenStudioCommand: ParsableCommand {
         if styles != nil { throw fail("\(error)") }
         notices.append("Styles not loaded: \(error)")
       }
+    }
+
+    guard let modelURL = model.map({ URL(fileURLWithPath: $0) }) ?? resources.defaultModel else {
+      throw fail("no model found: pass --model DIR (a directory with model.json); samples/model is not there yet")
+    }
+    FileHandle.standardError.write(Data("Loading \(modelURL.path)…\n".utf8))
+    let generator: ClipGenModel
+    do {
+      generator = try ClipGenModel(directory: modelURL)
+    } catch {
+      throw fail("cannot load the model: \(error)")
     }
 
     let env = StudioEnvironment(

@@ -46,7 +46,7 @@ public final class CursesDriver: TerminalDriver {
   /// Queries the terminal, then starts ncurses on it.
   public init(options: CursesDriverOptions = CursesDriverOptions()) throws {
     guard isatty(STDIN_FILENO) == 1, isatty(STDOUT_FILENO) == 1 else {
-      throw TerminalError(message: "clipgen-studio needs a terminal: standard input and output must be a tty")
+      throw TerminalError(message: "needs a terminal: standard input and output must be a tty")
     }
     _ = cg_curses_setlocale_utf8()
     var replies = options.probe ? TerminalProbe.query() : TerminalReplies()
