@@ -22,8 +22,11 @@ struct ClipGenStudioCommand: ParsableCommand {
   @Option(help: "Where the history and images are kept. Default: $XDG_DATA_HOME/clipgen (~/.local/share/clipgen).")
   var dataDir: String?
 
-  @Option(help: "Colour theme: a name from themes/ (default, light, high-contrast, dusk) or a .theme file.")
-  var theme: String = "default"
+  @Option(
+    help:
+      "Colour theme: a name from themes/ (default, light, high-contrast, dusk) or a .theme file. Default: the last one chosen with F6."
+  )
+  var theme: String?
 
   @Option(help: "Inline images: auto (sixel where the terminal has it), sixel, blocks or none.")
   var images: String = "auto"
@@ -69,7 +72,16 @@ struct ClipGenStudioCommand: ParsableCommand {
       directories: [resources.themesDirectory, dataURL.appendingPathComponent("themes")].compactMap { $0 })
     let chosenTheme: Theme
     do {
-      chosenTheme = try themes.theme(named: theme)
+      if let theme {
+        chosenTheme = try themes.theme(named: theme)
+      } else {
+        // The theme chosen last time (F6), if it still loads.
+        if let name = store.preference("theme"), let remembered = try? themes.theme(named: name) {
+          chosenTheme = remembered
+        } else {
+          chosenTheme = try themes.theme(named: "default")
+        }
+      }
     } catch {
       throw fail("\(error)")
     }

@@ -224,6 +224,11 @@ struct StudioScreenTests {
     h.keys(.enter)
     #expect(h.screen.contains("Top-p: ‘1.5’ is not a probability in (0, 1]"))
     #expect(h.studio.state.settings.topP == 1)
+    // The settings are remembered for the next start.
+    let next = try StudioHarness(dataDirectory: h.dataDirectory)
+    #expect(next.studio.state.settings.temperature == 1.2)
+    #expect(next.studio.state.settings.seed == 1234)
+    #expect(next.studio.state.randomSeed == false)
   }
 
   @Test func stylePickerSearchesAndAppliesTheTemplate() throws {
@@ -321,6 +326,7 @@ struct StudioScreenTests {
     let before = h.studio.state.theme.name
     h.keys(.function(6))
     #expect(h.studio.state.theme.name != before)
+    #expect(h.store.preference("theme") == "dusk")
     #expect(h.screen.contains("Theme: "))
     let light = try StudioHarness(theme: "light")
     light.studio.renderFrame()

@@ -86,6 +86,7 @@ public final class Studio {
       width: driver.width, height: driver.height, theme: env.theme, imageMode: mode, capabilities: caps,
       modelName: env.generator.modelName, gridHeight: env.generator.gridHeight, gridWidth: env.generator.gridWidth)
     state.samplePrompts = env.samplePrompts
+    restorePreferences()
     state.styleLibrary = env.styles
     let recent = (try? env.store.recentPrompts()) ?? []
     state.recall = PromptRecall(entries: recent + env.samplePrompts.filter { !recent.contains($0) })
@@ -95,6 +96,27 @@ public final class Studio {
       message(
         "Generation #\(interrupted) was interrupted when the studio last stopped; it is marked ! in the history",
         .warning)
+    }
+  }
+
+  // MARK: Preferences
+
+  /// The sampling settings and seed mode of the last session (the theme is the executable's
+  /// business: a `--theme` flag wins over the remembered one).
+  func restorePreferences() {
+    if let json = environment.store.preference("settings"), let data = json.data(using: .utf8),
+      let s = try? JSONDecoder().decode(GenerationSettings.self, from: data)
+    {
+      state.settings = s
+    }
+    if let r = environment.store.preference("randomSeed") { state.randomSeed = r == "true" }
+  }
+
+  func savePreferences() {
+    guard let data = try? JSONEncoder().encode(state.settings) else { return }
+    record {
+      try environment.store.setPreference("settings", String(decoding: data, as: UTF8.self))
+      try environment.store.setPreference("randomSeed", state.randomSeed ? "true" : "false")
     }
   }
 
@@ -654,6 +676,7 @@ public final class Studio {
     do {
       state.theme = try environment.themes.theme(named: next)
       message("Theme: \(state.theme.name) (\(next).theme)")
+      record { try environment.store.setPreference("theme", next) }
     } catch {
       message("\(error)", .error)
     }

@@ -191,6 +191,7 @@ extension Studio {
       if commitTyping(&form) {
         state.settings = form.settings
         state.randomSeed = form.randomSeed
+        savePreferences()
         state.overlay = nil
         message(
           "Settings: \(state.settings.samplingLabel) · seed \(state.randomSeed ? "random" : String(state.settings.seed))"

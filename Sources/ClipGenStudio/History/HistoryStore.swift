@@ -238,6 +238,12 @@ public final class HistoryStore: Sendable {
         t.column("clipScore", .double)
       }
     }
+    m.registerMigration("v2: preferences") { db in
+      try db.create(table: "preference") { t in
+        t.primaryKey("key", .text)
+        t.column("value", .text).notNull()
+      }
+    }
     return m
   }
 
@@ -377,6 +383,21 @@ public final class HistoryStore: Sendable {
         sql:
           "SELECT prompt FROM generation WHERE prompt <> '' GROUP BY prompt ORDER BY MAX(createdAt) DESC, MAX(id) DESC LIMIT ?",
         arguments: [limit])
+    }
+  }
+
+  /// A remembered preference (the theme, the sampling settings), or nil.
+  public func preference(_ key: String) -> String? {
+    try? queue.read { db in try String.fetchOne(db, sql: "SELECT value FROM preference WHERE key = ?", arguments: [key])
+    }
+  }
+
+  /// Remembers a preference for the next start.
+  public func setPreference(_ key: String, _ value: String) throws {
+    try write("remember a preference") { db in
+      try db.execute(
+        sql: "INSERT INTO preference (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        arguments: [key, value])
     }
   }
 
