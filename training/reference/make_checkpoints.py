@@ -32,6 +32,15 @@ Each file is what `torch.save` / `torch.jit.save` write for the real releases, a
 * `io.safetensors` - inputs and float64-computed expected outputs of the fresh CLIP and VQGAN.
 * `configs.json` - the sizes of the fresh CLIP and VQGAN (what inference must find).
 
+With `--full DIR` (default `.cache/vit-b32`) it writes instead the full ViT-B/32 shapes with
+random weights for the slow test (about 600 MB, not committed): `clip_vit_b32.pt` (a float16
+state dict, as HFAiLab ships it), `ViT-B-32.pt` (TorchScript, as OpenAI ships it) and
+`io.safetensors` (inputs and float64 expected embeddings). The Swift test runs with
+CLIPGEN_SLOW_TESTS=1:
+
+    python -m reference.make_checkpoints --full
+    CLIPGEN_SLOW_TESTS=1 swift test --filter PyTorchViTB32
+
 The fresh CLIP and VQGAN weights are rounded to float16 first, so float16 storage is exact
 and every file of a model holds the same numbers.
 """
@@ -375,8 +384,67 @@ def make_bpe_gz() -> None:
     (OUT / "bpe_tiny.txt.gz").write_bytes(buf.getvalue())
 
 
+def make_full_vit_b32(out: Path) -> None:
+    """ViT-B/32 shapes (OpenAI's released model), random float16-exact weights."""
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = CLIPConfig()  # the defaults are ViT-B/32
+    model = CLIP(cfg).eval()
+    init_weights(
+        model,
+        torch.Generator().manual_seed(801),
+        {
+            "token_embedding.weight": 1.0,
+            "positional_embedding": 0.5,
+            "visual.class_embedding": 1.0,
+            "visual.positional_embedding": 0.5,
+            "text_projection": cfg.transformer_width**-0.5,
+            "visual.proj": cfg.vision_width**-0.5,
+            "logit_scale": 0.0,
+        },
+    )
+    with torch.no_grad():
+        model.logit_scale.fill_(math.log(1 / 0.07))
+    half_exact(model)
+    sd = model.state_dict()
+    torch.save(OrderedDict((k, v.half()) for k, v in sd.items()), out / "clip_vit_b32.pt")
+
+    g = torch.Generator().manual_seed(802)
+    ids = torch.zeros(2, 77, dtype=torch.long)
+    for b, n in enumerate((12, 77)):
+        ids[b, 0] = 49406
+        ids[b, 1 : n - 1] = torch.randint(0, 49406, (n - 2,), generator=g)
+        ids[b, n - 1] = 49407
+    pixels = torch.randn(2, 3, 224, 224, generator=g)
+    src = CLIP(cfg).eval()
+    src.load_state_dict(sd)
+    src.register_buffer("input_resolution", torch.tensor(224))
+    src.register_buffer("context_length", torch.tensor(77))
+    src.register_buffer("vocab_size", torch.tensor(49408))
+    with torch.no_grad():
+        traced = torch.jit.trace_module(src, {"encode_text": (ids,), "encode_image": (pixels,)}, check_trace=False)
+    torch.jit.save(traced.half(), str(out / "ViT-B-32.pt"))
+    m64 = as64(model)
+    with torch.no_grad():
+        io = {
+            "input_ids": ids,
+            "pixel_values": f32(pixels),
+            "text_embeds": f32(m64.encode_text(ids)),
+            "image_embeds": f32(m64.encode_image(pixels.double())),
+        }
+    save_st(io, out / "io.safetensors")
+    for p in sorted(out.iterdir()):
+        print(f"{p.name:32s} {p.stat().st_size / 1e6:8.1f} MB")
+
+
 def main() -> None:
     torch.set_num_threads(1)
+    if "--full" in sys.argv:
+        i = sys.argv.index("--full")
+        root = Path(__file__).resolve().parents[2]
+        target = Path(sys.argv[i + 1]) if i + 1 < len(sys.argv) else root / ".cache" / "vit-b32"
+        torch.set_num_threads(2)
+        make_full_vit_b32(target)
+        return
     OUT.mkdir(parents=True, exist_ok=True)
     io: dict[str, torch.Tensor] = {}
     make_gpt()
