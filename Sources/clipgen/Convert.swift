@@ -21,7 +21,10 @@ struct Convert: ParsableCommand {
           --vqgan last.ckpt --vqgan-config model.yaml --out models/coco
       """)
 
-  @Option(help: "CLIP: a Hugging Face folder, an OpenAI-named state dict (.pt), OpenAI's TorchScript ViT-B-32.pt, or safetensors.")
+  @Option(
+    help:
+      "CLIP: a Hugging Face folder, an OpenAI-named state dict (.pt), OpenAI's TorchScript ViT-B-32.pt, or safetensors."
+  )
   var clip: String
 
   @Option(help: "The GPT prior: HFAiLab's gpt_*.pt, or safetensors.")
@@ -30,7 +33,10 @@ struct Convert: ParsableCommand {
   @Option(help: "The VQGAN: taming's Lightning .ckpt, HFAiLab's vqgan_*.pt, or safetensors.")
   var vqgan: String
 
-  @Option(help: "taming's YAML (or JSON) config for the VQGAN (default: the checkpoint's hyper-parameters, else sizes inferred from the tensors).")
+  @Option(
+    help:
+      "taming's YAML (or JSON) config for the VQGAN (default: the checkpoint's hyper-parameters, else sizes inferred from the tensors)."
+  )
   var vqganConfig: String?
 
   @Option(help: "The VQGAN's training resolution when no config gives it (default 256).")
@@ -39,7 +45,10 @@ struct Convert: ParsableCommand {
   @Option(help: "Attention heads of the GPT (not stored in checkpoints; default width/64).")
   var gptHeads: Int?
 
-  @Option(help: "A folder with vocab.json and merges.txt, or OpenAI's bpe_simple_vocab_16e6.txt.gz (default: the CLIP folder's files).")
+  @Option(
+    help:
+      "A folder with vocab.json and merges.txt, or OpenAI's bpe_simple_vocab_16e6.txt.gz (default: the CLIP folder's files)."
+  )
   var tokenizer: String?
 
   @Option(help: "The model directory to create.")
@@ -65,7 +74,8 @@ struct Convert: ParsableCommand {
   func run() throws {
     func url(_ p: String) -> URL { URL(fileURLWithPath: p) }
     let request = ConversionRequest(
-      clip: url(clip), gpt: url(gpt), vqgan: url(vqgan), tokenizer: tokenizer.map(url), vqganConfig: vqganConfig.map(url),
+      clip: url(clip), gpt: url(gpt), vqgan: url(vqgan), tokenizer: tokenizer.map(url),
+      vqganConfig: vqganConfig.map(url),
       vqganResolution: vqganResolution, gptHeads: gptHeads, float16: f16, name: name, replaceExisting: force)
     let progress = ProgressLine(enabled: !quiet && isatty(STDERR_FILENO) != 0)
     func say(_ s: String) {
@@ -83,7 +93,8 @@ struct Convert: ParsableCommand {
         case .note(let text): say("note: \(text)")
         case .writing(let component, let i, let n, let bytes, let total):
           let percent = total > 0 ? 100 * bytes / total : 100
-          progress.update("\(component): writing tensor \(i)/\(n)  \(formatBytes(bytes)) / \(formatBytes(total))  \(percent)%")
+          progress.update(
+            "\(component): writing tensor \(i)/\(n)  \(formatBytes(bytes)) / \(formatBytes(total))  \(percent)%")
         case .verifying(let path): say("verifying: loading \(path)")
         }
       }

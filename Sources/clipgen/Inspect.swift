@@ -20,7 +20,10 @@ struct Inspect: ParsableCommand {
   @Option(help: "Show how this prompt tokenizes (ids, tokens, count, truncation).")
   var prompt: String?
 
-  @Option(help: "Tokenizer for --prompt: a folder with vocab.json and merges.txt, or bpe_simple_vocab_16e6.txt.gz (default: the model's).")
+  @Option(
+    help:
+      "Tokenizer for --prompt: a folder with vocab.json and merges.txt, or bpe_simple_vocab_16e6.txt.gz (default: the model's)."
+  )
   var tokenizer: String?
 
   @Option(help: "Attention heads to assume for a GPT checkpoint (default width/64).")
@@ -42,7 +45,9 @@ struct Inspect: ParsableCommand {
       if WeightFileFormat.of(url) == .modelDirectory {
         let model = try ModelDirectoryInspection(directory: url)
         out.append("\(url.path)")
-        out.append("  format        clipgen model directory (format \(model.manifest.format), version \(model.manifest.version))")
+        out.append(
+          "  format        clipgen model directory (format \(model.manifest.format), version \(model.manifest.version))"
+        )
         out.append("  name          \(model.manifest.name ?? url.lastPathComponent)")
         for (name, weights, config) in model.components {
           out.append("")
@@ -107,7 +112,9 @@ struct Inspect: ParsableCommand {
   ///   sizes inferred from the weights.
   private func describe(_ w: WeightsInspection, indent: String, config: (String, String)? = nil) -> [String] {
     var lines: [String] = []
-    func row(_ label: String, _ value: String) { lines.append(indent + label.padding(toLength: 14, withPad: " ", startingAt: 0) + value) }
+    func row(_ label: String, _ value: String) {
+      lines.append(indent + label.padding(toLength: 14, withPad: " ", startingAt: 0) + value)
+    }
     row("format", w.format)
     row("contents", w.component?.description ?? "unknown (no CLIP, GPT or VQGAN layout matches)")
     if w.format != WeightFileFormat.safetensors.rawValue {
@@ -115,9 +122,13 @@ struct Inspect: ParsableCommand {
     }
     if let p = w.strippedPrefix { row("prefix", "'\(p)' removed from every name") }
     row("tensors", "\(w.tensorCount) (\(grouped(w.parameterCount)) parameters)")
-    row("dtypes", w.dtypes.map { "\($0.dtype): \(plural($0.tensors, "tensor")), \(grouped($0.parameters)) values" }.joined(separator: "; "))
+    row(
+      "dtypes",
+      w.dtypes.map { "\($0.dtype): \(plural($0.tensors, "tensor")), \(grouped($0.parameters)) values" }.joined(
+        separator: "; "))
     if !w.unreadable.isEmpty {
-      row("unreadable", w.unreadable.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: "; "))
+      row(
+        "unreadable", w.unreadable.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: "; "))
     }
     if let (text, source) = config {
       lines.append(indent + "config (\(source)):")
@@ -149,7 +160,8 @@ struct Inspect: ParsableCommand {
     let used = row.ids.prefix(row.eotIndex + 1).map(Int.init)
     var lines = ["prompt \"\(prompt)\""]
     lines.append("  cleaned       \(CLIPTokenizer.cleanText(prompt))")
-    lines.append("  count         \(row.tokenCount) tokens with BOS and EOS (\(ids.count) from the text); context \(context)")
+    lines.append(
+      "  count         \(row.tokenCount) tokens with BOS and EOS (\(ids.count) from the text); context \(context)")
     lines.append("  tokens        " + used.map { tok.token(forID: $0) ?? "<\($0)>" }.joined(separator: " "))
     lines.append("  ids           " + used.map(String.init).joined(separator: " "))
     if row.isTruncated {

@@ -15,8 +15,9 @@ import Testing
   }
 
   func fixtureVQGANConfig() throws -> VQGANConfig {
-    let configs = try JSONSerialization.jsonObject(
-      with: Data(contentsOf: checkpointFixtures.appendingPathComponent("configs.json"))) as? [String: Any]
+    let configs =
+      try JSONSerialization.jsonObject(
+        with: Data(contentsOf: checkpointFixtures.appendingPathComponent("configs.json"))) as? [String: Any]
     return try JSONDecoder().decode(
       VQGANConfig.self, from: JSONSerialization.data(withJSONObject: try #require(configs?["vqgan"])))
   }
@@ -100,7 +101,8 @@ import Testing
     let (shape, ids) = try io.integers("clip.input_ids")
     let rows = (0..<shape[0]).map { b in ids[(b * shape[1])..<((b + 1) * shape[1])].map { Int32($0) } }
     expectParity(model.clip.encodeText(rows), try io.tensor("clip.text_embeds"), "\(clipFile) text")
-    expectParity(model.clip.encodeImage(try io.tensor("clip.pixel_values")), try io.tensor("clip.image_embeds"), "image")
+    expectParity(
+      model.clip.encodeImage(try io.tensor("clip.pixel_values")), try io.tensor("clip.image_embeds"), "image")
     let (_, tokens) = try io.integers("vqgan.decode_tokens")
     let image = try model.vqgan.decode(indices: Array(tokens[0..<256]), gridHeight: 16, gridWidth: 16)
     expectParity(image.reshaped([1] + image.shape), batchItem(try io.tensor("vqgan_hfai.decoded"), 0), "HFAiLab VQGAN")
@@ -124,7 +126,8 @@ import Testing
     let vqIO = try SafeTensorsFile(url: fixturesDirectory.appendingPathComponent("vqgan_hfai/io.safetensors"))
     let (_, tokens) = try vqIO.integers("decode_tokens")
     let image = try model.vqgan.decode(indices: Array(tokens[0..<256]), gridHeight: 16, gridWidth: 16)
-    expectParity(image.reshaped([1] + image.shape), batchItem(try vqIO.tensor("decoded"), 0), "HFAiLab VQGAN at eps 1e-5")
+    expectParity(
+      image.reshaped([1] + image.shape), batchItem(try vqIO.tensor("decoded"), 0), "HFAiLab VQGAN at eps 1e-5")
   }
 
   // MARK: Sizes from shapes and configs
@@ -135,21 +138,24 @@ import Testing
     #expect(taming == fixture)
     var hfaiExpected = fixture
     hfaiExpected.normEps = 1e-5
-    #expect(try VQGANConfig.inferred(from: try checkpoint("vqgan_hfai.pt"), layout: .hfai, resolution: 32) == hfaiExpected)
+    #expect(
+      try VQGANConfig.inferred(from: try checkpoint("vqgan_hfai.pt"), layout: .hfai, resolution: 32) == hfaiExpected)
     // Three levels, attention only at the lowest (the parity fixtures).
     let tinyConfig = try JSONDecoder().decode(
       VQGANConfig.self, from: Data(contentsOf: tiny.appendingPathComponent("vqgan/config.json")))
     let tinyTaming = try SafeTensorsFile(url: tiny.appendingPathComponent("vqgan/model.safetensors"))
     #expect(try VQGANConfig.inferred(from: tinyTaming, layout: .taming, resolution: 64) == tinyConfig)
     let hfaiURL = fixturesDirectory.appendingPathComponent("vqgan_hfai")
-    let hfaiConfig = try JSONDecoder().decode(VQGANConfig.self, from: Data(contentsOf: hfaiURL.appendingPathComponent("config.json")))
+    let hfaiConfig = try JSONDecoder().decode(
+      VQGANConfig.self, from: Data(contentsOf: hfaiURL.appendingPathComponent("config.json")))
     let hfai = try SafeTensorsFile(url: hfaiURL.appendingPathComponent("model.safetensors"))
     #expect(try VQGANConfig.inferred(from: hfai, layout: .hfai, resolution: 64) == hfaiConfig)
   }
 
   @Test func gptSizesAreInferredFromShapes() throws {
     let ckpt = try checkpoint("gpt_hfai.pt")
-    let reference = try JSONDecoder().decode(GPTConfig.self, from: Data(contentsOf: tiny.appendingPathComponent("gpt/config.json")))
+    let reference = try JSONDecoder().decode(
+      GPTConfig.self, from: Data(contentsOf: tiny.appendingPathComponent("gpt/config.json")))
     #expect(try GPTConfig.inferred(from: ckpt, heads: 4) == reference)
     #expect(try GPTConfig.inferred(from: ckpt).heads == 1)  // width 64 / 64
     #expect(ModelComponent.detect(ckpt) == .gpt)
@@ -199,8 +205,11 @@ import Testing
     try Data(yaml.utf8).write(to: url)
     #expect(try VQGANConfig.load(tamingConfig: url, normEps: 1e-6) == VQGANConfig.f16x16384)
     let json = dir.appendingPathComponent("model.json")
-    try Data(#"{"model": {"params": {"embed_dim": 256, "n_embed": 16384, "ddconfig": {"z_channels": 256, "resolution": 256, "ch": 128, "ch_mult": [1,1,2,2,4], "num_res_blocks": 2, "attn_resolutions": [16]}}}}"#.utf8)
-      .write(to: json)
+    try Data(
+      #"{"model": {"params": {"embed_dim": 256, "n_embed": 16384, "ddconfig": {"z_channels": 256, "resolution": 256, "ch": 128, "ch_mult": [1,1,2,2,4], "num_res_blocks": 2, "attn_resolutions": [16]}}}}"#
+        .utf8
+    )
+    .write(to: json)
     #expect(try VQGANConfig.load(tamingConfig: json, normEps: 1e-6) == VQGANConfig.f16x16384)
     let bad = dir.appendingPathComponent("bad.yaml")
     try Data("model:\n  params:\n    embed_dim: 4\n".utf8).write(to: bad)
@@ -311,13 +320,17 @@ import Testing
     let exe = try clipgenExecutable()
     let out = try temporaryDirectory().appendingPathComponent("cli-model")
     let fx = checkpointFixtures.path
-    let convert = try run(exe, [
-      "convert", "--clip", "\(fx)/clip_openai.pt", "--gpt", "\(fx)/gpt_hfai.pt", "--gpt-heads", "4", "--vqgan",
-      "\(fx)/vqgan_taming.ckpt", "--tokenizer", "\(fx)/bpe_tiny.txt.gz", "--out", out.path,
-    ])
+    let convert = try run(
+      exe,
+      [
+        "convert", "--clip", "\(fx)/clip_openai.pt", "--gpt", "\(fx)/gpt_hfai.pt", "--gpt-heads", "4", "--vqgan",
+        "\(fx)/vqgan_taming.ckpt", "--tokenizer", "\(fx)/bpe_tiny.txt.gz", "--out", out.path,
+      ])
     #expect(convert.status == 0, "\(convert.stderr)")
     #expect(convert.stderr.contains("CLIP (OpenAI layout)") && convert.stderr.contains("wrote \(out.path)"))
-    let generated = try run(exe, ["generate", "a red circle", "--model", out.path, "--out", out.appendingPathComponent("images").path, "--quiet"])
+    let generated = try run(
+      exe,
+      ["generate", "a red circle", "--model", out.path, "--out", out.appendingPathComponent("images").path, "--quiet"])
     #expect(generated.status == 0, "\(generated.stderr)")
 
     let long = Array(repeating: "a red circle on the left of a big green square", count: 8).joined(separator: " ")
@@ -325,17 +338,22 @@ import Testing
     #expect(inspect.status == 0, "\(inspect.stderr)")
     #expect(inspect.stdout.contains("clipgen model directory"))
     #expect(inspect.stdout.contains("count         114 tokens with BOS and EOS"))
-    #expect(inspect.stdout.contains("warning: the prompt is 114 tokens with BOS and EOS but CLIP reads 77: the last 37 text tokens are dropped"))
+    #expect(
+      inspect.stdout.contains(
+        "warning: the prompt is 114 tokens with BOS and EOS but CLIP reads 77: the last 37 text tokens are dropped"))
 
     let short = try run(exe, ["inspect", "\(fx)/gpt_hfai.pt"])
     #expect(short.stdout.contains("state dict    'model'") && short.stdout.contains("val_loss"))
     let noTokenizer = try run(exe, ["inspect", "\(fx)/gpt_hfai.pt", "--prompt", "hi"])
     #expect(noTokenizer.status != 0 && noTokenizer.stderr.contains("--tokenizer"))
 
-    let bad = try run(exe, [
-      "convert", "--clip", "\(fx)/clip_openai.pt", "--gpt", "\(fx)/vqgan_hfai.pt", "--vqgan", "\(fx)/vqgan_taming.ckpt",
-      "--tokenizer", "\(fx)/bpe_tiny.txt.gz", "--out", out.appendingPathComponent("bad").path,
-    ])
+    let bad = try run(
+      exe,
+      [
+        "convert", "--clip", "\(fx)/clip_openai.pt", "--gpt", "\(fx)/vqgan_hfai.pt", "--vqgan",
+        "\(fx)/vqgan_taming.ckpt",
+        "--tokenizer", "\(fx)/bpe_tiny.txt.gz", "--out", out.appendingPathComponent("bad").path,
+      ])
     #expect(bad.status != 0)
     #expect(bad.stderr.contains("vqgan_hfai.pt: expected GPT prior weights"), "\(bad.stderr)")
   }

@@ -15,7 +15,9 @@ struct PyTorchViTB32Tests {
   @Test(arguments: ["clip_vit_b32.pt", "ViT-B-32.pt"])
   func fullSizeCLIPLoadsAndMatchesReference(file: String) throws {
     let url = vitB32Directory.appendingPathComponent(file)
-    try #require(FileManager.default.fileExists(atPath: url.path), "missing \(url.path): run python -m reference.make_checkpoints --full")
+    try #require(
+      FileManager.default.fileExists(atPath: url.path),
+      "missing \(url.path): run python -m reference.make_checkpoints --full")
     let ckpt = try PyTorchCheckpoint(url: url)
     #expect(ckpt.format == (file == "ViT-B-32.pt" ? .torchScript : .zip))
     let config = try CLIPConfig.inferred(fromOpenAI: ckpt)

@@ -41,7 +41,8 @@ extension GPTConfig {
     let width = tok[1]
     let pos = try requiredShape(weights, "pos_emb")
     guard pos.count == 3 && pos[0] == 1 && pos[2] == width || pos.count == 2 && pos[1] == width else {
-      throw ConversionError.cannotInferConfig(path: path, reason: "pos_emb has shape \(pos), expected [1, positions, \(width)]")
+      throw ConversionError.cannotInferConfig(
+        path: path, reason: "pos_emb has shape \(pos), expected [1, positions, \(width)]")
     }
     let cond = try requiredShape(weights, "cond_proj.weight", rank: 2)
     let layers = try layerIndices(weights, prefix: "blocks.")
@@ -51,7 +52,8 @@ extension GPTConfig {
     } else {
       guard width % 64 == 0 else {
         throw ConversionError.cannotInferConfig(
-          path: path, reason: "the head count is not stored and width \(width) is not a multiple of 64; give it explicitly")
+          path: path,
+          reason: "the head count is not stored and width \(width) is not a multiple of 64; give it explicitly")
       }
       h = width / 64
     }
@@ -71,7 +73,9 @@ extension VQGANConfig {
   ///   the attention levels); 256 for taming's and HFAiLab's released models.
   /// - Throws: `ConversionError.cannotInferConfig` naming the file and the tensor that is missing
   ///   or inconsistent.
-  public static func inferred(from weights: WeightSource, layout: VQGANLayout, resolution: Int = 256) throws -> VQGANConfig {
+  public static func inferred(from weights: WeightSource, layout: VQGANLayout, resolution: Int = 256) throws
+    -> VQGANConfig
+  {
     let config: VQGANConfig
     switch layout {
     case .taming: config = try inferTaming(weights, resolution: resolution)
@@ -93,13 +97,16 @@ extension VQGANConfig {
     let encoderIn = w.shape(of: "encoder.conv_in.weight")
     let ch = encoderIn?[0] ?? out[1]  // without an encoder, assume ch_mult[0] = 1
     let blocks = try layerIndices(w, prefix: "decoder.up.0.block.")
-    guard blocks >= 1 else { throw ConversionError.cannotInferConfig(path: path, reason: "no decoder.up.0.block.N tensors") }
+    guard blocks >= 1 else {
+      throw ConversionError.cannotInferConfig(path: path, reason: "no decoder.up.0.block.N tensors")
+    }
     var mult: [Int] = []
     var attention: [Int] = []
     for i in 0..<levels {
       let c = try requiredShape(w, "decoder.up.\(i).block.0.conv2.weight", rank: 4)[0]
       guard c % ch == 0 else {
-        throw ConversionError.cannotInferConfig(path: path, reason: "level \(i) has \(c) channels, not a multiple of ch \(ch)")
+        throw ConversionError.cannotInferConfig(
+          path: path, reason: "level \(i) has \(c) channels, not a multiple of ch \(ch)")
       }
       mult.append(c / ch)
       if w.contains("decoder.up.\(i).attn.0.q.weight") { attention.append(resolution >> i) }
@@ -146,7 +153,8 @@ extension VQGANConfig {
     for (k, level) in levels.enumerated() {
       let i = n - 1 - k  // taming's level index
       guard let c = level.channels.last, c % ch == 0 else {
-        throw ConversionError.cannotInferConfig(path: path, reason: "decoder level \(i) channels are not a multiple of ch \(ch)")
+        throw ConversionError.cannotInferConfig(
+          path: path, reason: "decoder level \(i) channels are not a multiple of ch \(ch)")
       }
       mult[i] = c / ch
       if level.attention { attention.append(resolution >> i) }

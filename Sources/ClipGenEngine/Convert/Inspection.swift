@@ -132,7 +132,8 @@ public struct WeightsInspection: Sendable {
         } else {
           json = render(try VQGANConfig.inferred(from: source, layout: layout, resolution: vqganResolution ?? 256))
           notes.append(
-            "inferred from tensor shapes; resolution \(vqganResolution.map { "\($0) as given" } ?? "assumed 256 (not stored)")")
+            "inferred from tensor shapes; resolution \(vqganResolution.map { "\($0) as given" } ?? "assumed 256 (not stored)")"
+          )
         }
       case nil:
         notes.append("tensor names match no CLIP, GPT or VQGAN layout the engine knows")

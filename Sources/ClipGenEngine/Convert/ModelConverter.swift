@@ -141,7 +141,9 @@ public enum ModelConverter {
         var storage: SafeTensorsWriter.Storage = request.float16 ? .f16 : .f32
         if storage == .f16, (part.weights.maxAbs(of: name) ?? 0) > Float(Float16.greatestFiniteMagnitude) {
           storage = .f32
-          storageNote.withLock { $0.append("\(part.name): '\(name)' has values beyond float16's range; kept as float32") }
+          storageNote.withLock {
+            $0.append("\(part.name): '\(name)' has values beyond float16's range; kept as float32")
+          }
         }
         return SafeTensorsStreamWriter.Entry(name: name, shape: shape, storage: storage)
       }
@@ -169,7 +171,8 @@ public enum ModelConverter {
       conditioning: .init(normalize: true))
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-    try writeAtomically(try encoder.encode(manifest) + Data("\n".utf8), to: staging.appendingPathComponent("model.json"))
+    try writeAtomically(
+      try encoder.encode(manifest) + Data("\n".utf8), to: staging.appendingPathComponent("model.json"))
 
     // 3. Load it back, then move it into place.
     progress(.verifying(path: directory.path))
@@ -220,10 +223,13 @@ public enum ModelConverter {
   }
 
   private static func wrongComponent(_ url: URL, expected: String, found: ModelComponent?) -> ConversionError {
-    .wrongComponent(path: url.path, expected: expected, found: found?.description ?? "no known model (unrecognised tensor names)")
+    .wrongComponent(
+      path: url.path, expected: expected, found: found?.description ?? "no known model (unrecognised tensor names)")
   }
 
-  private static func prepareCLIP(_ r: ConversionRequest, progress: (ConversionEvent) -> Void) throws -> Prepared<CLIPConfig> {
+  private static func prepareCLIP(_ r: ConversionRequest, progress: (ConversionEvent) -> Void) throws -> Prepared<
+    CLIPConfig
+  > {
     progress(.reading(component: "clip", path: r.clip.path))
     let source = try open(r.clip)
     let found = ModelComponent.detect(source)
@@ -267,7 +273,9 @@ public enum ModelConverter {
     guard found == .gpt else { throw wrongComponent(r.gpt, expected: "GPT prior", found: found) }
     let config = try GPTConfig.inferred(from: source, heads: r.gptHeads)
     if r.gptHeads == nil {
-      note("gpt: the head count is not stored in the checkpoint; assumed width/64 = \(config.heads) (HFAiLab's gpt2_medium and gpt2_large follow this rule; pass --gpt-heads otherwise)")
+      note(
+        "gpt: the head count is not stored in the checkpoint; assumed width/64 = \(config.heads) (HFAiLab's gpt2_medium and gpt2_large follow this rule; pass --gpt-heads otherwise)"
+      )
     }
     let weights = StatisticsWeights(source)
     _ = try ConditionalGPT(weights: weights, config: config)
@@ -300,7 +308,9 @@ public enum ModelConverter {
     } else {
       config = try VQGANConfig.inferred(from: source, layout: layout, resolution: r.vqganResolution ?? 256)
       if r.vqganResolution == nil {
-        note("vqgan: the training resolution is not stored in the checkpoint; assumed 256 (taming's and HFAiLab's released models; pass --vqgan-resolution or --vqgan-config otherwise)")
+        note(
+          "vqgan: the training resolution is not stored in the checkpoint; assumed 256 (taming's and HFAiLab's released models; pass --vqgan-resolution or --vqgan-config otherwise)"
+        )
       }
     }
     if let res = r.vqganResolution { config.resolution = res }
@@ -313,7 +323,8 @@ public enum ModelConverter {
           "\(ModelComponent.vqgan(layout)): \(config.nEmbed) codes × \(config.embedDim), ch \(config.ch) × \(config.chMult), \(config.numResBlocks) res blocks, attention at \(config.attnResolutions), \(config.resolution)px (f\(config.downsamplingFactor)), GroupNorm eps \(config.normEps)"
       ))
     return Prepared(
-      name: "vqgan", source: source.sourceDescription, kind: .vqgan(layout), layoutName: layout.rawValue, config: config,
+      name: "vqgan", source: source.sourceDescription, kind: .vqgan(layout), layoutName: layout.rawValue,
+      config: config,
       weights: weights, names: weights.recorded)
   }
 

@@ -33,7 +33,8 @@ enum SafeTensorsStreamWriter {
     while header.utf8.count % 8 != 0 { header += " " }
 
     let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())")
-    guard FileManager.default.createFile(atPath: tmp.path, contents: nil), let handle = FileHandle(forWritingAtPath: tmp.path)
+    guard FileManager.default.createFile(atPath: tmp.path, contents: nil),
+      let handle = FileHandle(forWritingAtPath: tmp.path)
     else {
       throw WeightError.unreadable(file: url.path, reason: "cannot create \(tmp.path)")
     }
@@ -53,7 +54,9 @@ enum SafeTensorsStreamWriter {
           t.withUnsafeBufferPointer { src in
             switch e.storage {
             case .f32:
-              for (k, v) in src.enumerated() { raw.storeBytes(of: v.bitPattern.littleEndian, toByteOffset: k * 4, as: UInt32.self) }
+              for (k, v) in src.enumerated() {
+                raw.storeBytes(of: v.bitPattern.littleEndian, toByteOffset: k * 4, as: UInt32.self)
+              }
             case .f16:
               for (k, v) in src.enumerated() {
                 raw.storeBytes(of: Float16(v).bitPattern.littleEndian, toByteOffset: k * 2, as: UInt16.self)

@@ -80,7 +80,8 @@ extension VQGANConfig {
     }
     return VQGANConfig(
       embedDim: try int(params, "embed_dim"), nEmbed: try int(params, "n_embed"), ch: try int(dd, "ch"),
-      outCh: (try? int(dd, "out_ch")) ?? 3, chMult: try ints(dd, "ch_mult"), numResBlocks: try int(dd, "num_res_blocks"),
+      outCh: (try? int(dd, "out_ch")) ?? 3, chMult: try ints(dd, "ch_mult"),
+      numResBlocks: try int(dd, "num_res_blocks"),
       attnResolutions: (try? ints(dd, "attn_resolutions")) ?? [], inChannels: (try? int(dd, "in_channels")) ?? 3,
       resolution: try int(dd, "resolution"), zChannels: try int(dd, "z_channels"), normEps: normEps)
   }

@@ -56,7 +56,8 @@ public enum TokenizerFiles {
     }
     if isDirectory.boolValue {
       throw ConversionError.tokenizer(
-        path: url.path, reason: "a folder without vocab.json and merges.txt (give such a folder, or bpe_simple_vocab_16e6.txt.gz)")
+        path: url.path,
+        reason: "a folder without vocab.json and merges.txt (give such a folder, or bpe_simple_vocab_16e6.txt.gz)")
     }
     let raw = try Data(contentsOf: url)
     let bytes: [UInt8]

@@ -49,7 +49,9 @@ public enum WeightFileFormat: String, Sendable {
     var isDirectory: ObjCBool = false
     guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) else { return nil }
     if isDirectory.boolValue {
-      if FileManager.default.fileExists(atPath: url.appendingPathComponent("model.json").path) { return .modelDirectory }
+      if FileManager.default.fileExists(atPath: url.appendingPathComponent("model.json").path) {
+        return .modelDirectory
+      }
       return WeightFiles.huggingFaceWeights(in: url) != nil ? .huggingFaceDirectory : nil
     }
     guard let handle = FileHandle(forReadingAtPath: url.path) else { return nil }

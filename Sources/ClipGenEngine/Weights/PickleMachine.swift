@@ -332,7 +332,8 @@ struct PickleMachine {
         case 0x82, 0x83, 0x84:
           throw CheckpointError.unsupportedPickle(
             file: machine.file, entry: machine.entry, offset: opStart,
-            reason: "opcode EXT\(op == 0x82 ? 1 : op == 0x83 ? 2 : 4) (the copyreg extension registry) is not supported")
+            reason: "opcode EXT\(op == 0x82 ? 1 : op == 0x83 ? 2 : 4) (the copyreg extension registry) is not supported"
+          )
         case 0x97, 0x98:
           throw CheckpointError.unsupportedPickle(
             file: machine.file, entry: machine.entry, offset: opStart,
@@ -417,7 +418,9 @@ struct PickleMachine {
     /// else becomes an opaque instance.
     func call(_ callable: PickleNode, _ args: [PickleNode]) throws -> PickleNode {
       guard case .value(.global(let module, let name)) = callable else {
-        if case .instance(let o) = callable { return .instance(PickleInstance(className: o.className, arguments: args)) }
+        if case .instance(let o) = callable {
+          return .instance(PickleInstance(className: o.className, arguments: args))
+        }
         throw error("REDUCE on something that is not a class or function")
       }
       switch (module, name) {
@@ -518,7 +521,9 @@ struct PickleMachine {
       func ints(_ node: PickleNode, _ what: String) throws -> [Int] {
         guard case .tuple(let items) = node else { throw error("tensor \(what) is not a tuple") }
         return try items.map {
-          guard case .value(.int(let v)) = $0, v >= 0 else { throw error("tensor \(what) holds a value that is not a non-negative integer") }
+          guard case .value(.int(let v)) = $0, v >= 0 else {
+            throw error("tensor \(what) holds a value that is not a non-negative integer")
+          }
           return v
         }
       }
@@ -590,7 +595,10 @@ struct PickleMachine {
         return try shared(s) { me in .set(try s.items.map { try me.freeze($0, depth: depth + 1) }) }
       case .dict(let d):
         return try shared(d) { me in
-          .dict(try d.items.map { (key: try me.freeze($0.0, depth: depth + 1), value: try me.freeze($0.1, depth: depth + 1)) })
+          .dict(
+            try d.items.map {
+              (key: try me.freeze($0.0, depth: depth + 1), value: try me.freeze($0.1, depth: depth + 1))
+            })
         }
       case .instance(let o):
         return try shared(o) { me in
@@ -607,7 +615,9 @@ struct PickleMachine {
       }
     }
 
-    private mutating func shared(_ object: AnyObject, _ make: (inout Freezer) throws -> PickleValue) throws -> PickleValue {
+    private mutating func shared(_ object: AnyObject, _ make: (inout Freezer) throws -> PickleValue) throws
+      -> PickleValue
+    {
       let id = ObjectIdentifier(object)
       if let v = done[id] { return v }
       if active.contains(id) { return .unsupported("recursive reference") }

@@ -140,7 +140,8 @@ public final class PyTorchCheckpoint: WeightSource, @unchecked Sendable {
       if let order = zip.entry(prefix + "byteorder") {
         let text = String(decoding: try zip.contents(of: order), as: UTF8.self)
         guard text.hasPrefix("little") else {
-          throw CheckpointError.notACheckpoint(file: path, reason: "saved on a big-endian machine (byteorder '\(text)')")
+          throw CheckpointError.notACheckpoint(
+            file: path, reason: "saved on a big-endian machine (byteorder '\(text)')")
         }
       }
       let isTorchScript =
@@ -158,7 +159,9 @@ public final class PyTorchCheckpoint: WeightSource, @unchecked Sendable {
       format = .legacy
     } else {
       var reason = "the file is neither a zip archive nor a pickle"
-      if bytes.count > 262, String(decoding: UnsafeRawBufferPointer(rebasing: bytes[257..<262]), as: UTF8.self) == "ustar" {
+      if bytes.count > 262,
+        String(decoding: UnsafeRawBufferPointer(rebasing: bytes[257..<262]), as: UTF8.self) == "ustar"
+      {
         reason = "a tar archive (PyTorch's pre-0.4 format); load and re-save it with PyTorch"
       } else if bytes.count >= 8, bytes[0] == 0x50, bytes[1] == 0x4B {
         reason = "a damaged zip archive"
@@ -212,7 +215,8 @@ public final class PyTorchCheckpoint: WeightSource, @unchecked Sendable {
   ) throws -> (PickleValue, String?) {
     func topKeys() -> String {
       let keys = (root.dictEntries ?? []).map { $0.key.summary }
-      return keys.isEmpty ? "the top level is \(root.summary)" : "top-level keys: \(keys.prefix(12).joined(separator: ", "))"
+      return keys.isEmpty
+        ? "the top level is \(root.summary)" : "top-level keys: \(keys.prefix(12).joined(separator: ", "))"
     }
     switch selection {
     case .root: return (root, nil)
@@ -304,7 +308,8 @@ public final class PyTorchCheckpoint: WeightSource, @unchecked Sendable {
     }
     if dtype == .f32 || dtype == .f16 || dtype == .bf16 || dtype == .f64 {
       if let bad = out.firstIndex(where: { !$0.isFinite }) {
-        throw WeightError.corruptTensor(file: path, tensor: name, reason: "value \(out[bad]) at index \(bad) is not finite")
+        throw WeightError.corruptTensor(
+          file: path, tensor: name, reason: "value \(out[bad]) at index \(bad) is not finite")
       }
     }
     return Tensor(shape: r.shape, scalars: out)
@@ -335,7 +340,9 @@ public final class PyTorchCheckpoint: WeightSource, @unchecked Sendable {
     for (size, stride) in zip(r.shape, r.strides) {
       let (m, o1) = (size - 1).multipliedReportingOverflow(by: stride)
       let (s, o2) = last.addingReportingOverflow(m)
-      guard !o1, !o2 else { throw WeightError.corruptTensor(file: file, tensor: tensor, reason: "size and stride overflow") }
+      guard !o1, !o2 else {
+        throw WeightError.corruptTensor(file: file, tensor: tensor, reason: "size and stride overflow")
+      }
       last = s
     }
     let available = storageBytes / dtype.byteSize
@@ -349,7 +356,9 @@ public final class PyTorchCheckpoint: WeightSource, @unchecked Sendable {
   }
 
   /// Copies a strided view element by element, innermost dimension fastest.
-  private static func gather(_ raw: UnsafeRawBufferPointer, _ r: PyTorchTensorRecord, dtype: DType, into dst: FloatPointer) {
+  private static func gather(
+    _ raw: UnsafeRawBufferPointer, _ r: PyTorchTensorRecord, dtype: DType, into dst: FloatPointer
+  ) {
     let rank = r.shape.count
     let size = dtype.byteSize
     var index = [Int](repeating: 0, count: rank)
@@ -361,7 +370,8 @@ public final class PyTorchCheckpoint: WeightSource, @unchecked Sendable {
     while out < total {
       var s = source
       for _ in 0..<innerSize {
-        convertToFloat(UnsafeRawBufferPointer(rebasing: raw[(s * size)..<((s + 1) * size)]), dtype: dtype, count: 1, into: dst + out)
+        convertToFloat(
+          UnsafeRawBufferPointer(rebasing: raw[(s * size)..<((s + 1) * size)]), dtype: dtype, count: 1, into: dst + out)
         out += 1
         s += innerStride
       }
@@ -399,7 +409,9 @@ public final class PyTorchCheckpoint: WeightSource, @unchecked Sendable {
   /// `torch.save(..., _use_new_zipfile_serialization=False)`: pickles of the magic number, the
   /// protocol version (1001), system info and the object; a pickled list of storage keys; then
   /// per key an int64 element count and the raw bytes.
-  private static func readLegacy(_ bytes: UnsafeRawBufferPointer, path: String) throws -> (PickleValue, [String: Range<Int>]) {
+  private static func readLegacy(_ bytes: UnsafeRawBufferPointer, path: String) throws -> (
+    PickleValue, [String: Range<Int>]
+  ) {
     let entry = "(legacy stream)"
     let machine = PickleMachine(file: path, entry: entry)
     let (magic, afterMagic) = try machine.load(bytes)
@@ -409,7 +421,8 @@ public final class PyTorchCheckpoint: WeightSource, @unchecked Sendable {
     }
     let (version, afterVersion) = try machine.load(bytes, from: afterMagic)
     guard case .int(1001) = version else {
-      throw CheckpointError.unsupportedLegacyFormat(file: path, reason: "protocol version \(version.summary), expected 1001")
+      throw CheckpointError.unsupportedLegacyFormat(
+        file: path, reason: "protocol version \(version.summary), expected 1001")
     }
     let (info, afterInfo) = try machine.load(bytes, from: afterVersion)
     if case .bool(false)? = info["little_endian"] {
@@ -443,13 +456,16 @@ public final class PyTorchCheckpoint: WeightSource, @unchecked Sendable {
       guard case .string(let key) = k else { continue }
       guard let cls = classes[key], let size = elementSize(ofStorageClass: cls) else { break }
       guard pos + 8 <= bytes.count else {
-        throw CheckpointError.truncated(file: path, reason: "the data of storage '\(key)' is missing (the file ends at \(bytes.count) bytes)")
+        throw CheckpointError.truncated(
+          file: path, reason: "the data of storage '\(key)' is missing (the file ends at \(bytes.count) bytes)")
       }
       let count = Int(Int64(littleEndian: bytes.loadUnaligned(fromByteOffset: pos, as: Int64.self)))
       let (length, overflow) = count.multipliedReportingOverflow(by: size)
       guard count >= 0, !overflow, pos + 8 + length <= bytes.count else {
         throw CheckpointError.truncated(
-          file: path, reason: "storage '\(key)' (\(count) elements at byte \(pos + 8)) runs past the end of the \(bytes.count)-byte file")
+          file: path,
+          reason:
+            "storage '\(key)' (\(count) elements at byte \(pos + 8)) runs past the end of the \(bytes.count)-byte file")
       }
       storages[key] = (pos + 8)..<(pos + 8 + length)
       pos += 8 + length

@@ -41,7 +41,9 @@ final class ZipArchive: @unchecked Sendable {
     func u32(_ o: Int) -> Int { Int(UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: o, as: UInt32.self))) }
     func u64(_ o: Int) throws -> Int {
       let v = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: o, as: UInt64.self))
-      guard v <= UInt64(Int.max / 2) else { throw CheckpointError.corruptArchive(file: path, reason: "a ZIP64 size or offset is out of range") }
+      guard v <= UInt64(Int.max / 2) else {
+        throw CheckpointError.corruptArchive(file: path, reason: "a ZIP64 size or offset is out of range")
+      }
       return Int(v)
     }
 
@@ -62,7 +64,9 @@ final class ZipArchive: @unchecked Sendable {
       if Self.looksLikeZip(bytes) {
         throw CheckpointError.truncated(
           file: path,
-          reason: "the zip archive has no end-of-central-directory record; the file (\(n) bytes) is cut short — was the download or the save interrupted?")
+          reason:
+            "the zip archive has no end-of-central-directory record; the file (\(n) bytes) is cut short — was the download or the save interrupted?"
+        )
       }
       throw CheckpointError.corruptArchive(file: path, reason: "not a zip archive (no end-of-central-directory record)")
     }
@@ -73,11 +77,13 @@ final class ZipArchive: @unchecked Sendable {
       // ZIP64: a locator just before the record points at the ZIP64 end record.
       let locator = eocd - 20
       guard locator >= 0, u32(locator) == 0x0706_4B50 else {
-        throw CheckpointError.corruptArchive(file: path, reason: "ZIP64 archive without a ZIP64 end-of-central-directory locator")
+        throw CheckpointError.corruptArchive(
+          file: path, reason: "ZIP64 archive without a ZIP64 end-of-central-directory locator")
       }
       let record = try u64(locator + 8)
       guard record + 56 <= locator, u32(record) == 0x0606_4B50 else {
-        throw CheckpointError.corruptArchive(file: path, reason: "ZIP64 end-of-central-directory record not found at offset \(record)")
+        throw CheckpointError.corruptArchive(
+          file: path, reason: "ZIP64 end-of-central-directory record not found at offset \(record)")
       }
       count = try u64(record + 32)
       directorySize = try u64(record + 40)
@@ -86,7 +92,9 @@ final class ZipArchive: @unchecked Sendable {
     guard directoryOffset <= n, directorySize <= n - directoryOffset else {
       throw CheckpointError.truncated(
         file: path,
-        reason: "the central directory (offset \(directoryOffset), \(directorySize) bytes) lies past the end of the \(n)-byte file")
+        reason:
+          "the central directory (offset \(directoryOffset), \(directorySize) bytes) lies past the end of the \(n)-byte file"
+      )
     }
 
     var entries: [ZipEntry] = []
@@ -110,7 +118,8 @@ final class ZipArchive: @unchecked Sendable {
       guard o + 46 + nameLength + extraLength + commentLength <= end else {
         throw CheckpointError.corruptArchive(file: path, reason: "central directory entry \(i) runs past the directory")
       }
-      let name = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[(o + 46)..<(o + 46 + nameLength)]), as: UTF8.self)
+      let name = String(
+        decoding: UnsafeRawBufferPointer(rebasing: bytes[(o + 46)..<(o + 46 + nameLength)]), as: UTF8.self)
       // ZIP64 extra field: the 64-bit values of the fields that hold 0xFFFFFFFF, in this order.
       var e = o + 46 + nameLength
       let extraEnd = e + extraLength
@@ -140,7 +149,8 @@ final class ZipArchive: @unchecked Sendable {
       guard dataOffset <= n, compressed <= n - dataOffset else {
         throw CheckpointError.truncated(
           file: path,
-          reason: "entry '\(name)' (\(compressed) bytes at offset \(dataOffset)) runs past the end of the \(n)-byte file")
+          reason:
+            "entry '\(name)' (\(compressed) bytes at offset \(dataOffset)) runs past the end of the \(n)-byte file")
       }
       index[name] = entries.count
       entries.append(
@@ -158,7 +168,9 @@ final class ZipArchive: @unchecked Sendable {
   /// Calls `body` with an entry's uncompressed bytes: in place for a stored entry (valid only
   /// inside `body`), decompressed into a temporary buffer for a deflated one.
   /// - Parameter verify: check the CRC-32 (always done for deflated entries).
-  func withContents<R>(of entry: ZipEntry, verify: Bool = false, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
+  func withContents<R>(of entry: ZipEntry, verify: Bool = false, _ body: (UnsafeRawBufferPointer) throws -> R) throws
+    -> R
+  {
     let raw = UnsafeRawBufferPointer(rebasing: file.bytes[entry.dataOffset..<(entry.dataOffset + entry.compressedSize)])
     guard entry.flags & 1 == 0 else {
       throw CheckpointError.corruptArchive(file: path, reason: "entry '\(entry.name)' is encrypted")
@@ -168,10 +180,13 @@ final class ZipArchive: @unchecked Sendable {
       guard entry.compressedSize == entry.uncompressedSize else {
         throw CheckpointError.corruptArchive(
           file: path,
-          reason: "stored entry '\(entry.name)' records \(entry.compressedSize) bytes but a size of \(entry.uncompressedSize)")
+          reason:
+            "stored entry '\(entry.name)' records \(entry.compressedSize) bytes but a size of \(entry.uncompressedSize)"
+        )
       }
       if verify, CRC32.checksum(raw) != entry.crc32 {
-        throw CheckpointError.corruptArchive(file: path, reason: "entry '\(entry.name)' fails its CRC-32 check (corrupt data)")
+        throw CheckpointError.corruptArchive(
+          file: path, reason: "entry '\(entry.name)' fails its CRC-32 check (corrupt data)")
       }
       return try body(raw)
     case 8:
@@ -188,7 +203,8 @@ final class ZipArchive: @unchecked Sendable {
       return try bytes.withUnsafeBytes { try body($0) }
     default:
       throw CheckpointError.corruptArchive(
-        file: path, reason: "entry '\(entry.name)' uses compression method \(entry.method) (supported: stored, deflate)")
+        file: path, reason: "entry '\(entry.name)' uses compression method \(entry.method) (supported: stored, deflate)"
+      )
     }
   }
 

@@ -17,7 +17,9 @@ enum Inflater {
   ///   - expectedSize: the decompressed size when known (a zip entry's), to reserve memory and to
   ///     refuse output that grows past it.
   /// - Returns: the bytes, and how many input bytes the stream used.
-  static func inflate(_ input: UnsafeRawBufferPointer, expectedSize: Int? = nil) throws -> (bytes: [UInt8], consumed: Int) {
+  static func inflate(_ input: UnsafeRawBufferPointer, expectedSize: Int? = nil) throws -> (
+    bytes: [UInt8], consumed: Int
+  ) {
     var state = InflateState(input: input)
     if let n = expectedSize { state.out.reserveCapacity(n) }
     state.limit = expectedSize
@@ -60,9 +62,12 @@ enum Inflater {
       p += used
       guard p + 8 <= input.count else { throw InflateError("gzip data ends before the member trailer (truncated)") }
       let crc = UInt32(input[p]) | UInt32(input[p + 1]) << 8 | UInt32(input[p + 2]) << 16 | UInt32(input[p + 3]) << 24
-      let size = UInt32(input[p + 4]) | UInt32(input[p + 5]) << 8 | UInt32(input[p + 6]) << 16 | UInt32(input[p + 7]) << 24
+      let size =
+        UInt32(input[p + 4]) | UInt32(input[p + 5]) << 8 | UInt32(input[p + 6]) << 16 | UInt32(input[p + 7]) << 24
       guard CRC32.checksum(bytes) == crc else { throw InflateError("gzip CRC-32 mismatch (corrupt data)") }
-      guard UInt32(truncatingIfNeeded: bytes.count) == size else { throw InflateError("gzip length mismatch (corrupt data)") }
+      guard UInt32(truncatingIfNeeded: bytes.count) == size else {
+        throw InflateError("gzip length mismatch (corrupt data)")
+      }
       out += bytes
       pos = p + 8
     } while pos < input.count && input[pos] == 0x1F
@@ -113,13 +118,17 @@ private struct InflateState {
   /// Whole bytes consumed (bits left in the buffer are handed back).
   var consumedBytes: Int { pos - bitCount / 8 }
 
-  static let lengthBase = [3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31, 35, 43, 51, 59, 67, 83, 99, 115, 131, 163, 195, 227, 258]
+  static let lengthBase = [
+    3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31, 35, 43, 51, 59, 67, 83, 99, 115, 131, 163, 195, 227, 258,
+  ]
   static let lengthExtra = [0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0]
   static let distanceBase = [
     1, 2, 3, 4, 5, 7, 9, 13, 17, 25, 33, 49, 65, 97, 129, 193, 257, 385, 513, 769, 1025, 1537, 2049, 3073, 4097, 6145,
     8193, 12289, 16385, 24577,
   ]
-  static let distanceExtra = [0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13]
+  static let distanceExtra = [
+    0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13,
+  ]
   static let codeLengthOrder = [16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15]
 
   mutating func bits(_ n: Int) throws -> Int {
@@ -152,7 +161,9 @@ private struct InflateState {
   }
 
   mutating func emit(_ byte: UInt8) throws {
-    if let limit, out.count >= limit { throw InflateError("decompressed data is longer than the recorded size \(limit)") }
+    if let limit, out.count >= limit {
+      throw InflateError("decompressed data is longer than the recorded size \(limit)")
+    }
     out.append(byte)
   }
 
@@ -174,13 +185,17 @@ private struct InflateState {
   mutating func stored() throws {
     bitBuffer = 0
     bitCount = 0
-    guard pos + 4 <= input.count else { throw InflateError("compressed data ends inside a stored block header (truncated)") }
+    guard pos + 4 <= input.count else {
+      throw InflateError("compressed data ends inside a stored block header (truncated)")
+    }
     let len = Int(input[pos]) | Int(input[pos + 1]) << 8
     let nlen = Int(input[pos + 2]) | Int(input[pos + 3]) << 8
     pos += 4
     guard len == (~nlen & 0xFFFF) else { throw InflateError("stored block length check failed") }
     guard pos + len <= input.count else { throw InflateError("compressed data ends inside a stored block (truncated)") }
-    if let limit, out.count + len > limit { throw InflateError("decompressed data is longer than the recorded size \(limit)") }
+    if let limit, out.count + len > limit {
+      throw InflateError("decompressed data is longer than the recorded size \(limit)")
+    }
     out.append(contentsOf: UnsafeRawBufferPointer(rebasing: input[pos..<(pos + len)]))
     pos += len
   }
@@ -242,7 +257,9 @@ private struct InflateState {
       let d = try decode(distanceCode)
       guard d < 30 else { throw InflateError("invalid distance symbol \(d)") }
       let distance = Self.distanceBase[d] + (try bits(Self.distanceExtra[d]))
-      guard distance <= out.count else { throw InflateError("distance \(distance) reaches before the start of the data") }
+      guard distance <= out.count else {
+        throw InflateError("distance \(distance) reaches before the start of the data")
+      }
       if let limit, out.count + length > limit {
         throw InflateError("decompressed data is longer than the recorded size \(limit)")
       }
