@@ -358,3 +358,37 @@ import Testing
     #expect(bad.stderr.contains("vqgan_hfai.pt: expected GPT prior weights"), "\(bad.stderr)")
   }
 }
+
+/// OpenAI's real `bpe_simple_vocab_16e6.txt.gz`, read out of the open_clip wheel that `make vocab`
+/// caches (a deflated zip member), must give exactly Hugging Face's `vocab.json` and `merges.txt`
+/// for openai/clip-vit-base-patch32 (which `make vocab` writes to .cache/clip-vocab).
+@Suite struct OpenAIVocabularyTests {
+  static let wheel: URL? = {
+    let dir = repositoryRoot.appendingPathComponent(".cache/wheels")
+    let names = (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []
+    return names.filter { $0.hasPrefix("open_clip_torch-") && $0.hasSuffix(".whl") }.sorted().last
+      .map { dir.appendingPathComponent($0) }
+  }()
+  static let vocabDirectory = repositoryRoot.appendingPathComponent(".cache/clip-vocab")
+  static let available =
+    wheel != nil && FileManager.default.fileExists(atPath: vocabDirectory.appendingPathComponent("vocab.json").path)
+
+  @Test(.enabled(if: available, "needs `make vocab` (.cache/wheels and .cache/clip-vocab)"))
+  func bpeFileFromTheWheelGivesHuggingFacesFiles() throws {
+    let wheel = try #require(Self.wheel)
+    let zip = try ZipArchive(path: wheel.path, file: try MappedFile(path: wheel.path))
+    let entry = try #require(zip.entries.first { $0.name.hasSuffix("bpe_simple_vocab_16e6.txt.gz") })
+    let gz = try temporaryDirectory().appendingPathComponent("bpe_simple_vocab_16e6.txt.gz")
+    try Data(try zip.contents(of: entry)).write(to: gz)
+
+    let (vocab, merges) = try TokenizerFiles.openAIFiles(fromBPE: gz)
+    let expectedMerges = try Data(contentsOf: Self.vocabDirectory.appendingPathComponent("merges.txt"))
+    #expect(merges == expectedMerges)
+    let ours = try JSONSerialization.jsonObject(with: vocab) as? [String: Int]
+    let theirs =
+      try JSONSerialization.jsonObject(
+        with: Data(contentsOf: Self.vocabDirectory.appendingPathComponent("vocab.json"))) as? [String: Int]
+    #expect(ours?.count == 49408)
+    #expect(ours == theirs)
+  }
+}

@@ -32,10 +32,12 @@ Each file is what `torch.save` / `torch.jit.save` write for the real releases, a
 * `io.safetensors` - inputs and float64-computed expected outputs of the fresh CLIP and VQGAN.
 * `configs.json` - the sizes of the fresh CLIP and VQGAN (what inference must find).
 
-With `--full DIR` (default `.cache/vit-b32`) it writes instead the full ViT-B/32 shapes with
-random weights for the slow test (about 600 MB, not committed): `clip_vit_b32.pt` (a float16
-state dict, as HFAiLab ships it), `ViT-B-32.pt` (TorchScript, as OpenAI ships it) and
-`io.safetensors` (inputs and float64 expected embeddings). The Swift test runs with
+With `--full DIR` (default `.cache/vit-b32`) it writes instead the published shapes with random
+weights for the slow tests (about 2.3 GB, not committed): `clip_vit_b32.pt` (ViT-B/32, a float16
+state dict, as HFAiLab ships it), `ViT-B-32.pt` (TorchScript, as OpenAI ships it),
+`gpt_coco.pt` (gpt2_medium in HFAiLab's checkpoint dict), `vqgan_f16_16384.ckpt` (taming's
+f16-16384 VQGAN as a Lightning checkpoint without hyper-parameters, like the released one) and
+`io.safetensors` (inputs and float64 expected outputs). The Swift tests run with
 CLIPGEN_SLOW_TESTS=1:
 
     python -m reference.make_checkpoints --full
@@ -62,8 +64,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from .clip import CLIP, CLIPConfig
+from .gpt import GPT, gpt2_medium
 from .make_fixtures import FIXTURES, as64, f32, init_weights
-from .vqgan import VQGAN, VQGANConfig, load_vqgan, taming_to_hfai
+from .vqgan import VQGAN, VQGANConfig, f16_16384, load_vqgan, taming_to_hfai
 
 OUT = FIXTURES / "checkpoints"
 
@@ -404,7 +407,8 @@ def make_bpe_gz() -> None:
 
 
 def make_full_vit_b32(out: Path) -> None:
-    """ViT-B/32 shapes (OpenAI's released model), random float16-exact weights."""
+    """The published shapes with random weights: ViT-B/32 CLIP (float16-exact), gpt2_medium,
+    taming's f16-16384 VQGAN."""
     out.mkdir(parents=True, exist_ok=True)
     cfg = CLIPConfig()  # the defaults are ViT-B/32
     model = CLIP(cfg).eval()
@@ -452,6 +456,33 @@ def make_full_vit_b32(out: Path) -> None:
             "text_embeds": f32(m64.encode_text(ids)),
             "image_embeds": f32(m64.encode_image(pixels.double())),
         }
+    del m64, traced, src
+
+    # gpt2_medium as HFAiLab's train_gpt.py saves it (float32, with the mask buffers).
+    gpt = GPT(gpt2_medium()).eval()
+    torch.save({"model": gpt.state_dict(), "epoch": 200, "step": 0}, out / "gpt_coco.pt")
+    cond = torch.nn.functional.normalize(torch.randn(2, 512, generator=g), dim=-1)
+    prefix = torch.randint(0, 16384, (2, 3), generator=g)
+    with torch.no_grad():
+        io["gpt.cond_embeds"] = f32(cond)
+        io["gpt.prefix_tokens"] = prefix
+        io["gpt.logits"] = f32(as64(gpt)(prefix, cond.double()))
+    del gpt
+
+    # taming's f16-16384 VQGAN in a Lightning checkpoint (no hyper_parameters, a loss tensor).
+    vq = VQGAN(f16_16384()).eval()
+    state = OrderedDict(vq.state_dict())
+    state["loss.discriminator.main.0.weight"] = torch.zeros(64, 3, 4, 4)
+    torch.save(
+        {
+            "epoch": 10,
+            "global_step": 1,
+            "state_dict": state,
+            "optimizer_states": [],
+            "lr_schedulers": [],
+        },
+        out / "vqgan_f16_16384.ckpt",
+    )
     save_st(io, out / "io.safetensors")
     for p in sorted(out.iterdir()):
         print(f"{p.name:32s} {p.stat().st_size / 1e6:8.1f} MB")

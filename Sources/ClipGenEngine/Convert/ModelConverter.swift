@@ -106,14 +106,7 @@ public enum ModelConverter {
       progress(.note(s))
     }
 
-    // 1. Read and check every component before writing anything.
-    let clip = try prepareCLIP(request, progress: progress)
-    let gpt = try prepareGPT(request, progress: progress, note: note)
-    let vqgan = try prepareVQGAN(request, progress: progress, note: note)
-    try checkCompatible(clip: clip.config, gpt: gpt.config, vqgan: vqgan.config)
-    let tokenizerSource = try request.tokenizer ?? defaultTokenizer(for: request.clip)
-
-    // 2. Write into a staging folder beside the destination.
+    // Assembled in a staging folder beside the destination, moved into place once it loads.
     let parent = directory.deletingLastPathComponent()
     try fm.createDirectory(at: parent, withIntermediateDirectories: true)
     let staging = parent.appendingPathComponent(".\(directory.lastPathComponent).converting-\(getpid())")
@@ -122,52 +115,16 @@ public enum ModelConverter {
     var moved = false
     defer { if !moved { try? fm.removeItem(at: staging) } }
 
-    let tokenizer = try TokenizerFiles.write(from: tokenizerSource, to: staging.appendingPathComponent("tokenizer"))
-    let rows = clip.config.text.vocabSize
-    guard tokenizer.vocabularySize <= rows, tokenizer.endOfTextID < rows, tokenizer.startOfTextID < rows else {
-      throw ConversionError.incompatible(
-        "the tokenizer (\(tokenizerSource.path)) has \(tokenizer.vocabularySize) tokens (ids up to \(max(tokenizer.startOfTextID, tokenizer.endOfTextID))) but CLIP's token embedding has \(rows) rows"
-      )
-    }
-
-    var components: [ConversionReport.Component] = []
-    let storageNote = Mutex<[String]>([])
-    for part in [clip.output, gpt.output, vqgan.output] {
-      let dir = staging.appendingPathComponent(part.name)
-      try fm.createDirectory(at: dir, withIntermediateDirectories: true)
-      try writeAtomically(part.configJSON, to: dir.appendingPathComponent("config.json"))
-      let entries = part.names.map { name -> SafeTensorsStreamWriter.Entry in
-        let shape = part.weights.base.shape(of: name) ?? []
-        var storage: SafeTensorsWriter.Storage = request.float16 ? .f16 : .f32
-        if storage == .f16, (part.weights.maxAbs(of: name) ?? 0) > Float(Float16.greatestFiniteMagnitude) {
-          storage = .f32
-          storageNote.withLock {
-            $0.append("\(part.name): '\(name)' has values beyond float16's range; kept as float32")
-          }
-        }
-        return SafeTensorsStreamWriter.Entry(name: name, shape: shape, storage: storage)
-      }
-      let total = entries.reduce(0) { $0 + $1.byteCount }
-      try SafeTensorsStreamWriter.write(
-        entries, metadata: ["format": "pt", "source": URL(fileURLWithPath: part.source).lastPathComponent],
-        to: dir.appendingPathComponent("model.safetensors"),
-        tensor: { try part.weights.base.tensor(entries[$0].name).reshaped(entries[$0].shape) },
-        progress: { i, bytes in
-          progress(.writing(component: part.name, tensor: i + 1, of: entries.count, bytes: bytes, totalBytes: total))
-        })
-      components.append(
-        ConversionReport.Component(
-          name: part.name, source: part.source, kind: part.kind.description, tensors: entries.count,
-          parameters: entries.reduce(0) { $0 + $1.shape.reduce(1, *) }, bytes: total))
-    }
-    for s in storageNote.withLock({ $0 }) { note(s) }
+    // The sources stay open only inside this call (they are memory-mapped checkpoints).
+    let (components, clipLayout, vqganLayout) = try writeComponents(
+      request, into: staging, progress: progress, note: note)
 
     let manifest = ModelManifest(
       format: "clipgen", version: 1, name: request.name ?? directory.lastPathComponent,
-      clip: .init(layout: clip.layoutName, config: "clip/config.json", weights: "clip/model.safetensors"),
+      clip: .init(layout: clipLayout, config: "clip/config.json", weights: "clip/model.safetensors"),
       tokenizer: .init(vocab: "tokenizer/vocab.json", merges: "tokenizer/merges.txt", contextLength: 77),
       gpt: .init(layout: nil, config: "gpt/config.json", weights: "gpt/model.safetensors"),
-      vqgan: .init(layout: vqgan.layoutName, config: "vqgan/config.json", weights: "vqgan/model.safetensors"),
+      vqgan: .init(layout: vqganLayout, config: "vqgan/config.json", weights: "vqgan/model.safetensors"),
       conditioning: .init(normalize: true))
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
@@ -188,6 +145,61 @@ public enum ModelConverter {
   }
 
   // MARK: - Components
+
+  /// Reads, checks and writes the tokenizer and the three components into `staging`.
+  /// - Returns: what was written, and the CLIP and VQGAN layout names for `model.json`.
+  private static func writeComponents(
+    _ request: ConversionRequest, into staging: URL, progress: (ConversionEvent) -> Void, note: (String) -> Void
+  ) throws -> ([ConversionReport.Component], String?, String?) {
+    let fm = FileManager.default
+    // 1. Read and check every component before writing anything.
+    let clip = try prepareCLIP(request, progress: progress)
+    let gpt = try prepareGPT(request, progress: progress, note: note)
+    let vqgan = try prepareVQGAN(request, progress: progress, note: note)
+    try checkCompatible(clip: clip.config, gpt: gpt.config, vqgan: vqgan.config)
+    let tokenizerSource = try request.tokenizer ?? defaultTokenizer(for: request.clip)
+
+    // 2. Write them.
+    let tokenizer = try TokenizerFiles.write(from: tokenizerSource, to: staging.appendingPathComponent("tokenizer"))
+    let rows = clip.config.text.vocabSize
+    guard tokenizer.vocabularySize <= rows, tokenizer.endOfTextID < rows, tokenizer.startOfTextID < rows else {
+      throw ConversionError.incompatible(
+        "the tokenizer (\(tokenizerSource.path)) has \(tokenizer.vocabularySize) tokens (ids up to \(max(tokenizer.startOfTextID, tokenizer.endOfTextID))) but CLIP's token embedding has \(rows) rows"
+      )
+    }
+
+    var components: [ConversionReport.Component] = []
+    var keptFloat32: [String] = []
+    for part in [clip.output, gpt.output, vqgan.output] {
+      let dir = staging.appendingPathComponent(part.name)
+      try fm.createDirectory(at: dir, withIntermediateDirectories: true)
+      try writeAtomically(part.configJSON, to: dir.appendingPathComponent("config.json"))
+      let entries = part.names.map { name -> SafeTensorsStreamWriter.Entry in
+        let shape = part.weights.base.shape(of: name) ?? []
+        var storage: SafeTensorsWriter.Storage = request.float16 ? .f16 : .f32
+        if storage == .f16, (part.weights.maxAbs(of: name) ?? 0) > Float(Float16.greatestFiniteMagnitude) {
+          storage = .f32
+          keptFloat32.append("\(part.name): '\(name)' has values beyond float16's range; kept as float32")
+        }
+        return SafeTensorsStreamWriter.Entry(name: name, shape: shape, storage: storage)
+      }
+      let total = entries.reduce(0) { $0 + $1.byteCount }
+      try SafeTensorsStreamWriter.write(
+        entries, metadata: ["format": "pt", "source": URL(fileURLWithPath: part.source).lastPathComponent],
+        to: dir.appendingPathComponent("model.safetensors"),
+        tensor: { try part.weights.base.tensor(entries[$0].name).reshaped(entries[$0].shape) },
+        progress: { i, bytes in
+          progress(.writing(component: part.name, tensor: i + 1, of: entries.count, bytes: bytes, totalBytes: total))
+        })
+      components.append(
+        ConversionReport.Component(
+          name: part.name, source: part.source, kind: part.kind.description, tensors: entries.count,
+          parameters: entries.reduce(0) { $0 + $1.shape.reduce(1, *) }, bytes: total))
+    }
+    keptFloat32.forEach(note)
+
+    return (components, clip.layoutName, vqgan.layoutName)
+  }
 
   /// A component read, checked and ready to write.
   private struct Prepared<Config: Encodable> {
@@ -249,7 +261,7 @@ public enum ModelConverter {
     case .openAI:
       config = try CLIPConfig.inferred(fromOpenAI: source)
     }
-    let weights = StatisticsWeights(source)
+    let weights = StatisticsWeights(source, measure: r.float16)
     _ = try CLIPModel(weights: weights, config: config, layout: layout)
     let t = config.text
     let v = config.vision
@@ -277,7 +289,7 @@ public enum ModelConverter {
         "gpt: the head count is not stored in the checkpoint; assumed width/64 = \(config.heads) (HFAiLab's gpt2_medium and gpt2_large follow this rule; pass --gpt-heads otherwise)"
       )
     }
-    let weights = StatisticsWeights(source)
+    let weights = StatisticsWeights(source, measure: r.float16)
     _ = try ConditionalGPT(weights: weights, config: config)
     progress(
       .detected(
@@ -314,7 +326,7 @@ public enum ModelConverter {
       }
     }
     if let res = r.vqganResolution { config.resolution = res }
-    let weights = StatisticsWeights(source)
+    let weights = StatisticsWeights(source, measure: r.float16)
     _ = try VQGAN(weights: weights, config: config, layout: layout)
     progress(
       .detected(
@@ -362,16 +374,21 @@ public enum ModelConverter {
 /// buffers) and knows which fit in float16.
 final class StatisticsWeights: WeightSource {
   let base: WeightSource
+  /// Whether to measure magnitudes (only float16 output needs them).
+  let measures: Bool
   private let seen = Mutex<[String: Float]>([:])
 
-  init(_ base: WeightSource) { self.base = base }
+  init(_ base: WeightSource, measure: Bool) {
+    self.base = base
+    measures = measure
+  }
 
   var sourceDescription: String { base.sourceDescription }
   var tensorNames: [String] { base.tensorNames }
   func shape(of name: String) -> [Int]? { base.shape(of: name) }
   func tensor(_ name: String) throws -> Tensor {
     let t = try base.tensor(name)
-    let m = t.maxAbs
+    let m = measures ? t.maxAbs : 0
     seen.withLock { $0[name] = m }
     return t
   }

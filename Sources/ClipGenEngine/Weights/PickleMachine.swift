@@ -351,7 +351,7 @@ struct PickleMachine {
       if b.count <= 8 {
         var v: UInt64 = 0
         for (i, byte) in b.enumerated() { v |= UInt64(byte) << UInt64(8 * i) }
-        if b.count < 8, b.last! & 0x80 != 0 { v |= ~UInt64(0) << UInt64(8 * b.count) }
+        if b.count < 8, b[b.count - 1] & 0x80 != 0 { v |= ~UInt64(0) << UInt64(8 * b.count) }
         return .int(Int(Int64(bitPattern: v)))
       }
       return .bigInt(b)

@@ -4,6 +4,7 @@
 // (`data.pkl`) is run by `PickleMachine`; tensors are strided views of storages kept in
 // `data/<key>` entries (torch/serialization.py) and are only read when asked for.
 import Foundation
+import Synchronization
 
 /// Errors reading a checkpoint's container or pickle; each names the file.
 public enum CheckpointError: Error, CustomStringConvertible, Equatable {
@@ -95,6 +96,8 @@ public final class PyTorchCheckpoint: WeightSource, @unchecked Sendable {
   public let verifiesChecksums: Bool
 
   private let records: [String: PyTorchTensorRecord]
+  /// Storage records whose CRC-32 has been checked.
+  private let verifiedRecords = Mutex<Set<String>>([])
   private let file: MappedFile
   private let archive: ZipArchive?
   /// `archive/` in `archive/data.pkl`.
@@ -324,7 +327,11 @@ public final class PyTorchCheckpoint: WeightSource, @unchecked Sendable {
       guard let entry = archive.entry(name) else {
         throw CheckpointError.missingStorage(file: path, tensor: tensor, record: name)
       }
-      return try archive.withContents(of: entry, verify: verifiesChecksums, body)
+      // Each record is checked once, however many tensors view it or however often they are read.
+      let verify = verifiesChecksums && !verifiedRecords.withLock { $0.contains(name) }
+      let result = try archive.withContents(of: entry, verify: verify, body)
+      if verify { verifiedRecords.withLock { _ = $0.insert(name) } }
+      return result
     }
     guard let range = legacyStorages[r.storage.key] else {
       throw CheckpointError.missingStorage(file: path, tensor: tensor, record: "storage \(r.storage.key)")
