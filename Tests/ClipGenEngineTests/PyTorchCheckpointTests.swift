@@ -66,6 +66,13 @@ func batchItem(_ t: Tensor, _ b: Int) -> Tensor {
     }
   }
 
+  @Test func zip64RecordsAreRead() throws {
+    let ckpt = try checkpoint("zip64.pt")
+    #expect(ckpt.format == .zip)
+    #expect(try ckpt.tensor("a").scalars == [0, 1, 2, 3, 4, 5])
+    #expect(try ckpt.tensor("b").scalars == [1, 1, 1, 1])
+  }
+
   @Test func legacyFormatIsRead() throws {
     let ckpt = try checkpoint("legacy.pt")
     #expect(ckpt.format == .legacy)

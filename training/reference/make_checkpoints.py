@@ -28,6 +28,8 @@ Each file is what `torch.save` / `torch.jit.save` write for the real releases, a
 * `legacy.pt` - the pre-1.6 format (`_use_new_zipfile_serialization=False`); expected values
   in `dtypes.safetensors` under `legacy.*`.
 * `missing_storage.pt` - a zip checkpoint with one tensor's data record removed.
+* `zip64.pt` - a small checkpoint with the ZIP64 records of a >4 GiB file (0xFFFFFFFF sizes and
+  offsets, ZIP64 extra fields and end record).
 * `bpe_tiny.txt.gz` - tiny_model's merges in OpenAI's `bpe_simple_vocab_16e6.txt.gz` format.
 * `io.safetensors` - inputs and float64-computed expected outputs of the fresh CLIP and VQGAN.
 * `configs.json` - the sizes of the fresh CLIP and VQGAN (what inference must find).
@@ -53,6 +55,7 @@ import gzip
 import io as _io
 import json
 import math
+import struct
 import sys
 import types
 import zipfile
@@ -395,6 +398,46 @@ def make_missing_storage() -> None:
     (OUT / "missing_storage.pt").write_bytes(out.getvalue())
 
 
+def make_zip64() -> None:
+    """A small checkpoint rewritten with every ZIP64 structure a >4 GiB torch.save file has:
+    0xFFFFFFFF sizes and offsets in the central directory with ZIP64 extra fields, and an end
+    record of 0xFFFF counts pointing to the ZIP64 end record (as for an HFAiLab GPT checkpoint
+    saved with its optimizer state)."""
+    buf = _io.BytesIO()
+    torch.save(
+        {"a": torch.arange(6, dtype=torch.float32).view(2, 3), "b": torch.ones(4).half()}, buf
+    )
+    data = buf.getvalue()
+    eocd = data.rfind(b"PK\x05\x06")
+    count, _, cd_offset = struct.unpack_from("<HII", data, eocd + 10)
+    entries = []
+    o = cd_offset
+    for _ in range(count):
+        fixed = bytearray(data[o : o + 46])
+        n, e, c = struct.unpack_from("<HHH", fixed, 28)
+        name = data[o + 46 : o + 46 + n]
+        comp, uncomp = struct.unpack_from("<II", fixed, 20)
+        (offset,) = struct.unpack_from("<I", fixed, 42)
+        struct.pack_into("<II", fixed, 20, 0xFFFFFFFF, 0xFFFFFFFF)
+        struct.pack_into("<I", fixed, 42, 0xFFFFFFFF)
+        extra = struct.pack("<HHQQQ", 1, 24, uncomp, comp, offset)
+        struct.pack_into("<HH", fixed, 30, len(extra), 0)
+        entries.append(bytes(fixed) + name + extra)
+        o += 46 + n + e + c
+    cd = b"".join(entries)
+    body = data[:cd_offset]
+    eocd64_offset = len(body) + len(cd)
+    eocd64 = struct.pack(
+        "<IQHHIIQQQQ", 0x06064B50, 44, 45, 45, 0, 0, count, count, len(cd), len(body)
+    )
+    locator = struct.pack("<IIQI", 0x07064B50, 0, eocd64_offset, 1)
+    end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, 0xFFFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0)
+    out = body + cd + eocd64 + locator + end
+    check = torch.load(_io.BytesIO(out))
+    assert torch.equal(check["a"], torch.arange(6, dtype=torch.float32).view(2, 3))
+    (OUT / "zip64.pt").write_bytes(out)
+
+
 def make_bpe_gz() -> None:
     """tiny_model's merges as OpenAI ships them: a first line, then one merge per line."""
     lines = (FIXTURES / "tiny_model" / "tokenizer" / "merges.txt").read_text().splitlines()
@@ -503,6 +546,7 @@ def main() -> None:
     configs = {"clip_openai": make_clip(io), "vqgan": make_vqgan(io)}
     make_dtypes()
     make_missing_storage()
+    make_zip64()
     make_bpe_gz()
     save_st(io, OUT / "io.safetensors")
     (OUT / "README.md").write_text(
