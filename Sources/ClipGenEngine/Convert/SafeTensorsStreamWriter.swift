@@ -49,19 +49,18 @@ enum SafeTensorsStreamWriter {
         guard t.shape == e.shape else {
           throw WeightError.shapeMismatch(file: url.path, tensor: e.name, expected: e.shape, found: t.shape)
         }
-        var data = Data(count: e.byteCount)
-        data.withUnsafeMutableBytes { raw in
-          t.withUnsafeBufferPointer { src in
-            switch e.storage {
-            case .f32:
-              for (k, v) in src.enumerated() {
-                raw.storeBytes(of: v.bitPattern.littleEndian, toByteOffset: k * 4, as: UInt32.self)
-              }
-            case .f16:
-              for (k, v) in src.enumerated() {
-                raw.storeBytes(of: Float16(v).bitPattern.littleEndian, toByteOffset: k * 2, as: UInt16.self)
-              }
-            }
+        let data: Data = t.withUnsafeBufferPointer { src in
+          switch e.storage {
+          case .f32:
+            #if _endian(little)
+              return Data(buffer: src)
+            #else
+              return Data(src.flatMap { withUnsafeBytes(of: $0.bitPattern.littleEndian) { Array($0) } })
+            #endif
+          case .f16:
+            var half = [UInt16](repeating: 0, count: src.count)
+            for (k, v) in src.enumerated() { half[k] = Float16(v).bitPattern.littleEndian }
+            return half.withUnsafeBytes { Data($0) }
           }
         }
         try handle.write(contentsOf: data)
