@@ -108,6 +108,28 @@ import Testing
     expectParity(image.reshaped([1] + image.shape), batchItem(try io.tensor("vqgan_hfai.decoded"), 0), "HFAiLab VQGAN")
   }
 
+  /// A Hugging Face folder with `pytorch_model.bin` (and int64 `position_ids` buffers, which are
+  /// not written) brings its own config and tokenizer.
+  @Test func huggingFaceFolderWithPyTorchWeightsBringsItsTokenizer() throws {
+    let folder = checkpointFixtures.appendingPathComponent("clip_hf")
+    #expect(WeightFileFormat.of(folder) == .huggingFaceDirectory)
+    let out = try temporaryDirectory().appendingPathComponent("hf")
+    _ = try ModelConverter.convert(
+      ConversionRequest(
+        clip: folder, gpt: checkpointFixtures.appendingPathComponent("gpt_hfai.pt"),
+        vqgan: checkpointFixtures.appendingPathComponent("vqgan_taming.ckpt"), gptHeads: 4),
+      to: out)
+    let model = try ClipGenModel(directory: out)
+    #expect(model.manifest.clip.layout == "hf")
+    let written = try SafeTensorsFile(url: out.appendingPathComponent("clip/model.safetensors"))
+    #expect(!written.tensorNames.contains { $0.hasSuffix("position_ids") })
+    let (shape, ids) = try io.integers("clip.input_ids")
+    let rows = (0..<shape[0]).map { b in ids[(b * shape[1])..<((b + 1) * shape[1])].map { Int32($0) } }
+    expectParity(model.clip.encodeText(rows), try io.tensor("clip.text_embeds"), "HF pytorch_model.bin text")
+    expectParity(
+      model.clip.encodeImage(try io.tensor("clip.pixel_values")), try io.tensor("clip.image_embeds"), "image")
+  }
+
   @Test func safetensorsSourcesConvertToo() throws {
     // The committed OpenAI-named safetensors CLIP and the VQGAN in HFAiLab names (resolution 64 → 16×16).
     let out = try temporaryDirectory().appendingPathComponent("m")

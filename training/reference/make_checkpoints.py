@@ -19,6 +19,8 @@ Each file is what `torch.save` / `torch.jit.save` write for the real releases, a
 * `clip_openai.pt` - an OpenAI-named CLIP state dict as HFAiLab ships `clip_vit_b32.pt`
   (`torch.load` + `load_state_dict`), float16 storage like OpenAI's release;
   `text_projection` saved as a transposed view.
+* `clip_hf/` - the same CLIP as a Hugging Face folder: `pytorch_model.bin` (HF names, float16,
+  with the int64 `position_ids` buffers), `config.json`, `vocab.json`, `merges.txt`.
 * `clip_openai_torchscript.pt` - the same CLIP as a traced TorchScript archive, as OpenAI's
   own `ViT-B-32.pt` is (float16 parameters, `input_resolution` / `context_length` /
   `vocab_size` attributes, deflated code records).
@@ -66,7 +68,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from .clip import CLIP, CLIPConfig
+from .clip import CLIP, CLIPConfig, hf_config, to_hf_state_dict
 from .gpt import GPT, gpt2_medium
 from .make_fixtures import FIXTURES, as64, f32, init_weights
 from .vqgan import VQGAN, VQGANConfig, f16_16384, load_vqgan, taming_to_hfai
@@ -187,6 +189,20 @@ def make_clip(io: dict) -> dict:
     half_sd._metadata = sd._metadata  # type: ignore[attr-defined]
     half_sd["text_projection"] = transposed_view(half_sd["text_projection"])
     torch.save(half_sd, OUT / "clip_openai.pt")
+
+    # Hugging Face's folder layout: pytorch_model.bin (a plain state dict with HF names and the
+    # int64 position_ids buffers older transformers versions saved), config.json, tokenizer files.
+    hf_dir = OUT / "clip_hf"
+    hf_dir.mkdir(exist_ok=True)
+    hf_sd = OrderedDict((k, v.half()) for k, v in to_hf_state_dict(dict(sd)).items())
+    hf_sd["text_model.embeddings.position_ids"] = torch.arange(77).view(1, 77)
+    hf_sd["vision_model.embeddings.position_ids"] = torch.arange(17).view(1, 17)
+    torch.save(hf_sd, hf_dir / "pytorch_model.bin")
+    (hf_dir / "config.json").write_text(
+        json.dumps(hf_config(SMALL_CLIP, 612, 613, 0), indent=2) + "\n"
+    )
+    for name in ("vocab.json", "merges.txt"):
+        (hf_dir / name).write_bytes((FIXTURES / "tiny_model" / "tokenizer" / name).read_bytes())
 
     # Inputs: ids of random tokens with EOT (the highest id) at varying positions; pixels ~ N(0,1).
     g = torch.Generator().manual_seed(702)
