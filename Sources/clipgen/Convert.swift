@@ -14,9 +14,11 @@ struct Convert: ParsableCommand {
       is moved into --out.
 
       HFAiLab/clip-gen's COCO model:
-        clipgen convert --clip clip_vit_b32.pt --gpt gpt_coco.pt --vqgan vqgan_coco.pt \\
-          --tokenizer bpe_simple_vocab_16e6.txt.gz --out models/coco
-      With Hugging Face's CLIP folder (openai/clip-vit-base-patch32) the tokenizer comes from it:
+        clipgen convert --clip clip_vit_b32.pt --gpt gpt_coco.pt \\
+          --vqgan vqgan_coco.pt --out models/coco \\
+          --tokenizer bpe_simple_vocab_16e6.txt.gz
+      With Hugging Face's openai/clip-vit-base-patch32 folder (it holds the
+      tokenizer) and a taming VQGAN:
         clipgen convert --clip clip-vit-base-patch32 --gpt gpt_coco.pt \\
           --vqgan last.ckpt --vqgan-config model.yaml --out models/coco
       """)
