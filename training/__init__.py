@@ -1,1 +1,0 @@
-"""clipgen's training kit: CLIP-GEN (stand-in CLIP, VQGAN, conditional GPT prior) on CPU."""
