@@ -149,7 +149,7 @@ def train_clip(out: Path, cfg: CLIPTrainConfig, d: Dist, model_cfg=None,
         if d.world > 1:
             clip.logit_scale.grad /= d.world
         opt.step()
-        if d.main and (step % 20 == 0 or step == cfg.steps - 1):
+        if step % 20 == 0 or step == cfg.steps - 1:
             metrics.write(step=step, loss=float(loss.detach()), scale=float(scale.detach()), t=time.time() - t0)
         bar.update(loss=float(loss.detach()))
         if ((step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps) and d.main:

@@ -9,7 +9,7 @@ Loss per step (global batch B; conditioning c = the image's normalised embedding
     dropped = uniform < cond_dropout   -> position 0 gets the learned uncond_emb instead
     logits  = GPT(tokens[:, :-1], c~ | uncond)                          [B, T, K]
     L_nll   = cross-entropy(logits, tokens)
-    L_emb   on the first emb_batch non-dropped rows of each rank's slice:
+    L_emb   on the first emb_batch non-dropped rows of the global batch:
               y = estimator(logits)  (one-hot straight-through | Gumbel-softmax straight-through
                                       | soft expectation), [b, T, K]
               image = VQGAN.decode(y @ codebook)   (frozen decoder, gradients flow to y)
@@ -58,7 +58,7 @@ class PriorTrainConfig:
     estimator: str = "straight-through"  # straight-through | gumbel | soft
     distance: str = "cosine"  # cosine | l2
     tau: float = 1.0  # softmax / Gumbel temperature of the estimator
-    emb_batch: int = 8  # rows per rank that get L_emb (decode + CLIP are the costly part)
+    emb_batch: int = 8  # rows of the global batch that get L_emb (decode + CLIP: the costly part)
     noise: float = 0.5  # std of the embedding noise, relative to the unit embedding (0: off)
     cond_dropout: float = 0.1  # probability of the unconditional embedding (0: off)
     seed: int = 0
@@ -127,12 +127,13 @@ def noisy(c: torch.Tensor, noise: float, g: torch.Generator) -> torch.Tensor:
 
 
 def estimate(logits: torch.Tensor, estimator: str, tau: float,
-             g: torch.Generator | None) -> torch.Tensor:
-    """Differentiable token choice [b, T, K] from logits [b, T, K]."""
+             u: torch.Tensor | None = None) -> torch.Tensor:
+    """Differentiable token choice [b, T, K] from logits [b, T, K]; u: uniform noise of the
+    same shape for the Gumbel estimator."""
     if estimator == "soft":
         return (logits / tau).softmax(-1)
     if estimator == "gumbel":
-        u = torch.rand(logits.shape, generator=g).clamp(1e-9, 1 - 1e-9)
+        u = (torch.rand(logits.shape) if u is None else u).clamp(1e-9, 1 - 1e-9)
         logits = logits - torch.log(-torch.log(u))
     elif estimator != "straight-through":
         raise ValueError(f"unknown estimator {estimator!r}")
@@ -143,15 +144,16 @@ def estimate(logits: torch.Tensor, estimator: str, tau: float,
 
 def embedding_loss(y: torch.Tensor, target: torch.Tensor, vq: models.VQGAN, clip: models.CLIP,
                    distance: str) -> torch.Tensor:
+    """Per-row distance [b] between CLIP's embedding of the decoded tokens and `target`."""
     g = vq.config.grid
     zq = (y @ vq.quantize.embedding.weight).reshape(len(y), g, g, -1).permute(0, 3, 1, 2)
     img = vq.decoder(vq.post_quant_conv(zq))
     x = models.clip_normalize((img.clamp(-1, 1) + 1) / 2, clip.config.image_resolution)
     e = F.normalize(clip.encode_image(x), dim=-1)
     if distance == "cosine":
-        return (1 - (e * target).sum(-1)).mean()
+        return 1 - (e * target).sum(-1)
     if distance == "l2":
-        return ((e - target) ** 2).sum(-1).mean()
+        return ((e - target) ** 2).sum(-1)
     raise ValueError(f"unknown distance {distance!r}")
 
 
@@ -213,19 +215,27 @@ def train_prior(shards: Path, out: Path, cfg: PriorTrainConfig, d: Dist, clip: m
         loss = nll
         l_emb = torch.zeros(())
         if cfg.emb_lambda > 0 and cfg.emb_batch > 0:
-            keep = (~dropped[s]).nonzero().flatten()[: cfg.emb_batch]
-            if len(keep):
-                y = estimate(logits[keep], cfg.estimator, cfg.tau, g)
-                l_emb = embedding_loss(y, c[s][keep], vq, clip, cfg.distance)
+            # rows chosen on the global batch (the first emb_batch conditioned ones),
+            # summed per rank and divided by their global count, so the DDP-averaged
+            # gradient equals one process's
+            chosen = (~dropped).nonzero().flatten()[: cfg.emb_batch]
+            u = torch.rand((len(chosen), *logits.shape[1:]), generator=g)
+            mine = (chosen >= s.start) & (chosen < s.stop)
+            if len(chosen) and mine.any():
+                rows = chosen[mine] - s.start
+                y = estimate(logits[rows], cfg.estimator, cfg.tau, u[mine])
+                per_row = embedding_loss(y, c[s][rows], vq, clip, cfg.distance)
+                l_emb = per_row.sum() / len(chosen) * d.world
                 loss = loss + cfg.emb_lambda * l_emb
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(gpt.parameters(), 1.0)
         opt.step()
-        if d.main and (step % 10 == 0 or step == cfg.steps - 1):
-            metrics.write(step=step, nll=float(nll), l_emb=float(l_emb), lr=lr,
+        if step % 10 == 0 or step == cfg.steps - 1:
+            vals = d.all_reduce_mean(torch.stack([nll, l_emb]).detach())
+            metrics.write(step=step, nll=float(vals[0]), l_emb=float(vals[1]), lr=lr,
                           t=time.time() - t0)
-        bar.update(nll=float(nll), emb=float(l_emb))
+        bar.update(nll=float(nll.detach()), emb=float(l_emb.detach()))
         if ((step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps) and d.main:
             atomic_save({"model": gpt.state_dict(), "opt": opt.state_dict(), "step": step + 1,
                          "config": mcfg.to_json(), "train": asdict(cfg)}, ckpt_path)

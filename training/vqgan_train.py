@@ -188,11 +188,13 @@ def train_vqgan(images: np.ndarray, out: Path, cfg: VQGANTrainConfig, d: Dist,
             _restart_dead(vq, usage, z, g, d)
             usage.zero_()
 
-        if d.main and (step % 10 == 0 or step == cfg.steps - 1):
-            metrics.write(step=step, l1=float(l1), l2=float(l2), vq=float(qloss),
-                          adv_weight=float(adv_w), d_loss=float(d_loss), lr=lr,
+        if step % 10 == 0 or step == cfg.steps - 1:
+            # the global batch's means (every rank joins the reduction)
+            vals = d.all_reduce_mean(torch.stack([l1, l2, qloss, d_loss]).detach())
+            metrics.write(step=step, l1=float(vals[0]), l2=float(vals[1]), vq=float(vals[2]),
+                          adv_weight=float(adv_w), d_loss=float(vals[3]), lr=lr,
                           t=time.time() - t0)
-        bar.update(l1=float(l1))
+        bar.update(l1=float(l1.detach()))
         if ((step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps) and d.main:
             atomic_save({"model": vq.state_dict(), "disc": disc.state_dict(),
                          "opt": opt.state_dict(), "dopt": dopt.state_dict(),
