@@ -9,6 +9,7 @@ Commands:
     export   write an engine model directory from a run
     train    stage 1 + stage 2 + export on an image folder, with a given CLIP
     builtin  the built-in model from nothing (world, CLIP, VQGAN, prior, export)
+    ablation short prior runs varying lambda, noise, guidance (training/ablation.py)
     eval     generate, judge and report (see training/evaluate.py)
 Run `python -m training COMMAND --help` for the options.
 """
@@ -111,6 +112,11 @@ def main(argv: list[str] | None = None) -> int:
     _add_dataclass(p, VQGANTrainConfig, "vq_")
     _add_dataclass(p, PriorTrainConfig, "prior_")
 
+    p = sub.add_parser("ablation", help="short priors: lambda, noise, guidance")
+    from .ablation import add_arguments as ablation_arguments
+
+    ablation_arguments(p)
+
     p = sub.add_parser("eval", help="generate, judge, report")
     from .evaluate import add_arguments
 
@@ -163,6 +169,11 @@ def main(argv: list[str] | None = None) -> int:
             images=args.images, clip=_take(args, CLIPTrainConfig, "clip_"),
             vqgan=_take(args, VQGANTrainConfig, "vq_"), prior=_take(args, PriorTrainConfig, "prior_"))
         pipeline.build_builtin(args.out, args.export, cfg, d)
+    elif args.cmd == "ablation":
+        from .ablation import run_ablation
+
+        if d.main:
+            run_ablation(args)
     elif args.cmd == "eval":
         from .evaluate import run_eval
 

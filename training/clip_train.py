@@ -35,7 +35,7 @@ from .reference import tokenizer as bpe
 
 @dataclass
 class CLIPTrainConfig:
-    steps: int = 1200  # optimisation steps
+    steps: int = 300  # optimisation steps
     batch: int = 128  # global batch (images = captions)
     lr: float = 1e-3
     warmup: int = 100

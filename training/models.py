@@ -60,7 +60,7 @@ def builtin_vqgan_config() -> VQGANConfig:
         n_embed=512,
         ch=32,
         out_ch=3,
-        ch_mult=(1, 2, 4),
+        ch_mult=(1, 1, 2),
         num_res_blocks=1,
         attn_resolutions=(),
         in_channels=3,

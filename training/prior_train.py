@@ -49,7 +49,7 @@ SHARD_SIZE = 4096
 
 @dataclass
 class PriorTrainConfig:
-    steps: int = 800
+    steps: int = 900
     batch: int = 64  # global batch
     lr: float = 1e-3
     warmup: int = 50
@@ -59,7 +59,7 @@ class PriorTrainConfig:
     distance: str = "cosine"  # cosine | l2
     tau: float = 1.0  # softmax / Gumbel temperature of the estimator
     emb_batch: int = 8  # rows of the global batch that get L_emb (decode + CLIP: the costly part)
-    noise: float = 0.5  # std of the embedding noise, relative to the unit embedding (0: off)
+    noise: float = 0.75  # std of the embedding noise, relative to the unit embedding (0: off)
     cond_dropout: float = 0.1  # probability of the unconditional embedding (0: off)
     seed: int = 0
     checkpoint_every: int = 200

@@ -47,15 +47,15 @@ from .common import (
 
 @dataclass
 class VQGANTrainConfig:
-    steps: int = 1500
-    batch: int = 32  # global batch
-    lr: float = 4e-4
+    steps: int = 1600
+    batch: int = 16  # global batch
+    lr: float = 1e-3
     warmup: int = 50
     beta: float = 0.25  # commitment
-    disc_start: int = 1000  # step at which the adversarial terms switch on (-1: never)
+    disc_start: int = 1200  # step at which the adversarial terms switch on (-1: never)
     disc_weight: float = 0.1
     disc_lr: float = 2e-4
-    perceptual_weight: float = 0.0  # needs a CLIP (its vision tower is the feature network)
+    perceptual_weight: float = 0.1  # needs a CLIP (its vision tower is the feature network)
     restart_every: int = 50  # dead-code restart period (0: off)
     seed: int = 0
     checkpoint_every: int = 250
