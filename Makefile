@@ -80,7 +80,7 @@ ablation: python
 ## Generate through the CLI, judge: runs/eval/report.json + report.html (ablation included).
 eval: python build
 	@test -f runs/ablation/ablation.json || $(MAKE) --no-print-directory ablation
-	$(PY) -m training --threads 1 eval --model samples/model --out runs/eval --run $(MODEL_RUN)
+	$(PY) -m training --threads 1 eval --model samples/model --out runs/eval
 
 lint: python
 	swift format lint --recursive Sources Tests Package.swift

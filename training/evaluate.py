@@ -36,8 +36,9 @@ from .vqgan_train import evaluate as vq_evaluate
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", type=Path, default=Path("samples/model"))
     p.add_argument("--out", type=Path, default=Path("runs/eval"))
-    p.add_argument("--run", type=Path, default=Path("runs/model"),
-                   help="training run with the metric logs (for curves)")
+    p.add_argument("--run", type=Path, default=None,
+                   help="training run with the metric logs (default: runs/model when it "
+                   "exists, else the model's training-log/)")
     p.add_argument("--cli", type=Path, default=Path(".build/release/clipgen"))
     p.add_argument("--sampler", choices=("cli", "python"), default="cli")
     p.add_argument("--compare-python", action="store_true",
@@ -115,6 +116,9 @@ def run_eval(args) -> dict:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
+    if args.run is None:
+        args.run = (Path("runs/model") if (Path("runs/model") / "timings.json").exists()
+                    else Path(args.model) / "training-log")
     clip, tok, gpt, vq = load_model_dir(args.model)
     in_scenes, held = world.training_scenes(), world.held_out_scenes()
 

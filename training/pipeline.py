@@ -8,6 +8,7 @@ run is started again, so an interrupted `make model` continues where it stopped.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -128,6 +129,7 @@ def build_builtin(run: Path, export: Path | None, cfg: BuiltinConfig, d: Dist) -
     run = Path(run)
     run.mkdir(parents=True, exist_ok=True)
     times: dict[str, float] = {}
+    t_start = time.time()
     t = time.time()
     folder = run / "world"
     if d.main and not (folder / "attributes.jsonl").exists():
@@ -155,13 +157,29 @@ def build_builtin(run: Path, export: Path | None, cfg: BuiltinConfig, d: Dist) -
     t = time.time()
     gpt = train_prior(run / "shards", run, cfg.prior, d, clip, vq)
     times["prior"] = time.time() - t
-    if export is not None and d.main:
-        export_model(export, clip, run / "tokenizer", gpt, vq)
-        log(f"exported the built-in model to {export}")
     if d.main:
+        times["total"] = time.time() - t_start
         (run / "timings.json").write_text(json.dumps(times, indent=1) + "\n")
         (run / "config.json").write_text(json.dumps(asdict(cfg), indent=1) + "\n")
+    if export is not None and d.main:
+        export_model(export, clip, run / "tokenizer", gpt, vq)
+        copy_training_log(run, Path(export) / "training-log")
+        log(f"exported the built-in model to {export} ({times['total']:.0f} s in all)")
     return times
+
+
+TRAINING_LOG_FILES = ("config.json", "timings.json", "data-report.json", "clip-metrics.jsonl",
+                      "clip-summary.json", "vqgan-metrics.jsonl", "vqgan-summary.json",
+                      "prior-metrics.jsonl")
+
+
+def copy_training_log(run: Path, dest: Path) -> None:
+    """The run's curves, summaries and timings, kept beside the exported model (small text
+    files; the engine ignores them) so the report can draw them from a fresh clone."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in TRAINING_LOG_FILES:
+        if (Path(run) / name).exists():
+            shutil.copy(Path(run) / name, dest / name)
 
 
 def seed_all(seed: int) -> None:
