@@ -41,7 +41,7 @@ let package = Package(
     .testTarget(
       name: "ClipGenEngineTests",
       dependencies: ["ClipGenEngine"],
-      exclude: ["Fixtures"]),
+      exclude: ["Fixtures", "TokenizerHardStrings.json"]),
   ],
   swiftLanguageModes: [.v5]
 )

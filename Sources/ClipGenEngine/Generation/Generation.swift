@@ -150,7 +150,7 @@ extension ClipGenModel {
     // Sample every candidate together; with guidance the unconditional rows follow the conditional ones.
     let m = request.candidates
     let rows = guided ? 2 * m : m
-    let nCond = gpt.config.nCondEmbd
+    let nCond = gpt.config.conditionWidth
     var conds = [Float](repeating: 0, count: rows * nCond)
     for r in 0..<rows { for i in 0..<nCond { conds[r * nCond + i] = condition[i] } }
     let unconditional = (0..<rows).map { $0 >= m }

@@ -95,7 +95,7 @@ public final class ClipGenModel: Sendable {
       }
       clip = try CLIPModel(weights: clipWeights, config: c, layout: .huggingFace)
     case "openai":
-      let c = try config(CLIPConfig.self, manifest.clip.config, component: "CLIP") ?? CLIPConfig.inferred(fromOpenAI: clipWeights)
+      let c = try config(CLIPConfig.self, manifest.clip.config, component: "CLIP") ?? (try CLIPConfig.inferred(fromOpenAI: clipWeights))
       clip = try CLIPModel(weights: clipWeights, config: c, layout: .openAI)
     case let other:
       throw GenerationError.invalidModel(path: manifestURL.path, reason: "clip.layout '\(other)' is not 'hf' or 'openai'")
@@ -132,12 +132,12 @@ public final class ClipGenModel: Sendable {
         path: manifestURL.path,
         reason: "GPT vocab_size \(gptConfig.vocabSize) differs from the VQGAN codebook size \(vqConfig.nEmbed)")
     }
-    guard gptConfig.nCondEmbd == clip.config.projectionDim else {
+    guard gptConfig.conditionWidth == clip.config.projectionDim else {
       throw GenerationError.invalidModel(
         path: manifestURL.path,
-        reason: "GPT n_cond_embd \(gptConfig.nCondEmbd) differs from the CLIP embedding size \(clip.config.projectionDim)")
+        reason: "GPT n_cond_embd \(gptConfig.conditionWidth) differs from the CLIP embedding size \(clip.config.projectionDim)")
     }
-    imagePreprocessor = CLIPImagePreprocessor(size: clip.config.visionConfig.imageSize)
+    imagePreprocessor = CLIPImagePreprocessor(size: clip.config.vision.imageSize)
   }
 }
 

@@ -41,7 +41,7 @@ public struct SamplingSettings: Sendable, Equatable, Codable {
   }
 }
 
-/// Draws tokens from logits; keeps scratch buffers so a draw allocates nothing.
+/// Draws tokens from logits, reusing its scratch buffers between draws (top-k still sorts a copy).
 public struct TokenSampler {
   public let settings: SamplingSettings
   private var scratch: [Float]
@@ -59,7 +59,16 @@ public struct TokenSampler {
   ) -> Int {
     let n = scratch.count
     let s = settings
-    return scratch.withUnsafeMutableBufferPointer { buf -> Int in
+    // Work on local buffers (moved out and back, no copy) so the closures need no access to self.
+    var values = [Float]()
+    var ranks = [Int32]()
+    swap(&values, &scratch)
+    swap(&ranks, &order)
+    defer {
+      swap(&values, &scratch)
+      swap(&ranks, &order)
+    }
+    return values.withUnsafeMutableBufferPointer { buf -> Int in
       let p = buf.baseAddress!
       if let u = unconditional, s.guidanceScale != 1 {
         for i in 0..<n { p[i] = u[i] + s.guidanceScale * (logits[i] - u[i]) }
@@ -81,7 +90,7 @@ public struct TokenSampler {
         for i in 0..<n where p[i] < kth { p[i] = -.infinity }
       }
       if s.topP < 1 {
-        applyTopP(p, count: n)
+        ranks.withUnsafeMutableBufferPointer { Self.applyTopP(s.topP, p, count: n, order: $0) }
       }
       softmaxInPlace(p, count: n)
       let u = Float(rng.nextUnit())
@@ -98,24 +107,24 @@ public struct TokenSampler {
 
   /// Removes tokens outside the nucleus: sorted by probability, a token is dropped when the
   /// cumulative probability *before* it already exceeds p (so the first token is always kept).
-  private mutating func applyTopP(_ p: UnsafeMutablePointer<Float>, count n: Int) {
-    let topP = settings.topP
-    order.withUnsafeMutableBufferPointer { ord in
-      for i in 0..<n { ord[i] = Int32(i) }
-      ord.sort { p[Int($0)] > p[Int($1)] }
-      let m = p[Int(ord[0])]
-      var total: Float = 0
-      for i in 0..<n { total += Foundation.exp(p[i] - m) }
-      var cumulative: Float = 0
-      var cut = n
-      for r in 0..<n {
-        if cumulative > topP {
-          cut = r
-          break
-        }
-        cumulative += Foundation.exp(p[Int(ord[r])] - m) / total
+  private static func applyTopP(
+    _ topP: Float, _ p: UnsafeMutablePointer<Float>, count n: Int, order: UnsafeMutableBufferPointer<Int32>
+  ) {
+    var ord = order
+    for i in 0..<n { ord[i] = Int32(i) }
+    ord.sort { p[Int($0)] > p[Int($1)] }
+    let m = p[Int(ord[0])]
+    var total: Float = 0
+    for i in 0..<n { total += Foundation.exp(p[i] - m) }
+    var cumulative: Float = 0
+    var cut = n
+    for r in 0..<n {
+      if cumulative > topP {
+        cut = r
+        break
       }
-      for r in cut..<n { p[Int(ord[r])] = -.infinity }
+      cumulative += Foundation.exp(p[Int(ord[r])] - m) / total
     }
+    for r in cut..<n { p[Int(ord[r])] = -.infinity }
   }
 }

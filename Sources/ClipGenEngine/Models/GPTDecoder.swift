@@ -1,0 +1,92 @@
+// Autoregressive decoding with a preallocated key/value cache (HFAiLab's `GPT.sample` recomputes
+// the whole prefix at every step; this appends one position per step instead). The cache and every
+// activation buffer belong to the session, are allocated once in `init`, and are reused by each step.
+
+/// One decoding session of `batch` sequences: `start` runs position 0 (the condition), each `step`
+/// appends one token per sequence. Not thread-safe; make one session per concurrent generation
+/// (sessions share the model's weights).
+///
+/// ```swift
+/// let decoder = GPTDecoder(model: gpt, batch: 2)
+/// decoder.start(conditions: embeddings)                   // logits for token 0
+/// for _ in 1..<256 {
+///   let next = decoder.withLogits { pick($0) }            // read in place: no copy
+///   decoder.step(tokens: next)
+/// }
+/// ```
+public final class GPTDecoder {
+  public let model: ConditionalGPT
+  /// Sequences decoded together; each weight matrix sees all of them in one GEMM.
+  public let batch: Int
+  /// Positions the cache holds (`block_size`: the condition and 255 tokens for a 16×16 grid).
+  public let capacity: Int
+  /// Positions written to the cache so far (0 before `start`, 1 after it).
+  public var position: Int { cache.length }
+  /// Token steps still possible.
+  public var remainingSteps: Int { position == 0 ? 0 : capacity - position }
+  /// The most recent logits, `[batch, vocab]` (zeros before `start`). A copy-on-write value: holding
+  /// on to it across the next `step` makes that step copy it once; `withLogits` never copies.
+  public private(set) var logits: Tensor
+
+  private var cache: KVCache
+  private let workspace: GPTWorkspace
+
+  /// Allocates the cache (`2 × layers × batch × block_size × d` floats) and the step buffers.
+  public init(model: ConditionalGPT, batch: Int) {
+    precondition(batch > 0, "GPTDecoder: batch must be positive")
+    let c = model.config
+    self.model = model
+    self.batch = batch
+    capacity = c.blockSize
+    cache = KVCache(layers: c.layers, batch: batch, capacity: c.blockSize, width: c.embeddingWidth)
+    workspace = GPTWorkspace(config: c, rows: batch, attentionScratch: batch * c.heads * c.blockSize)
+    logits = Tensor(zeros: [batch, c.vocabSize])
+  }
+
+  /// Starts (or restarts) the session at position 0.
+  /// - Parameters:
+  ///   - conditions: CLIP embeddings `[batch, n_cond]`; rows of unconditional sequences are ignored.
+  ///   - unconditional: per sequence, use `uncond_emb` instead of `cond_proj(embed)` (the model must
+  ///     have one: `model.hasUnconditionalEmbedding`).
+  /// - Returns: logits `[batch, vocab]` for token 0.
+  @discardableResult
+  public func start(conditions: Tensor, unconditional: [Bool]? = nil) -> Tensor {
+    cache.length = 0
+    model.embedConditions(conditions, unconditional: unconditional, batch: batch, workspace: workspace, rowStride: 1)
+    return advance()
+  }
+
+  /// Appends one token to every sequence.
+  /// - Parameter tokens: `batch` token ids, the ones just chosen from the previous logits.
+  /// - Returns: logits `[batch, vocab]` for the next token.
+  @discardableResult
+  public func step(tokens: [Int]) -> Tensor {
+    precondition(position > 0, "GPTDecoder.step before start")
+    precondition(position < capacity, "GPTDecoder.step: the cache is full (\(capacity) positions)")
+    precondition(tokens.count == batch, "GPTDecoder.step: \(tokens.count) tokens for a batch of \(batch)")
+    let d = model.config.embeddingWidth
+    for b in 0..<batch { model.embedToken(tokens[b], position: position, into: workspace.x + b * d) }
+    return advance()
+  }
+
+  /// Reads the most recent logits (`batch` rows of `vocab`) in place, without copying them.
+  public func withLogits<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
+    try logits.withUnsafeBufferPointer(body)
+  }
+
+  /// Runs the prepared rows at `position` through the model and appends their keys and values.
+  private func advance() -> Tensor {
+    let p = cache.length
+    let ws = workspace
+    let (m, b, cap) = (model, batch, capacity)
+    cache.withBuffers { k, v in
+      logits.withUnsafeMutableBufferPointer { out in
+        m.transform(
+          workspace: ws, batch: b, newPositions: 1, start: p,
+          cache: ConditionalGPT.CacheBuffers(keys: k, values: v, capacity: cap), logits: out.baseAddress!)
+      }
+    }
+    cache.length = p + 1
+    return logits
+  }
+}

@@ -1,0 +1,213 @@
+// Fused kernels for the GPT prior's hot path (they live here rather than in Kernels/ because only
+// the GPT uses them so far): bias + exact-erf GELU in one pass, bias + residual folded into the GEMM,
+// and single-query attention over a key/value cache with a vectorised softmax.
+import Foundation
+
+// MARK: - Dense layers with fused epilogues
+
+/// `residual += input · Wᵀ + b` for `rows` packed rows: the bias is added to the residual first and
+/// the GEMM accumulates into it (beta = 1), so no temporary is written. One GEMM for all rows
+/// (sgemv at one row).
+func gptResidualLinear(_ layer: Linear, input: UnsafePointer<Float>, rows: Int, residual: FloatPointer) {
+  let n = layer.outFeatures
+  let k = layer.inFeatures
+  if let bias = layer.bias {
+    bias.withUnsafeBufferPointer { b in
+      for r in 0..<rows { addInPlace(residual + r * n, b.baseAddress!, count: n) }
+    }
+  }
+  layer.weight.withUnsafeBufferPointer { w in
+    if rows == 1 {
+      sgemv(m: n, n: k, a: w.baseAddress!, lda: k, x: input, beta: 1, y: residual)
+    } else {
+      sgemm(
+        transB: true, m: rows, n: n, k: k, a: input, lda: k, b: w.baseAddress!, ldb: k, beta: 1, c: residual, ldc: n)
+    }
+  }
+}
+
+/// `out = gelu(input · Wᵀ + b)` with exact-erf GELU; bias and activation in one pass after the GEMM.
+func gptLinearGELU(_ layer: Linear, input: UnsafePointer<Float>, rows: Int, into out: FloatPointer) {
+  let n = layer.outFeatures
+  let k = layer.inFeatures
+  layer.weight.withUnsafeBufferPointer { w in
+    if rows == 1 {
+      sgemv(m: n, n: k, a: w.baseAddress!, lda: k, x: input, y: out)
+    } else {
+      sgemm(transB: true, m: rows, n: n, k: k, a: input, lda: k, b: w.baseAddress!, ldb: k, c: out, ldc: n)
+    }
+  }
+  if let bias = layer.bias {
+    bias.withUnsafeBufferPointer { b in
+      for r in 0..<rows { geluWithBias(out + r * n, bias: b.baseAddress!, count: n) }
+    }
+  } else {
+    geluWithBias(out, bias: nil, count: rows * n)
+  }
+}
+
+// MARK: - Vectorised exp and GELU
+
+/// `exp(x)` for `x ≤ 0` (arguments below -87 give ~0): `x = n·ln2 + r`, `|r| ≤ ln2/2`, `eʳ` by its
+/// Taylor series to degree 7 (truncation below 6e-9 relative), scaled by `2ⁿ` built from the
+/// exponent bits.
+@inline(__always)
+func simdExpNonPositive(_ x: SIMD16<Float>) -> SIMD16<Float> {
+  let clamped = x.replacing(with: -87, where: x .< -87)
+  // Round x·log2(e) to an integer by adding 1.5·2²³: the sum's low mantissa bits then hold n
+  // (|n| ≤ 126), and its bit pattern minus the constant's is n as an integer, all in vector code.
+  let shifted = clamped * (1.442695040888963 as Float) + (12_582_912 as Float)
+  let n = shifted - (12_582_912 as Float)
+  // ln 2 split in two so that n·ln2 is subtracted without rounding error.
+  let r = (clamped - n * (0.693359375 as Float)) - n * (-2.12194440e-4 as Float)
+  var p = SIMD16<Float>(repeating: 1 / 5040 as Float)
+  p = p * r + (1 / 720 as Float)
+  p = p * r + (1 / 120 as Float)
+  p = p * r + (1 / 24 as Float)
+  p = p * r + (1 / 6 as Float)
+  p = p * r + (0.5 as Float)
+  p = p * r + (1 as Float)
+  p = p * r + (1 as Float)
+  let integer = unsafeBitCast(shifted, to: SIMD16<Int32>.self) &- 0x4B40_0000
+  let bits = (integer &+ 127) &<< 23
+  return p * unsafeBitCast(bits, to: SIMD16<Float>.self)
+}
+
+/// Exact GELU `0.5·x·(1 + erf(x/√2))` on 16 lanes. erf uses Abramowitz & Stegun 7.1.26
+/// (|error| ≤ 1.5e-7): with `z = |x|/√2`, `t = 1/(1 + 0.3275911·z)`, `erfc(z) ≈ t·P(t)·e^(−z²)`; for
+/// negative x, `1 + erf(−z) = erfc(z)` is used directly, so there is no cancellation.
+@inline(__always)
+func simdGELU(_ x: SIMD16<Float>) -> SIMD16<Float> {
+  let z = x.replacing(with: -x, where: x .< 0) * (0.70710678118654752 as Float)
+  let t = 1 / (1 + (0.3275911 as Float) * z)
+  var poly = SIMD16<Float>(repeating: 1.061405429)
+  poly = poly * t - (1.453152027 as Float)
+  poly = poly * t + (1.421413741 as Float)
+  poly = poly * t - (0.284496736 as Float)
+  poly = poly * t + (0.254829592 as Float)
+  let erfc = poly * t * simdExpNonPositive(-(z * z))
+  let onePlusErf = erfc.replacing(with: (2 as Float) - erfc, where: x .>= 0)
+  return (0.5 as Float) * x * onePlusErf
+}
+
+/// `x[i] = gelu(x[i] + bias[i])` in place (bias optional).
+func geluWithBias(_ x: FloatPointer, bias: UnsafePointer<Float>?, count n: Int) {
+  let raw = UnsafeMutableRawPointer(x)
+  var i = 0
+  while i + 16 <= n {
+    var v = raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
+    if let bias { v += UnsafeRawPointer(bias).loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self) }
+    raw.storeBytes(of: simdGELU(v), toByteOffset: i * 4, as: SIMD16<Float>.self)
+    i += 16
+  }
+  if i < n {
+    var v = SIMD16<Float>()
+    for j in 0..<(n - i) { v[j] = x[i + j] + (bias?[i + j] ?? 0) }
+    let g = simdGELU(v)
+    for j in 0..<(n - i) { x[i + j] = g[j] }
+  }
+}
+
+// MARK: - Attention of one new position over the cache
+
+/// Softmax of `n` values in place with the vectorised exp (matches `softmaxInPlace` to ~1e-7).
+@inline(__always)
+func gptSoftmaxInPlace(_ x: FloatPointer, count n: Int) {
+  var m = -Float.infinity
+  for i in 0..<n where x[i] > m { m = x[i] }
+  let raw = UnsafeMutableRawPointer(x)
+  let m16 = SIMD16<Float>(repeating: m)
+  var s16 = SIMD16<Float>()
+  var i = 0
+  while i + 16 <= n {
+    let e = simdExpNonPositive(raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self) - m16)
+    raw.storeBytes(of: e, toByteOffset: i * 4, as: SIMD16<Float>.self)
+    s16 += e
+    i += 16
+  }
+  var sum = s16.sum()
+  if i < n {
+    var v = SIMD16<Float>(repeating: -Float.infinity)
+    for j in 0..<(n - i) { v[j] = x[i + j] }
+    let e = simdExpNonPositive(v - m16)
+    for j in 0..<(n - i) {
+      x[i + j] = e[j]
+      sum += e[j]
+    }
+  }
+  let inv = 1 / sum
+  for j in 0..<n { x[j] *= inv }
+}
+
+/// Attention of one query per sequence over its first `visible` cached positions, for `batch`
+/// sequences × `heads` heads. Query rows are `queryStride` apart (the packed qkv rows); each
+/// sequence's keys/values are a `[capacity, heads·headDim]` slab `sequenceStride` apart. Writes
+/// `[batch, heads·headDim]` to `out`; `scratch` holds `batch·heads·visible` floats.
+func gptDecodeAttention(
+  queries: UnsafePointer<Float>, queryStride: Int, keys: UnsafePointer<Float>, values: UnsafePointer<Float>,
+  sequenceStride: Int, visible: Int, batch: Int, heads: Int, headDim hd: Int, out: FloatPointer, scratch: FloatPointer
+) {
+  let width = heads * hd
+  let scale = 1 / Float(hd).squareRoot()
+  let work = batch * heads * visible * hd
+  // Below ~1M multiply-adds a second thread costs more than it saves.
+  let parallel = work >= 1 << 20 && batch * heads > 1
+  func body(_ item: Int) {
+    let b = item / heads
+    let h = item % heads
+    let q = queries + b * queryStride + h * hd
+    let k = keys + b * sequenceStride + h * hd
+    let v = values + b * sequenceStride + h * hd
+    let s = scratch + item * visible
+    for j in 0..<visible { s[j] = scale * gptDot(q, k + j * width, count: hd) }
+    gptSoftmaxInPlace(s, count: visible)
+    let o = out + b * width + h * hd
+    o.update(repeating: 0, count: hd)
+    for j in 0..<visible { gptAxpy(s[j], v + j * width, o, count: hd) }
+  }
+  if parallel {
+    DispatchQueue.concurrentPerform(iterations: batch * heads) { body($0) }
+  } else {
+    for item in 0..<batch * heads { body(item) }
+  }
+}
+
+@inline(__always)
+func gptDot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count n: Int) -> Float {
+  let ra = UnsafeRawPointer(a)
+  let rb = UnsafeRawPointer(b)
+  var acc = SIMD16<Float>()
+  var i = 0
+  while i + 16 <= n {
+    acc +=
+      ra.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
+      * rb.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
+    i += 16
+  }
+  var s = acc.sum()
+  while i < n {
+    s += a[i] * b[i]
+    i += 1
+  }
+  return s
+}
+
+/// `y += alpha · x`.
+@inline(__always)
+func gptAxpy(_ alpha: Float, _ x: UnsafePointer<Float>, _ y: FloatPointer, count n: Int) {
+  let rx = UnsafeRawPointer(x)
+  let ry = UnsafeMutableRawPointer(y)
+  let a = SIMD16<Float>(repeating: alpha)
+  var i = 0
+  while i + 16 <= n {
+    let r =
+      ry.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
+      + a * rx.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
+    ry.storeBytes(of: r, toByteOffset: i * 4, as: SIMD16<Float>.self)
+    i += 16
+  }
+  while i < n {
+    y[i] += alpha * x[i]
+    i += 1
+  }
+}

@@ -1,0 +1,560 @@
+// The taming-transformers VQGAN (`taming/models/vqgan.py` `VQModel`, building blocks from
+// `taming/modules/diffusionmodules/model.py`, quantiser from `taming/modules/vqvae/quantize.py`):
+// image ↔ grid of codebook indices. The encoder is optional, so a decoder-only checkpoint loads.
+// HFAiLab/clip-gen's re-implementation loads into the same network through a key map
+// (`VQGANLayout.hfai`). Kernels (bordered activations, shifted-GEMM convolutions) live in
+// VQGANKernels.swift.
+import Foundation
+
+/// Errors from building or running a VQGAN.
+public enum VQGANError: Error, CustomStringConvertible, Equatable {
+  case invalidConfig(file: String, reason: String)
+  case missingFile(String)
+  case gridMismatch(indices: Int, height: Int, width: Int)
+  case indexOutOfRange(index: Int, position: Int, codebookSize: Int)
+  case encoderMissing(file: String)
+  case invalidImage(shape: [Int], reason: String)
+
+  public var description: String {
+    switch self {
+    case .invalidConfig(let file, let reason): return "\(file): invalid VQGAN config: \(reason)"
+    case .missingFile(let path): return "\(path): no such file"
+    case .gridMismatch(let n, let h, let w):
+      return "VQGAN decode: \(n) indices for a \(h)×\(w) grid (needs \(h * w), and both sides ≥ 1)"
+    case .indexOutOfRange(let index, let position, let size):
+      return "VQGAN decode: index \(index) at position \(position) is outside the codebook (0..<\(size))"
+    case .encoderMissing(let file):
+      return "\(file): this VQGAN checkpoint has no encoder (decoder-only), so it cannot encode images"
+    case .invalidImage(let shape, let reason): return "VQGAN encode: image of shape \(shape): \(reason)"
+    }
+  }
+}
+
+/// A VQGAN: `decode` turns a grid of codebook indices into an image, `encode` an image into indices.
+/// Immutable after loading; calls may run concurrently (each allocates its own activations).
+public final class VQGAN: Sendable {
+  public let config: VQGANConfig
+  /// Where the weights came from (for messages).
+  public let source: String
+  let encoder: VQEncoder?
+  let quantConv: VQConv1x1?
+  /// `[nEmbed, embedDim]`, and each row's squared norm.
+  let codebook: [Float]
+  let codebookNorms: [Float]
+  let postQuantConv: VQConv1x1
+  let decoder: VQDecoder
+
+  /// Whether `encode` is available (the checkpoint has the encoder and `quant_conv`).
+  public var hasEncoder: Bool { encoder != nil }
+
+  /// Builds the network from `weights` named as `layout` names them. Errors name the file and the
+  /// tensor (missing, or of the wrong shape). The encoder is loaded when `encoder.conv_in.weight`
+  /// is present.
+  public init(weights source: WeightSource, config: VQGANConfig, layout: VQGANLayout = .taming) throws {
+    if let problem = config.problems.first {
+      throw VQGANError.invalidConfig(file: source.sourceDescription, reason: problem)
+    }
+    self.config = config
+    self.source = source.sourceDescription
+    let w = VQWeightReader(source: layout.weights(source, config: config), eps: config.normEps)
+    let book = try w.tensor("quantize.embedding.weight", shape: [config.nEmbed, config.embedDim])
+    codebook = book.scalars
+    codebookNorms = (0..<config.nEmbed).map { i in
+      var s: Float = 0
+      for j in 0..<config.embedDim { s += book.scalars[i * config.embedDim + j] * book.scalars[i * config.embedDim + j] }
+      return s
+    }
+    postQuantConv = try w.conv1("post_quant_conv", config.embedDim, config.zChannels)
+    decoder = try VQDecoder(w, config)
+    if w.source.contains("encoder.conv_in.weight") {
+      encoder = try VQEncoder(w, config)
+      quantConv = try w.conv1("quant_conv", config.zChannels, config.embedDim)
+    } else {
+      encoder = nil
+      quantConv = nil
+    }
+  }
+
+  /// Loads `config.json` and `model.safetensors` from `directory`. With `layout` nil, HFAiLab's
+  /// names are recognised by `quantizer.embedding.weight`.
+  public static func load(directory: URL, layout: VQGANLayout? = nil) throws -> VQGAN {
+    let configURL = directory.appendingPathComponent("config.json")
+    let weightsURL = directory.appendingPathComponent("model.safetensors")
+    guard FileManager.default.fileExists(atPath: configURL.path) else { throw VQGANError.missingFile(configURL.path) }
+    guard FileManager.default.fileExists(atPath: weightsURL.path) else { throw VQGANError.missingFile(weightsURL.path) }
+    let config: VQGANConfig
+    do {
+      config = try JSONDecoder().decode(VQGANConfig.self, from: Data(contentsOf: configURL))
+    } catch {
+      throw VQGANError.invalidConfig(file: configURL.path, reason: "\(error)")
+    }
+    let file = try SafeTensorsFile(url: weightsURL)
+    let resolved = layout ?? (file.contains("quantizer.embedding.weight") ? .hfai : .taming)
+    return try VQGAN(weights: file, config: config, layout: resolved)
+  }
+
+  // MARK: Decoding
+
+  /// Decodes a row-major `gridHeight × gridWidth` grid of codebook indices into an image
+  /// `[outCh, gridHeight·f, gridWidth·f]` (f = 2^(levels−1); values roughly in [−1, 1], unclamped).
+  public func decode(indices: [Int], gridHeight: Int, gridWidth: Int) throws -> Tensor {
+    try decodeBatch([indices], gridHeight: gridHeight, gridWidth: gridWidth)[0]
+  }
+
+  /// Decodes several grids of the same size, reusing one set of activation buffers.
+  public func decodeBatch(_ grids: [[Int]], gridHeight: Int, gridWidth: Int) throws -> [Tensor] {
+    for indices in grids { try validate(indices, gridHeight, gridWidth) }
+    guard !grids.isEmpty else { return [] }
+    let g = VQPlaneGeometry(height: gridHeight, width: gridWidth)
+    let ws = VQGANWorkspace(config: config, top: g, topLevel: config.levels - 1, convs: decoder.convs)
+    return grids.map { decode($0, g, ws) }
+  }
+
+  private func validate(_ indices: [Int], _ h: Int, _ w: Int) throws {
+    guard h >= 1, w >= 1, indices.count == h * w else {
+      throw VQGANError.gridMismatch(indices: indices.count, height: h, width: w)
+    }
+    if let p = indices.firstIndex(where: { $0 < 0 || $0 >= config.nEmbed }) {
+      throw VQGANError.indexOutOfRange(index: indices[p], position: p, codebookSize: config.nEmbed)
+    }
+  }
+
+  private func decode(_ indices: [Int], _ g: VQPlaneGeometry, _ ws: VQGANWorkspace) -> Tensor {
+    let d = config.embedDim
+    // Codebook lookup straight into a bordered [embedDim, h, w] activation.
+    codebook.withUnsafeBufferPointer { book in
+      ws.t.update(repeating: 0, count: d * g.plane)
+      for (p, index) in indices.enumerated() {
+        let at = g.origin + (p / g.width) * g.rowStride + p % g.width
+        let row = book.baseAddress! + index * d
+        for c in 0..<d { ws.t[c * g.plane + at] = row[c] }
+      }
+    }
+    postQuantConv.forward(ws.t, g, into: ws.x)
+    return decoder.forward(ws, g)
+  }
+
+  // MARK: Encoding
+
+  /// Encodes an image `[inChannels, H, W]` with values in [−1, 1] (H and W multiples of f) into its
+  /// row-major grid of nearest codebook indices and the pre-quantisation latent (the `quant_conv`
+  /// output) `[embedDim, H/f, W/f]`.
+  public func encode(_ image: Tensor) throws -> (indices: [Int], latent: Tensor) {
+    guard let encoder, let quantConv else { throw VQGANError.encoderMissing(file: source) }
+    let f = config.downsamplingFactor
+    guard image.shape.count == 3, image.shape[0] == config.inChannels else {
+      throw VQGANError.invalidImage(shape: image.shape, reason: "expected [\(config.inChannels), H, W]")
+    }
+    let (h, w) = (image.shape[1], image.shape[2])
+    guard h >= f, w >= f, h % f == 0, w % f == 0 else {
+      throw VQGANError.invalidImage(shape: image.shape, reason: "height and width must be positive multiples of \(f)")
+    }
+    guard image.scalars.allSatisfy({ $0.isFinite }) else {
+      throw VQGANError.invalidImage(shape: image.shape, reason: "contains values that are not finite")
+    }
+    let g = VQPlaneGeometry(height: h, width: w)
+    let ws = VQGANWorkspace(config: config, top: g, topLevel: 0, convs: encoder.convs)
+    image.withUnsafeBufferPointer { VQKernels.pad($0.baseAddress!, g, channels: config.inChannels, into: ws.t) }
+    let lg = encoder.forward(ws, g)
+    quantConv.forward(ws.x, lg, into: ws.t)
+    var latent = Tensor(zeros: [config.embedDim, lg.height, lg.width])
+    latent.withUnsafeMutableBufferPointer { VQKernels.unpad(ws.t, lg, channels: config.embedDim, into: $0.baseAddress!) }
+    return (nearestCodes(latent), latent)
+  }
+
+  /// Index of the nearest codebook vector (L2) for each position of a `[embedDim, h, w]` latent,
+  /// ties to the lowest index as `argmin` does. Distances come from one GEMM
+  /// (‖e‖² − 2·z·e); candidates within float rounding of the best are re-measured in double.
+  func nearestCodes(_ latent: Tensor) -> [Int] {
+    let (d, n, k) = (config.embedDim, latent.count / config.embedDim, config.nEmbed)
+    var scores = [Float](repeating: 0, count: n * k)
+    var result = [Int](repeating: 0, count: n)
+    latent.withUnsafeBufferPointer { zp in
+      codebook.withUnsafeBufferPointer { ep in
+        codebookNorms.withUnsafeBufferPointer { np in
+          scores.withUnsafeMutableBufferPointer { sp in
+            let (z, e, norms, s) = (zp.baseAddress!, ep.baseAddress!, np.baseAddress!, sp.baseAddress!)
+            sgemm(transA: true, transB: true, m: n, n: k, k: d, a: z, lda: n, b: e, ldb: d, c: s, ldc: k)
+            for i in 0..<n {
+              let row = s + i * k
+              var zz: Float = 0
+              for c in 0..<d { zz += z[c * n + i] * z[c * n + i] }
+              var best = Float.infinity
+              for j in 0..<k {
+                let dist = norms[j] - 2 * row[j]
+                row[j] = dist
+                if dist < best { best = dist }
+              }
+              let tolerance = 1e-4 * (zz + best.magnitude) + 1e-6
+              var bestIndex = -1
+              var bestExact = Double.infinity
+              for j in 0..<k where row[j] <= best + tolerance {
+                var exact = 0.0
+                for c in 0..<d {
+                  let diff = Double(z[c * n + i]) - Double(e[j * d + c])
+                  exact += diff * diff
+                }
+                if exact < bestExact {
+                  bestExact = exact
+                  bestIndex = j
+                }
+              }
+              result[i] = bestIndex
+            }
+          }
+        }
+      }
+    }
+    return result
+  }
+}
+
+// MARK: - Loading
+
+/// Reads layers by taming's names, checking every shape.
+struct VQWeightReader {
+  let source: WeightSource
+  let eps: Float
+
+  func tensor(_ name: String, shape: [Int]) throws -> Tensor { try source.tensor(name, shape: shape) }
+
+  func conv3(_ prefix: String, _ inChannels: Int, _ outChannels: Int, stride: Int = 1) throws -> VQConv3x3 {
+    VQConv3x3(
+      weight: try source.tensor(prefix + ".weight", shape: [outChannels, inChannels, 3, 3]),
+      bias: try source.tensor(prefix + ".bias", shape: [outChannels]), stride: stride)
+  }
+
+  /// A 1×1 conv, stored as `[O, I, 1, 1]` (taming) or `[O, I]` (`nn.Linear`, HFAiLab's out_proj).
+  func conv1(_ prefix: String, _ inChannels: Int, _ outChannels: Int) throws -> VQConv1x1 {
+    VQConv1x1(
+      weight: try source.tensor(prefix + ".weight", count: outChannels * inChannels, as: [outChannels, inChannels]),
+      bias: try source.tensor(prefix + ".bias", shape: [outChannels]))
+  }
+
+  func norm(_ prefix: String, _ channels: Int) throws -> VQGroupNorm {
+    VQGroupNorm(
+      gamma: try source.tensor(prefix + ".weight", shape: [channels]).scalars,
+      beta: try source.tensor(prefix + ".bias", shape: [channels]).scalars, eps: eps)
+  }
+}
+
+// MARK: - Building blocks
+
+/// `Normalize` in taming: `nn.GroupNorm(32, C, eps, affine=True)`.
+struct VQGroupNorm: Sendable {
+  let gamma: [Float]
+  let beta: [Float]
+  let eps: Float
+  var channels: Int { gamma.count }
+
+  func forward(
+    _ src: UnsafePointer<Float>, _ g: VQPlaneGeometry, swish: Bool, into dst: FloatPointer, compact: Bool = false
+  ) {
+    gamma.withUnsafeBufferPointer { gp in
+      beta.withUnsafeBufferPointer { bp in
+        VQKernels.groupNorm(
+          src, g, channels: channels, groups: 32, gamma: gp.baseAddress!, beta: bp.baseAddress!, eps: eps, swish: swish,
+          into: dst, compactOutput: compact)
+      }
+    }
+  }
+}
+
+/// taming `ResnetBlock` (no time embedding, dropout off): `x + conv2(swish(norm2(conv1(swish(norm1(x))))))`,
+/// with `nin_shortcut` (1×1) on `x` when the channel count changes.
+struct VQResnetBlock: Sendable {
+  let norm1: VQGroupNorm
+  let conv1: VQConv3x3
+  let norm2: VQGroupNorm
+  let conv2: VQConv3x3
+  let shortcut: VQConv1x1?
+  /// conv2's bias plus the shortcut's.
+  let outputBias: [Float]
+
+  init(_ w: VQWeightReader, _ prefix: String, _ inChannels: Int, _ outChannels: Int) throws {
+    norm1 = try w.norm(prefix + ".norm1", inChannels)
+    conv1 = try w.conv3(prefix + ".conv1", inChannels, outChannels)
+    norm2 = try w.norm(prefix + ".norm2", outChannels)
+    conv2 = try w.conv3(prefix + ".conv2", outChannels, outChannels)
+    if inChannels != outChannels {
+      let s = try w.conv1(prefix + ".nin_shortcut", inChannels, outChannels)
+      shortcut = s
+      outputBias = zip(conv2.bias, s.bias).map { $0 + $1 }
+    } else {
+      shortcut = nil
+      outputBias = conv2.bias
+    }
+  }
+
+  /// `ws.x` → `ws.x` (buffers rotate).
+  func forward(_ ws: VQGANWorkspace, _ g: VQPlaneGeometry) {
+    norm1.forward(ws.x, g, swish: true, into: ws.t)
+    conv1.forward(ws.t, g, into: ws.u, scratch: ws.cols)
+    norm2.forward(ws.u, g, swish: true, into: ws.t)
+    if let shortcut {
+      conv2.forward(ws.t, g, into: ws.u, finishOutput: false, scratch: ws.cols)
+      shortcut.forward(ws.x, g, into: ws.u, accumulate: true, finishOutput: false)
+      outputBias.withUnsafeBufferPointer { VQKernels.finish(ws.u, channels: conv2.outChannels, g, bias: $0.baseAddress!) }
+      swap(&ws.x, &ws.u)
+    } else {
+      // The residual is the GEMMs' accumulator: conv2 adds straight into x.
+      conv2.forward(ws.t, g, into: ws.x, accumulate: true, scratch: ws.cols)
+    }
+  }
+}
+
+/// taming `AttnBlock`: single-head self-attention over the H·W positions with 1×1 q, k, v and
+/// `proj_out`, scale C^−½, softmax over keys, residual. q, k, v run as one stacked GEMM.
+struct VQAttnBlock: Sendable {
+  let norm: VQGroupNorm
+  /// `[3C, C]` (q; k; v) and `[3C]`.
+  let qkvWeight: [Float]
+  let qkvBias: [Float]
+  let proj: VQConv1x1
+  var channels: Int { proj.outChannels }
+
+  init(_ w: VQWeightReader, _ prefix: String, _ channels: Int) throws {
+    norm = try w.norm(prefix + ".norm", channels)
+    let parts = try ["q", "k", "v"].map { try w.conv1(prefix + "." + $0, channels, channels) }
+    qkvWeight = parts.flatMap(\.weight)
+    qkvBias = parts.flatMap(\.bias)
+    proj = try w.conv1(prefix + ".proj_out", channels, channels)
+  }
+
+  /// Floats of scratch for an activation of `positions` pixels.
+  static func scratchNeeded(channels c: Int, positions n: Int) -> Int { 5 * c * n + n * n }
+
+  func forward(_ ws: VQGANWorkspace, _ g: VQPlaneGeometry) {
+    let (c, n) = (channels, g.height * g.width)
+    let h = ws.attention
+    let qkv = h + c * n
+    let scores = qkv + 3 * c * n
+    let context = scores + n * n
+    norm.forward(ws.x, g, swish: false, into: h, compact: true)
+    qkvWeight.withUnsafeBufferPointer { wp in
+      sgemm(m: 3 * c, n: n, k: c, a: wp.baseAddress!, lda: c, b: h, ldb: n, c: qkv, ldc: n)
+    }
+    qkvBias.withUnsafeBufferPointer { bp in
+      VQKernels.parallel(3 * c, work: 3 * c * n) { r in
+        let row = qkv + r * n
+        let b = bp[r]
+        for i in 0..<n { row[i] += b }
+      }
+    }
+    let (q, k, v) = (qkv, qkv + c * n, qkv + 2 * c * n)
+    // scores[i, j] = Σ_c q[c, i]·k[c, j] / √C; softmax over j; context[c, i] = Σ_j v[c, j]·scores[i, j].
+    sgemm(transA: true, m: n, n: n, k: c, alpha: 1 / Float(c).squareRoot(), a: q, lda: n, b: k, ldb: n, c: scores, ldc: n)
+    VQKernels.parallel(n, work: n * n * 8) { i in softmaxInPlace(scores + i * n, count: n) }
+    sgemm(transB: true, m: c, n: n, k: n, a: v, lda: n, b: scores, ldb: n, c: context, ldc: n)
+    proj.weight.withUnsafeBufferPointer { wp in
+      sgemm(m: c, n: n, k: c, a: wp.baseAddress!, lda: c, b: context, ldb: n, c: h, ldc: n)
+    }
+    proj.bias.withUnsafeBufferPointer { VQKernels.addCompact(h, bias: $0.baseAddress!, channels: c, into: ws.x, g) }
+  }
+}
+
+/// The mid section shared by encoder and decoder: ResnetBlock, AttnBlock, ResnetBlock.
+struct VQMid: Sendable {
+  let block1: VQResnetBlock
+  let attention: VQAttnBlock
+  let block2: VQResnetBlock
+
+  init(_ w: VQWeightReader, _ prefix: String, _ channels: Int) throws {
+    block1 = try VQResnetBlock(w, prefix + ".mid.block_1", channels, channels)
+    attention = try VQAttnBlock(w, prefix + ".mid.attn_1", channels)
+    block2 = try VQResnetBlock(w, prefix + ".mid.block_2", channels, channels)
+  }
+
+  func forward(_ ws: VQGANWorkspace, _ g: VQPlaneGeometry) {
+    block1.forward(ws, g)
+    attention.forward(ws, g)
+    block2.forward(ws, g)
+  }
+}
+
+/// One resolution level: ResnetBlocks, each followed by an AttnBlock where the level has attention,
+/// then the resampling conv (Downsample in the encoder, Upsample's conv in the decoder).
+struct VQLevel: Sendable {
+  let blocks: [VQResnetBlock]
+  let attentions: [VQAttnBlock]
+  let resample: VQConv3x3?
+
+  func forwardBlocks(_ ws: VQGANWorkspace, _ g: VQPlaneGeometry) {
+    for (j, block) in blocks.enumerated() {
+      block.forward(ws, g)
+      if !attentions.isEmpty { attentions[j].forward(ws, g) }
+    }
+  }
+}
+
+/// taming `Encoder` (`double_z` false): image → `[z_channels, H/f, W/f]`.
+struct VQEncoder: Sendable {
+  let convIn: VQConv3x3
+  let levels: [VQLevel]
+  let mid: VQMid
+  let normOut: VQGroupNorm
+  let convOut: VQConv3x3
+
+  init(_ w: VQWeightReader, _ config: VQGANConfig) throws {
+    let ch = config.ch
+    convIn = try w.conv3("encoder.conv_in", config.inChannels, ch)
+    var levels: [VQLevel] = []
+    var blockIn = ch
+    for i in 0..<config.levels {
+      let blockOut = ch * config.chMult[i]
+      var blocks: [VQResnetBlock] = []
+      var attentions: [VQAttnBlock] = []
+      let attend = config.attnResolutions.contains(config.resolution >> i)
+      for j in 0..<config.numResBlocks {
+        blocks.append(try VQResnetBlock(w, "encoder.down.\(i).block.\(j)", blockIn, blockOut))
+        blockIn = blockOut
+        if attend { attentions.append(try VQAttnBlock(w, "encoder.down.\(i).attn.\(j)", blockIn)) }
+      }
+      let down = i == config.levels - 1 ? nil : try w.conv3("encoder.down.\(i).downsample.conv", blockIn, blockIn, stride: 2)
+      levels.append(VQLevel(blocks: blocks, attentions: attentions, resample: down))
+    }
+    self.levels = levels
+    mid = try VQMid(w, "encoder", blockIn)
+    normOut = try w.norm("encoder.norm_out", blockIn)
+    convOut = try w.conv3("encoder.conv_out", blockIn, config.zChannels)
+  }
+
+  var convs: [VQConv3x3] { [convIn, convOut] + levels.compactMap(\.resample) }
+
+  /// Bordered image in `ws.t` → latent in `ws.x`; returns the latent's geometry.
+  func forward(_ ws: VQGANWorkspace, _ g0: VQPlaneGeometry) -> VQPlaneGeometry {
+    var g = g0
+    convIn.forward(ws.t, g, into: ws.x, scratch: ws.cols)
+    for level in levels {
+      level.forwardBlocks(ws, g)
+      if let down = level.resample {
+        down.forward(ws.x, g, into: ws.t, scratch: ws.cols)
+        g = g.downsampled()
+        swap(&ws.x, &ws.t)
+      }
+    }
+    mid.forward(ws, g)
+    normOut.forward(ws.x, g, swish: true, into: ws.t)
+    convOut.forward(ws.t, g, into: ws.x, scratch: ws.cols)
+    return g
+  }
+}
+
+/// taming `Decoder` (`give_pre_end` and `tanh_out` false): `[z_channels, h, w]` → image.
+struct VQDecoder: Sendable {
+  let convIn: VQConv3x3
+  let mid: VQMid
+  /// Indexed by level (0 = full resolution); run from the last to the first.
+  let levels: [VQLevel]
+  let normOut: VQGroupNorm
+  let convOut: VQConv3x3
+
+  init(_ w: VQWeightReader, _ config: VQGANConfig) throws {
+    let ch = config.ch
+    var blockIn = ch * config.chMult[config.levels - 1]
+    convIn = try w.conv3("decoder.conv_in", config.zChannels, blockIn)
+    mid = try VQMid(w, "decoder", blockIn)
+    var levels: [VQLevel?] = Array(repeating: nil, count: config.levels)
+    for i in (0..<config.levels).reversed() {
+      let blockOut = ch * config.chMult[i]
+      var blocks: [VQResnetBlock] = []
+      var attentions: [VQAttnBlock] = []
+      let attend = config.attnResolutions.contains(config.resolution >> i)
+      for j in 0...config.numResBlocks {
+        blocks.append(try VQResnetBlock(w, "decoder.up.\(i).block.\(j)", blockIn, blockOut))
+        blockIn = blockOut
+        if attend { attentions.append(try VQAttnBlock(w, "decoder.up.\(i).attn.\(j)", blockIn)) }
+      }
+      let up = i == 0 ? nil : try w.conv3("decoder.up.\(i).upsample.conv", blockIn, blockIn)
+      levels[i] = VQLevel(blocks: blocks, attentions: attentions, resample: up)
+    }
+    self.levels = levels.compactMap { $0 }
+    normOut = try w.norm("decoder.norm_out", blockIn)
+    convOut = try w.conv3("decoder.conv_out", blockIn, config.outCh)
+  }
+
+  var convs: [VQConv3x3] { [convIn, convOut] + levels.compactMap(\.resample) }
+
+  /// `[z_channels]` activation in `ws.x` at the grid's geometry → image.
+  func forward(_ ws: VQGANWorkspace, _ g0: VQPlaneGeometry) -> Tensor {
+    var g = g0
+    convIn.forward(ws.x, g, into: ws.t, scratch: ws.cols)
+    swap(&ws.x, &ws.t)
+    mid.forward(ws, g)
+    for i in levels.indices.reversed() {
+      levels[i].forwardBlocks(ws, g)
+      if let up = levels[i].resample {
+        VQKernels.upsample2x(ws.x, g, channels: up.inChannels, into: ws.t)
+        g = g.doubled()
+        up.forward(ws.t, g, into: ws.x, scratch: ws.cols)
+      }
+    }
+    normOut.forward(ws.x, g, swish: true, into: ws.t)
+    var image = Tensor(zeros: [convOut.outChannels, g.height, g.width])
+    image.withUnsafeMutableBufferPointer {
+      convOut.forwardCompact(ws.t, g, into: $0.baseAddress!, spare: ws.u, scratch: ws.cols)
+    }
+    return image
+  }
+}
+
+// MARK: - Activation buffers
+
+/// The buffers one encode or decode call works in: three bordered activations that rotate between
+/// layers (`x` holds the running activation), attention scratch and im2col scratch. Sized for the
+/// largest level, allocated once per call (or per batch), freed on release.
+final class VQGANWorkspace {
+  var x: FloatPointer
+  var t: FloatPointer
+  var u: FloatPointer
+  let attention: FloatPointer
+  let cols: FloatPointer
+  private let activationCapacity: Int
+  private let attentionCapacity: Int
+  private let colsCapacity: Int
+
+  /// `top` is the geometry at level `topLevel` (the grid at the last level for decoding, the image
+  /// at level 0 for encoding); other levels halve or double from there.
+  init(config: VQGANConfig, top: VQPlaneGeometry, topLevel: Int, convs: [VQConv3x3]) {
+    let levels = config.levels
+    var activation = 0
+    var attention = 0
+    var cols = 0
+    for i in 0..<levels {
+      let shift = i - topLevel
+      let g =
+        shift >= 0
+        ? VQPlaneGeometry(height: top.height >> shift, width: top.width >> shift)
+        : VQPlaneGeometry(height: top.height << -shift, width: top.width << -shift)
+      var channels = [config.ch * config.chMult[i], config.ch * config.chMult[max(i - 1, 0)]]
+      channels.append(config.ch * config.chMult[min(i + 1, levels - 1)])
+      if i == 0 { channels += [config.inChannels, config.ch, config.outCh] }
+      if i == levels - 1 { channels += [config.zChannels, config.embedDim] }
+      activation = max(activation, channels.max()! * g.plane + g.slack)
+      let n = g.height * g.width
+      if config.attnResolutions.contains(config.resolution >> i) || i == levels - 1 {
+        attention = max(attention, VQAttnBlock.scratchNeeded(channels: config.ch * config.chMult[i], positions: n))
+      }
+      for conv in convs { cols = max(cols, conv.scratchNeeded(g)) }
+    }
+    activationCapacity = activation
+    attentionCapacity = attention
+    colsCapacity = max(cols, 1)
+    x = .allocate(capacity: activation)
+    t = .allocate(capacity: activation)
+    u = .allocate(capacity: activation)
+    self.attention = .allocate(capacity: attention)
+    self.cols = .allocate(capacity: colsCapacity)
+    for p in [x, t, u] { p.initialize(repeating: 0, count: activation) }
+    self.attention.initialize(repeating: 0, count: attention)
+    self.cols.initialize(repeating: 0, count: colsCapacity)
+  }
+
+  deinit {
+    x.deallocate()
+    t.deallocate()
+    u.deallocate()
+    attention.deallocate()
+    cols.deallocate()
+  }
+}
