@@ -69,7 +69,7 @@ def wrap_ddp(model: torch.nn.Module, d: Dist) -> torch.nn.Module:
         return model
     from torch.nn.parallel import DistributedDataParallel
 
-    return DistributedDataParallel(model, broadcast_buffers=False)
+    return DistributedDataParallel(model)
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:

@@ -46,6 +46,8 @@ def test_every_stage_writes_its_outputs(tiny_run):
               "shards/index.json", "prior.pt", "timings.json", "vqgan-summary.json",
               "clip-metrics.jsonl", "vqgan-metrics.jsonl", "prior-metrics.jsonl"):
         assert (run / f).exists(), f
+    for f in ("timings.json", "vqgan-metrics.jsonl", "prior-metrics.jsonl"):
+        assert (model / "training-log" / f).exists(), f
     m = json.loads((model / "model.json").read_text())
     assert m["format"] == "clipgen" and m["conditioning"]["normalize"] is True
     gcfg = json.loads((model / "gpt" / "config.json").read_text())
