@@ -167,7 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     elif args.cmd == "builtin":
         cfg = pipeline.BuiltinConfig(
             images=args.images, clip=_take(args, CLIPTrainConfig, "clip_"),
-            vqgan=_take(args, VQGANTrainConfig, "vq_"), prior=_take(args, PriorTrainConfig, "prior_"))
+            vqgan=_take(args, VQGANTrainConfig, "vq_"),
+            prior=_take(args, PriorTrainConfig, "prior_"))
         pipeline.build_builtin(args.out, args.export, cfg, d)
     elif args.cmd == "ablation":
         from .ablation import run_ablation

@@ -12,8 +12,10 @@ with it (best of 16).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import multiprocessing as mp
+import shutil
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -49,13 +51,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"comma-separated, from: {', '.join(VARIANTS)}")
     p.add_argument("--n", type=int, default=2, help="images per prompt")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--jobs", type=int, default=2, help="variants trained at once (processes)")
+    p.add_argument("--jobs", type=int, default=3, help="variants trained at once (processes)")
+    p.add_argument("--prompts", type=int, default=24, help="prompts per split")
 
 
 def run_ablation(args) -> dict:
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
+    _reuse_or_wipe(out, args)
     clip, _, _, vq = load_model_dir(args.model)
     scenes = world.sample_scenes(args.images, 4242, world.training_scenes())
     make_shards(world.render_many(scenes, 4242), clip, vq, out)
@@ -78,17 +81,30 @@ def run_ablation(args) -> dict:
     return result
 
 
+def _reuse_or_wipe(out: Path, args) -> None:
+    """Shards and finished priors in `out` are reused only when they were made from the same
+    model weights and settings; anything else is removed first."""
+    h = hashlib.sha1()
+    for f in sorted(Path(args.model).rglob("*.safetensors")):
+        h.update(f.read_bytes())
+    h.update(json.dumps([args.images, args.steps, args.batch, args.seed]).encode())
+    stamp = out / "fingerprint.txt"
+    if out.exists() and (not stamp.exists() or stamp.read_text() != h.hexdigest()):
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(h.hexdigest())
+
+
 def _variant(name: str, cfg: PriorTrainConfig, args) -> list[dict]:
     """Trains one variant's prior and scores it (in its own process when --jobs > 1)."""
     torch.set_num_threads(1)
     out = Path(args.out)
     clip, tok, _, vq = load_model_dir(args.model)
-    held = world.held_out_scenes()
-    ind = world.sample_scenes(24, 31, world.training_scenes())
+    held = world.held_out_scenes()[: args.prompts]
+    ind = world.sample_scenes(args.prompts, 31, world.training_scenes())
     tag = "".join(ch if ch.isalnum() else "_" for ch in name)
     t = time.time()
-    gpt = train_prior(out / "shards", out, cfg, Dist(), clip, vq, name=f"prior-{tag}",
-                      resume=False)
+    gpt = train_prior(out / "shards", out, cfg, Dist(), clip, vq, name=f"prior-{tag}")
     train_s = time.time() - t
     nll = [r["nll"] for r in read_jsonl(out / f"prior-{tag}-metrics.jsonl") if "nll" in r]
     rows = []

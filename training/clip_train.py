@@ -150,7 +150,8 @@ def train_clip(out: Path, cfg: CLIPTrainConfig, d: Dist, model_cfg=None,
             clip.logit_scale.grad /= d.world
         opt.step()
         if step % 20 == 0 or step == cfg.steps - 1:
-            metrics.write(step=step, loss=float(loss.detach()), scale=float(scale.detach()), t=time.time() - t0)
+            metrics.write(step=step, loss=float(loss.detach()), scale=float(scale.detach()),
+                          t=time.time() - t0)
         bar.update(loss=float(loss.detach()))
         if ((step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps) and d.main:
             atomic_save({"model": clip.state_dict(), "opt": opt.state_dict(),

@@ -49,10 +49,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--temperature", type=float, default=0.7)
     p.add_argument("--top-k", type=int, default=20)
     p.add_argument("--top-p", type=float, default=1.0)
-    p.add_argument("--guidance", type=float, default=1.0)
+    p.add_argument("--guidance", type=float, default=2.0)
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--ablation", type=Path, default=Path("runs/ablation"))
     p.add_argument("--vq-images", type=int, default=2000)
+    p.add_argument("--max-prompts", type=int, default=0,
+                   help="only the first N prompts of each split (a quick look; 0: all)")
 
 
 # -- generation -------------------------------------------------------------------------------
@@ -121,6 +123,9 @@ def run_eval(args) -> dict:
                     else Path(args.model) / "training-log")
     clip, tok, gpt, vq = load_model_dir(args.model)
     in_scenes, held = world.training_scenes(), world.held_out_scenes()
+    if args.max_prompts:
+        in_scenes = world.sample_scenes(args.max_prompts, 5, in_scenes)
+        held = held[: args.max_prompts]
 
     def cli_gen(prompt, n, seed):
         d = out / "images" / prompt.replace(" ", "_")

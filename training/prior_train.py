@@ -49,7 +49,7 @@ SHARD_SIZE = 4096
 
 @dataclass
 class PriorTrainConfig:
-    steps: int = 900
+    steps: int = 1300
     batch: int = 64  # global batch
     lr: float = 1e-3
     warmup: int = 50

@@ -47,12 +47,12 @@ from .common import (
 
 @dataclass
 class VQGANTrainConfig:
-    steps: int = 1600
+    steps: int = 1200
     batch: int = 16  # global batch
     lr: float = 1e-3
     warmup: int = 50
     beta: float = 0.25  # commitment
-    disc_start: int = 1200  # step at which the adversarial terms switch on (-1: never)
+    disc_start: int = 900  # step at which the adversarial terms switch on (-1: never)
     disc_weight: float = 0.1
     disc_lr: float = 2e-4
     perceptual_weight: float = 0.1  # needs a CLIP (its vision tower is the feature network)

@@ -183,3 +183,27 @@ def test_ddp_two_processes_match_one(tiny_run, tmp_path):
                     ("clip/clip-metrics.jsonl", ("loss",))):
         np.testing.assert_allclose(_curves(one / f, keys), _curves(two / f, keys), rtol=1e-4,
                                    atol=1e-6, err_msg=f)
+
+
+def test_ablation_and_eval_run_on_a_tiny_model(tiny_run, tmp_path):
+    """The ablation (2 variants, in 2 processes) and the report, with the Python sampler."""
+    run, model = tiny_run
+    assert cli_main(["--threads", "1", "ablation", "--model", str(model), "--out",
+                     str(tmp_path / "abl"), "--images", "64", "--steps", "2", "--batch", "4",
+                     "--variants", "baseline,noise=0", "--prompts", "2", "--n", "1",
+                     "--jobs", "2"]) == 0
+    ab = json.loads((tmp_path / "abl" / "ablation.json").read_text())
+    names = [r["name"] for r in ab["rows"]]
+    assert names == ["baseline", "baseline, guidance 2", "baseline, guidance 3", "noise=0"]
+    assert cli_main(["--threads", "1", "eval", "--model", str(model), "--out",
+                     str(tmp_path / "eval"), "--sampler", "python", "--max-prompts", "2",
+                     "--candidates", "2", "--n-held", "1", "--vq-images", "16",
+                     "--ablation", str(tmp_path / "abl"), "--run", str(run)]) == 0
+    report = json.loads((tmp_path / "eval" / "report.json").read_text())
+    for split in ("in_distribution", "held_out"):
+        assert set(report["accuracy"][split]) == {"shape", "color", "size", "position", "all", "n"}
+        assert report["accuracy"][split]["n"] == 2
+    assert set(report["vqgan"]) == {"psnr_db", "codebook_usage"}
+    assert 0 <= report["clip"]["zero_shot_caption_top1"] <= 1
+    page = (tmp_path / "eval" / "report.html").read_text()
+    assert "Ablation" in page and "<svg" in page and "data:image/png;base64" in page
