@@ -105,6 +105,15 @@ def eval_prompts(scenes: list[world.Scene], n: int, gen) -> dict:
     return {"accuracy": acc, "rows": rows}
 
 
+def breakdown(rows: list[dict], key) -> dict:
+    """Accuracy per group of rows (key(row) -> group name)."""
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(key(r), []).append(r)
+    return {g: {**{a: sum(r["ok"][a] for r in rs) / len(rs) for a in (*world.ATTRIBUTES, "all")},
+                "n": len(rs)} for g, rs in sorted(groups.items())}
+
+
 def _png_b64(img: np.ndarray) -> str:
     buf = io.BytesIO()
     Image.fromarray(img).save(buf, format="PNG")
@@ -168,6 +177,10 @@ def run_eval(args) -> dict:
                      "temperature": args.temperature, "top_k": args.top_k,
                      "top_p": args.top_p, "guidance": args.guidance,
                      "held_out_pairs": [list(p) for p in world.HELD_OUT]},
+        "held_out_by_pair": breakdown(
+            main["held_out"]["rows"], lambda r: f"{r['want']['color']} {r['want']['shape']}"),
+        "in_distribution_by_shape": breakdown(
+            main["in_distribution"]["rows"], lambda r: r["want"]["shape"]),
         "samplers": {k: {"in_distribution": v["in_distribution"]["accuracy"],
                          "held_out": v["held_out"]["accuracy"], "seconds": v["seconds"]}
                      for k, v in results.items()},
@@ -240,6 +253,8 @@ def render_html(report: dict, main: dict, run: Path) -> str:
         (f"<p>Sampler: <b>{report['settings']['sampler']}</b>; settings: "
         f"<code>{html.escape(json.dumps(report['settings']))}</code></p>"),
         "<h2>Accuracy (judge)</h2>", acc_table(acc),
+        "<h3>Held-out pairs</h3>", acc_table(report["held_out_by_pair"]),
+        "<h3>In-distribution, by shape</h3>", acc_table(report["in_distribution_by_shape"]),
         (f"<p>VQGAN PSNR {report['vqgan']['psnr_db']:.2f} dB, codebook usage "
         f"{report['vqgan']['codebook_usage']:.3f}; stand-in CLIP zero-shot caption top-1 "
         f"{report['clip']['zero_shot_caption_top1']:.3f}.</p>"),
