@@ -15,7 +15,8 @@ export OPENBLAS_CORETYPE ?= $(CORETYPE)
 endif
 SWIFT_TEST_FLAGS ?=
 
-.PHONY: build debug studio test test-swift test-python deps apt python vocab fixtures lint format clean
+.PHONY: build debug studio test test-swift test-python deps apt python vocab fixtures lint format clean \
+	model eval ablation
 
 ## Install missing system packages (Debian).
 apt:
@@ -71,6 +72,25 @@ test-swift:
 test-python: python
 	$(PY) -m ruff check training
 	$(PY) -m pytest -q training/tests
+
+## The built-in model from nothing (world, stand-in CLIP, VQGAN, prior) -> samples/model.
+## Two processes (torchrun, gloo) of one thread each: the fastest use of 2 cores.
+MODEL_RUN ?= runs/model
+model: python
+	rm -rf $(MODEL_RUN)
+	@start=$$(date +%s); \
+	OMP_NUM_THREADS=1 $(PY) -m torch.distributed.run --standalone --nproc-per-node=2 \
+	  -m training --threads 1 builtin --out $(MODEL_RUN) --export samples/model && \
+	echo "make model: $$(( $$(date +%s) - start )) s"
+
+## Short priors varying lambda, noise and guidance (read by make eval's report).
+ablation: python
+	$(PY) -m training --threads 1 ablation --model samples/model --out runs/ablation
+
+## Generate through the CLI, judge: runs/eval/report.json + report.html (ablation included).
+eval: python build
+	@test -f runs/ablation/ablation.json || $(MAKE) --no-print-directory ablation
+	$(PY) -m training --threads 1 eval --model samples/model --out runs/eval
 
 lint: python
 	swift format lint --recursive Sources Tests Package.swift
