@@ -15,7 +15,7 @@ export OPENBLAS_CORETYPE ?= $(CORETYPE)
 endif
 SWIFT_TEST_FLAGS ?=
 
-.PHONY: build debug studio test test-swift test-python deps apt python vocab fixtures lint format clean \
+.PHONY: build debug studio test test-swift test-python deps apt python vocab fixtures bench lint format clean \
 	model eval ablation
 
 ## Install missing system packages (Debian).
@@ -91,6 +91,15 @@ ablation: python
 eval: python build
 	@test -f runs/ablation/ablation.json || $(MAKE) --no-print-directory ablation
 	$(PY) -m training --threads 1 eval --model samples/model --out runs/eval
+
+## The engine against the PyTorch reference on the same random weights, in one run:
+## runs/bench/bench.json (PRESET=builtin|gpt2-medium, BATCH=candidates sampled together).
+PRESET ?= builtin
+BATCH ?= 8
+BENCH_THREADS ?= 2
+bench: build python
+	$(PY) training/reference/bench_torch.py --preset $(PRESET) --batch $(BATCH) \
+	  --threads $(BENCH_THREADS) --clipgen .build/release/clipgen --out runs/bench
 
 lint: python
 	swift format lint --recursive Sources Tests Package.swift

@@ -54,8 +54,9 @@ public final class ClipGenModel: Sendable {
   public var tokensPerImage: Int { gridHeight * gridWidth }
 
   /// Loads `directory/model.json` and every file it names. Errors name the file (and the tensor
-  /// or key) that is wrong.
-  public init(directory: URL) throws {
+  /// or key) that is wrong. `gptPrecision` chooses how the prior's weights are stored for decoding
+  /// (see `ConditionalGPT.init(weights:config:precision:)`; nil keeps the file's precision).
+  public init(directory: URL, gptPrecision: WeightPrecision? = nil) throws {
     self.directory = directory
     let manifestURL = directory.appendingPathComponent("model.json")
     let data: Data
@@ -104,7 +105,8 @@ public final class ClipGenModel: Sendable {
     guard let gptConfig = try config(GPTConfig.self, manifest.gpt.config, component: "GPT") else {
       throw GenerationError.invalidModel(path: manifestURL.path, reason: "gpt.config is required")
     }
-    gpt = try ConditionalGPT(weights: SafeTensorsFile(url: url(manifest.gpt.weights)), config: gptConfig)
+    gpt = try ConditionalGPT(
+      weights: SafeTensorsFile(url: url(manifest.gpt.weights)), config: gptConfig, precision: gptPrecision)
 
     guard let vqConfig = try config(VQGANConfig.self, manifest.vqgan.config, component: "VQGAN") else {
       throw GenerationError.invalidModel(path: manifestURL.path, reason: "vqgan.config is required")

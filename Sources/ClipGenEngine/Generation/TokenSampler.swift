@@ -41,16 +41,20 @@ public struct SamplingSettings: Sendable, Equatable, Codable {
   }
 }
 
-/// Draws tokens from logits, reusing its scratch buffers between draws (top-k still sorts a copy).
+/// Draws tokens from logits, reusing its scratch buffers between draws. Top-k finds the k-th
+/// largest value by selection (linear time, no sort); top-p sorts only the tokens that can be in the
+/// nucleus (the survivors of top-k, or those within reach of the maximum).
 public struct TokenSampler {
   public let settings: SamplingSettings
   private var scratch: [Float]
   private var order: [Int32]
+  private var selection: [Float]
 
   public init(settings: SamplingSettings, vocabularySize: Int) {
     self.settings = settings
     scratch = [Float](repeating: 0, count: vocabularySize)
     order = [Int32](repeating: 0, count: vocabularySize)
+    selection = [Float](repeating: 0, count: vocabularySize)
   }
 
   /// Draws one token from `logits` (and, with guidance, the unconditional logits).
@@ -62,11 +66,14 @@ public struct TokenSampler {
     // Work on local buffers (moved out and back, no copy) so the closures need no access to self.
     var values = [Float]()
     var ranks = [Int32]()
+    var chosen = [Float]()
     swap(&values, &scratch)
     swap(&ranks, &order)
+    swap(&chosen, &selection)
     defer {
       swap(&values, &scratch)
       swap(&ranks, &order)
+      swap(&chosen, &selection)
     }
     return values.withUnsafeMutableBufferPointer { buf -> Int in
       let p = buf.baseAddress!
@@ -84,9 +91,10 @@ public struct TokenSampler {
       for i in 0..<n { p[i] *= invT }
       if let k = s.topK, k > 0, k < n {
         // The k-th largest value; everything strictly below it is removed (ties kept, as torch does).
-        var sorted = Array(UnsafeBufferPointer(start: p, count: n))
-        sorted.sort(by: >)
-        let kth = sorted[k - 1]
+        let kth = chosen.withUnsafeMutableBufferPointer { buf -> Float in
+          buf.baseAddress!.update(from: p, count: n)
+          return Self.kthLargest(buf.baseAddress!, count: n, k: k)
+        }
         for i in 0..<n where p[i] < kth { p[i] = -.infinity }
       }
       if s.topP < 1 {
@@ -107,24 +115,94 @@ public struct TokenSampler {
 
   /// Removes tokens outside the nucleus: sorted by probability, a token is dropped when the
   /// cumulative probability *before* it already exceeds p (so the first token is always kept).
-  private static func applyTopP(
+  ///
+  /// Only candidates are sorted: the finite values (after top-k) at or above
+  /// `max + ln((1 − p)/n) − 1`. Everything below that bound together holds less than `(1 − p)/e` of
+  /// the probability, so the tokens above it already hold more than p and the cut falls among them;
+  /// the rest is dropped unsorted.
+  static func applyTopP(
     _ topP: Float, _ p: UnsafeMutablePointer<Float>, count n: Int, order: UnsafeMutableBufferPointer<Int32>
   ) {
-    var ord = order
-    for i in 0..<n { ord[i] = Int32(i) }
-    ord.sort { p[Int($0)] > p[Int($1)] }
-    let m = p[Int(ord[0])]
+    var m = -Float.infinity
+    for i in 0..<n where p[i] > m { m = p[i] }
     var total: Float = 0
     for i in 0..<n { total += Foundation.exp(p[i] - m) }
+    let slack = Double(1 - topP)
+    // Where float rounding of the cumulative sum could matter, keep every finite token a candidate.
+    let floor = slack > 1e-4 ? m + Float(Foundation.log(slack / Double(n))) - 1 : -Float.greatestFiniteMagnitude
+    let ord = order.baseAddress!
+    var candidates = 0
+    for i in 0..<n where p[i] >= floor {
+      ord[candidates] = Int32(i)
+      candidates += 1
+    }
+    var ranked = UnsafeMutableBufferPointer(start: ord, count: candidates)
+    ranked.sort { p[Int($0)] > p[Int($1)] }
     var cumulative: Float = 0
-    var cut = n
-    for r in 0..<n {
+    var cut = candidates
+    for r in 0..<candidates {
       if cumulative > topP {
         cut = r
         break
       }
-      cumulative += Foundation.exp(p[Int(ord[r])] - m) / total
+      cumulative += Foundation.exp(p[Int(ranked[r])] - m) / total
     }
-    for r in cut..<n { p[Int(ord[r])] = -.infinity }
+    for r in cut..<candidates { p[Int(ranked[r])] = -.infinity }
+    for i in 0..<n where p[i] < floor { p[i] = -.infinity }
+  }
+
+  /// The k-th largest of `count` values (1-based `k`), by quickselect on `v` (which it reorders).
+  /// Median-of-three pivots; expected linear time.
+  static func kthLargest(_ v: UnsafeMutablePointer<Float>, count: Int, k: Int) -> Float {
+    precondition(k >= 1 && k <= count, "kthLargest: k \(k) of \(count)")
+    // Find the element that would sit at index k - 1 in descending order.
+    let target = k - 1
+    var lo = 0
+    var hi = count - 1
+    while hi > lo {
+      if hi - lo < 16 {
+        // Insertion sort, descending, for the last few.
+        for i in (lo + 1)...hi {
+          let x = v[i]
+          var j = i - 1
+          while j >= lo && v[j] < x {
+            v[j + 1] = v[j]
+            j -= 1
+          }
+          v[j + 1] = x
+        }
+        return v[target]
+      }
+      let mid = lo + (hi - lo) / 2
+      let (a, b, c) = (v[lo], v[mid], v[hi])
+      let pivot = max(min(a, b), min(max(a, b), c))
+      // Three-way partition: [lo, lt) > pivot, [lt, gt] == pivot, (gt, hi] < pivot.
+      var lt = lo
+      var gt = hi
+      var i = lo
+      while i <= gt {
+        let x = v[i]
+        if x > pivot {
+          v[i] = v[lt]
+          v[lt] = x
+          lt += 1
+          i += 1
+        } else if x < pivot {
+          v[i] = v[gt]
+          v[gt] = x
+          gt -= 1
+        } else {
+          i += 1
+        }
+      }
+      if target < lt {
+        hi = lt - 1
+      } else if target > gt {
+        lo = gt + 1
+      } else {
+        return pivot
+      }
+    }
+    return v[target]
   }
 }

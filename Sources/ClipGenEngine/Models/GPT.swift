@@ -102,36 +102,34 @@ public enum GPTLoadError: Error, CustomStringConvertible, Equatable {
 }
 
 /// One `blocks.{i}.encoder` layer: PyTorch `nn.TransformerEncoderLayer` with `norm_first=True`:
-/// `x = x + out_proj(attn(norm1(x)))`, then `x = x + linear2(gelu(linear1(norm2(x))))`.
+/// `x = x + out_proj(attn(norm1(x)))`, then `x = x + linear2(gelu(linear1(norm2(x))))`. The four
+/// weight matrices are streamed (`StreamedLinear`): read in place from a mapped file when stored in
+/// the precision asked for, each read once per step for all sequences.
 struct GPTBlock: Sendable {
   let norm1: LayerNorm
   /// Packed q, k, v projection, `[3d, d]`.
-  let inProj: Linear
-  let outProj: Linear
+  let inProj: StreamedLinear
+  let outProj: StreamedLinear
   let norm2: LayerNorm
-  let linear1: Linear
-  let linear2: Linear
+  let linear1: StreamedLinear
+  let linear2: StreamedLinear
 
-  init(weights w: WeightSource, prefix p: String, config c: GPTConfig) throws {
+  init(weights w: WeightSource, prefix p: String, config c: GPTConfig, precision: WeightPrecision?) throws {
     let d = c.embeddingWidth
     let f = c.feedForwardWidth
-    func linear(_ name: String, out: Int, in inWidth: Int) throws -> Linear {
-      Linear(
-        weight: try w.tensor("\(name).weight", shape: [out, inWidth]), bias: try w.tensor("\(name).bias", shape: [out]))
-    }
     func norm(_ name: String) throws -> LayerNorm {
       LayerNorm(
         weight: try w.tensor("\(name).weight", shape: [d]), bias: try w.tensor("\(name).bias", shape: [d]),
         eps: c.layerNormEps)
     }
     norm1 = try norm("\(p).norm1")
-    inProj = Linear(
-      weight: try w.tensor("\(p).self_attn.in_proj_weight", shape: [3 * d, d]),
-      bias: try w.tensor("\(p).self_attn.in_proj_bias", shape: [3 * d]))
-    outProj = try linear("\(p).self_attn.out_proj", out: d, in: d)
+    inProj = try StreamedLinear.load(
+      w, "\(p).self_attn.in_proj", out: 3 * d, in: d, precision: precision,
+      weightName: "\(p).self_attn.in_proj_weight", biasName: "\(p).self_attn.in_proj_bias")
+    outProj = try StreamedLinear.load(w, "\(p).self_attn.out_proj", out: d, in: d, precision: precision)
     norm2 = try norm("\(p).norm2")
-    linear1 = try linear("\(p).linear1", out: f, in: d)
-    linear2 = try linear("\(p).linear2", out: d, in: f)
+    linear1 = try StreamedLinear.load(w, "\(p).linear1", out: f, in: d, precision: precision)
+    linear2 = try StreamedLinear.load(w, "\(p).linear2", out: d, in: f, precision: precision)
   }
 }
 
@@ -151,16 +149,29 @@ public final class ConditionalGPT: Sendable {
   /// Final `norm`.
   let finalNorm: LayerNorm
   /// `head`, `d → vocab`.
-  let head: Linear
+  let head: StreamedLinear
+  /// How the block and head weights are stored for the products.
+  public let weightPrecision: WeightPrecision
+
+  /// Whether every block and head weight is read in place from a memory-mapped file.
+  public var weightsAreMapped: Bool {
+    head.weight.isMapped
+      && blocks.allSatisfy { [$0.inProj, $0.outProj, $0.linear1, $0.linear2].allSatisfy(\.weight.isMapped) }
+  }
 
   /// Whether rows can be run unconditionally (classifier-free guidance).
   public var hasUnconditionalEmbedding: Bool { unconditionalEmbedding != nil }
 
   /// Reads every tensor by its clip-gen name, checking shapes against `config`. Checkpoint extras
   /// (the `blocks.{i}.mask` buffers) are ignored.
+  /// - Parameters:
+  ///   - precision: storage of the block and head weights: `.f16` halves the bytes each decoding
+  ///     step streams (products still accumulate in f32); nil keeps what the file stores (F16
+  ///     stays f16, anything else is f32). Weights already stored in that precision in a
+  ///     safetensors file are used in place from its memory mapping.
   /// - Throws: `GPTLoadError.invalidConfig` for inconsistent sizes; `WeightError` naming the file and
   ///   tensor for a missing or wrongly shaped tensor.
-  public init(weights w: WeightSource, config c: GPTConfig) throws {
+  public init(weights w: WeightSource, config c: GPTConfig, precision: WeightPrecision? = nil) throws {
     if let reason = c.inconsistency { throw GPTLoadError.invalidConfig(file: w.sourceDescription, reason: reason) }
     let d = c.embeddingWidth
     config = c
@@ -170,16 +181,17 @@ public final class ConditionalGPT: Sendable {
       weight: try w.tensor("cond_proj.weight", shape: [d, c.conditionWidth]),
       bias: try w.tensor("cond_proj.bias", shape: [d]))
     unconditionalEmbedding = c.hasUnconditionalEmbedding ? try w.tensor("uncond_emb", count: d, as: [d]) : nil
-    blocks = try (0..<c.layers).map { try GPTBlock(weights: w, prefix: "blocks.\($0).encoder", config: c) }
+    blocks = try (0..<c.layers).map {
+      try GPTBlock(weights: w, prefix: "blocks.\($0).encoder", config: c, precision: precision)
+    }
     finalNorm = LayerNorm(
       weight: try w.tensor("norm.weight", shape: [d]), bias: try w.tensor("norm.bias", shape: [d]), eps: c.layerNormEps)
-    head = Linear(
-      weight: try w.tensor("head.weight", shape: [c.vocabSize, d]),
-      bias: try w.tensor("head.bias", shape: [c.vocabSize]))
+    head = try StreamedLinear.load(w, "head", out: c.vocabSize, in: d, precision: precision)
+    weightPrecision = head.weight.precision
   }
 
-  /// Loads `config.json` and `model.safetensors` from a model directory.
-  public static func load(directory: URL) throws -> ConditionalGPT {
+  /// Loads `config.json` and `model.safetensors` from a model directory (`precision` as in `init`).
+  public static func load(directory: URL, precision: WeightPrecision? = nil) throws -> ConditionalGPT {
     let configURL = directory.appendingPathComponent("config.json")
     let data: Data
     do {
@@ -195,7 +207,7 @@ public final class ConditionalGPT: Sendable {
     }
     if let reason = config.inconsistency { throw GPTLoadError.invalidConfig(file: configURL.path, reason: reason) }
     let weights = try SafeTensorsFile(url: directory.appendingPathComponent("model.safetensors"))
-    return try ConditionalGPT(weights: weights, config: config)
+    return try ConditionalGPT(weights: weights, config: config, precision: precision)
   }
 
   /// Full forward pass without a cache (HFAiLab's `GPT.forward`): logits at every position.
@@ -353,11 +365,11 @@ public final class ConditionalGPT: Sendable {
             queries: n, keys: n, heads: heads, headDim: hd, causalOffset: 0, scratch: ws.scores)
         }
       }
-      gptResidualLinear(block.outProj, input: ws.ctx, rows: rows, residual: ws.x)
+      block.outProj.forward(ws.ctx, rows: rows, into: ws.x, epilogue: .accumulate)
       // Feed-forward sub-layer: x += linear2(gelu(linear1(norm2(x)))).
       block.norm2.forward(ws.x, rows: rows, into: ws.h)
-      gptLinearGELU(block.linear1, input: ws.h, rows: rows, into: ws.ff)
-      gptResidualLinear(block.linear2, input: ws.ff, rows: rows, residual: ws.x)
+      block.linear1.forward(ws.h, rows: rows, into: ws.ff, epilogue: .gelu)
+      block.linear2.forward(ws.ff, rows: rows, into: ws.x, epilogue: .accumulate)
     }
     guard let logits else { return }
     finalNorm.forward(ws.x, rows: rows, into: ws.h)

@@ -1,50 +1,7 @@
 // Fused kernels for the GPT prior's hot path (they live here rather than in Kernels/ because only
-// the GPT uses them so far): bias + exact-erf GELU in one pass, bias + residual folded into the GEMM,
+// the GPT uses them so far): bias + exact-erf GELU in one pass (the epilogue of `StreamedLinear`),
 // and single-query attention over a key/value cache with a vectorised softmax.
 import Foundation
-
-// MARK: - Dense layers with fused epilogues
-
-/// `residual += input · Wᵀ + b` for `rows` packed rows: the bias is added to the residual first and
-/// the GEMM accumulates into it (beta = 1), so no temporary is written. One GEMM for all rows
-/// (sgemv at one row).
-func gptResidualLinear(_ layer: Linear, input: UnsafePointer<Float>, rows: Int, residual: FloatPointer) {
-  let n = layer.outFeatures
-  let k = layer.inFeatures
-  if let bias = layer.bias {
-    bias.withUnsafeBufferPointer { b in
-      for r in 0..<rows { addInPlace(residual + r * n, b.baseAddress!, count: n) }
-    }
-  }
-  layer.weight.withUnsafeBufferPointer { w in
-    if rows == 1 {
-      sgemv(m: n, n: k, a: w.baseAddress!, lda: k, x: input, beta: 1, y: residual)
-    } else {
-      sgemm(
-        transB: true, m: rows, n: n, k: k, a: input, lda: k, b: w.baseAddress!, ldb: k, beta: 1, c: residual, ldc: n)
-    }
-  }
-}
-
-/// `out = gelu(input · Wᵀ + b)` with exact-erf GELU; bias and activation in one pass after the GEMM.
-func gptLinearGELU(_ layer: Linear, input: UnsafePointer<Float>, rows: Int, into out: FloatPointer) {
-  let n = layer.outFeatures
-  let k = layer.inFeatures
-  layer.weight.withUnsafeBufferPointer { w in
-    if rows == 1 {
-      sgemv(m: n, n: k, a: w.baseAddress!, lda: k, x: input, y: out)
-    } else {
-      sgemm(transB: true, m: rows, n: n, k: k, a: input, lda: k, b: w.baseAddress!, ldb: k, c: out, ldc: n)
-    }
-  }
-  if let bias = layer.bias {
-    bias.withUnsafeBufferPointer { b in
-      for r in 0..<rows { geluWithBias(out + r * n, bias: b.baseAddress!, count: n) }
-    }
-  } else {
-    geluWithBias(out, bias: nil, count: rows * n)
-  }
-}
 
 // MARK: - Vectorised exp and GELU
 

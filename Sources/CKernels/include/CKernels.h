@@ -1,0 +1,49 @@
+// CKernels: hand-written SIMD kernels for the engine's hot paths, with a runtime CPU check.
+//
+// Each kernel has an AVX-512 path (compiled per function with `target(...)`, so the library still
+// runs on CPUs without AVX-512) and a portable C fallback; `ck_simd_level()` says which one runs.
+#ifndef CKERNELS_H
+#define CKERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// The kernel set in use: 2 = AVX-512 (F, BW, VL, DQ) with F16C and FMA, 0 = portable C.
+int ck_simd_level(void);
+
+/// Forces the portable path (`level` 0) or restores automatic selection (any other value) —
+/// for tests that compare the two paths on one machine.
+void ck_set_simd_level(int level);
+
+/// Small-M matrix product against a weight matrix in PyTorch `nn.Linear` layout, streaming each
+/// weight row once for all `m` input rows (no packing):
+///
+///     y[r·ldy + j] (+)= Σ_{k < K} x[r·ldx + k] · w[j·ldw + k]     for r < m, n0 ≤ j < n1
+///
+/// `accumulate` 0 overwrites `y`, 1 adds to it. Any `m ≥ 1` works; it is fastest for m ≤ 16.
+/// Callers split [0, N) into column ranges to run on several threads (ranges must not overlap).
+void ck_gemm_nt_f32(
+    int m, int n0, int n1, int k, const float *x, ptrdiff_t ldx, const float *w, ptrdiff_t ldw, float *y,
+    ptrdiff_t ldy, int accumulate);
+
+/// The same with IEEE half-precision weights (`w` holds binary16 bit patterns); products and sums
+/// are in single precision.
+void ck_gemm_nt_f16(
+    int m, int n0, int n1, int k, const float *x, ptrdiff_t ldx, const uint16_t *w, ptrdiff_t ldw, float *y,
+    ptrdiff_t ldy, int accumulate);
+
+/// Converts `n` floats to binary16 (round to nearest even; overflow becomes ±inf).
+void ck_f32_to_f16(const float *src, uint16_t *dst, size_t n);
+
+/// Converts `n` binary16 values to floats (exact).
+void ck_f16_to_f32(const uint16_t *src, float *dst, size_t n);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

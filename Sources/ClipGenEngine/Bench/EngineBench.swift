@@ -1,0 +1,154 @@
+// The engine's benchmark, llama-bench style: sampling speed of the prior (tokens per second through
+// the real generation path: KV-cached GPT, the sampler with HFAiLab's top-k/top-p, all candidates
+// in one batch), seconds per VQGAN decode and per CLIP encode, seconds per image end to end, peak
+// memory. Every number comes from `ClipGenModel.generate` or the model's own calls, so the bench
+// measures what users run.
+import Foundation
+
+/// What to measure and how.
+public struct EngineBenchOptions: Sendable {
+  /// Candidates sampled together (one GEMM per weight for all of them).
+  public var batch: Int = 8
+  /// Also measure one image at a time (the memory-bound case).
+  public var includeBatchOne = true
+  /// HFAiLab/clip-gen's `predict.py` settings: temperature 1, top-k 500, top-p 0.95.
+  public var sampling = SamplingSettings(temperature: 1, topK: 500, topP: 0.95)
+  /// Timed repeats of each decode or encode; the fastest counts (the least disturbed by other load).
+  public var repeats = 3
+  public var seed: UInt64 = 0
+  public var prompt = "a photo of a tower in front of a mountain"
+
+  public init() {}
+}
+
+/// One benchmark run's results, ready for JSON.
+public struct EngineBenchReport: Sendable {
+  /// Tokens per second summed over the batch, keyed `batch_N`.
+  public var tokensPerSecond: [String: Double] = [:]
+  /// Seconds: `vqgan_decode`, `clip_text`, `clip_image`, `image_end_to_end_batch_N`, `load`.
+  public var seconds: [String: Double] = [:]
+  public var peakResidentMB: Double = 0
+  public var config: [String: String] = [:]
+
+  /// `{"tokens_per_s": …, "seconds": …, "peak_rss_mb": …, "config": …}`.
+  public func json() throws -> Data {
+    let object: [String: Any] = [
+      "tokens_per_s": tokensPerSecond, "seconds": seconds, "peak_rss_mb": peakResidentMB, "config": config,
+    ]
+    return try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+  }
+
+  /// A table for the terminal.
+  public var table: String {
+    var lines = ["| measurement | value |", "|---|---:|"]
+    for (k, v) in tokensPerSecond.sorted(by: { $0.key < $1.key }) {
+      lines.append("| tokens/s, \(k.replacingOccurrences(of: "_", with: " ")) | \(String(format: "%.1f", v)) |")
+    }
+    for (k, v) in seconds.sorted(by: { $0.key < $1.key }) {
+      lines.append("| \(k.replacingOccurrences(of: "_", with: " ")) | \(String(format: "%.3f s", v)) |")
+    }
+    lines.append("| peak memory (RSS) | \(String(format: "%.0f MB", peakResidentMB)) |")
+    return lines.joined(separator: "\n")
+  }
+}
+
+public enum EngineBench {
+  /// Runs the benchmark on a loaded model. `log` receives one line per finished measurement.
+  public static func run(
+    model: ClipGenModel, options o: EngineBenchOptions, log: (String) -> Void = { _ in }
+  ) throws -> EngineBenchReport {
+    var report = EngineBenchReport()
+    let vocab = model.gpt.config.vocabSize
+    var sampling = o.sampling
+    if let k = sampling.topK { sampling.topK = min(k, vocab) }
+
+    // Warm-up: fault in the mapped weights and the allocator's pages before anything is timed.
+    let warm = GPTDecoder(model: model.gpt, batch: o.batch)
+    let zeros = Tensor(zeros: [o.batch, model.gpt.config.conditionWidth])
+    warm.start(conditions: zeros)
+    warm.step(tokens: [Int](repeating: 0, count: o.batch))
+
+    // Sampling speed and end-to-end time per image, through the one generation function.
+    for batch in o.includeBatchOne && o.batch != 1 ? [o.batch, 1] : [o.batch] {
+      let request = GenerationRequest(prompt: .text(o.prompt), count: batch, seed: o.seed, sampling: sampling)
+      let result = try model.generate(request)
+      report.tokensPerSecond["batch_\(batch)"] = result.tokensPerSecond
+      report.seconds["image_end_to_end_batch_\(batch)"] = result.totalSeconds / Double(batch)
+      report.seconds["sampling_batch_\(batch)"] = result.samplingSeconds
+      log(
+        String(
+          format: "batch %d: %.1f tokens/s (%.2f s sampling), %.2f s per image end to end", batch,
+          result.tokensPerSecond, result.samplingSeconds, result.totalSeconds / Double(batch)))
+    }
+
+    // One VQGAN decode of a full grid.
+    var rng = SeededGenerator(seed: o.seed)
+    let grid = (0..<model.tokensPerImage).map { _ in Int(rng.next() % UInt64(vocab)) }
+    _ = try model.vqgan.decode(indices: grid, gridHeight: model.gridHeight, gridWidth: model.gridWidth)
+    report.seconds["vqgan_decode"] = try fastest(o.repeats) {
+      _ = try model.vqgan.decode(indices: grid, gridHeight: model.gridHeight, gridWidth: model.gridWidth)
+    }
+    log(
+      String(
+        format: "VQGAN decode %d×%d grid: %.3f s", model.gridHeight, model.gridWidth, report.seconds["vqgan_decode"]!))
+
+    // CLIP: one prompt, one image.
+    let ids = model.tokenizer.tokenize(o.prompt, contextLength: model.contextLength).ids
+    report.seconds["clip_text"] = try fastest(o.repeats) { _ = model.clip.encodeText([ids]) }
+    let side = model.imagePreprocessor.size
+    let pixels = Tensor(
+      shape: [1, 3, side, side], scalars: (0..<(3 * side * side)).map { _ in Float(rng.nextUnit()) - 0.5 })
+    report.seconds["clip_image"] = try fastest(o.repeats) { _ = model.clip.encodeImage(pixels) }
+    log(String(format: "CLIP text %.3f s, image %.3f s", report.seconds["clip_text"]!, report.seconds["clip_image"]!))
+
+    report.peakResidentMB = peakResidentMegabytes()
+    let g = model.gpt.config
+    report.config = [
+      "model": model.directory.path,
+      "batch": "\(o.batch)",
+      "gpt": "\(g.layers) layers, d \(g.embeddingWidth), \(g.heads) heads, vocab \(g.vocabSize), block \(g.blockSize)",
+      "gpt_weights": model.gpt.weightPrecision.rawValue,
+      "gpt_weights_mapped": "\(model.gpt.weightsAreMapped)",
+      "vqgan":
+        "ch \(model.vqgan.config.ch), ch_mult \(model.vqgan.config.chMult), \(model.gridHeight)×\(model.gridWidth) grid",
+      "sampling":
+        "temperature \(sampling.temperature), top-k \(sampling.topK.map(String.init) ?? "none"), top-p \(sampling.topP)",
+      "kernels": CPUKernels.name,
+      "openblas_core": BLASInfo.coreName,
+      "threads": "\(ProcessInfo.processInfo.activeProcessorCount)",
+      "cpu": cpuModelName(),
+    ]
+    return report
+  }
+
+  /// The fastest of `n` runs of `body`, in seconds.
+  static func fastest(_ n: Int, _ body: () throws -> Void) rethrows -> Double {
+    let clock = ContinuousClock()
+    var best = Double.infinity
+    for _ in 0..<max(1, n) {
+      let d = try clock.measure(body)
+      best = min(best, Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18)
+    }
+    return best
+  }
+
+  /// Peak resident set size of this process so far.
+  public static func peakResidentMegabytes() -> Double {
+    var usage = rusage()
+    #if os(Linux)
+      getrusage(RUSAGE_SELF.rawValue, &usage)
+    #else
+      getrusage(RUSAGE_SELF, &usage)
+    #endif
+    return Double(usage.ru_maxrss) / 1024  // kilobytes on Linux
+  }
+
+  /// `model name` from /proc/cpuinfo ("unknown" elsewhere).
+  public static func cpuModelName() -> String {
+    guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+      let line = text.split(separator: "\n").first(where: { $0.hasPrefix("model name") }),
+      let colon = line.firstIndex(of: ":")
+    else { return "unknown" }
+    return line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+  }
+}

@@ -1,0 +1,586 @@
+"""`make bench`: the Swift engine against the PyTorch reference, same weights, same shapes, one run.
+
+    python training/reference/bench_torch.py --preset gpt2-medium --batch 8 \
+        --clipgen .build/release/clipgen --out runs/bench
+
+1. Writes a clipgen model directory of seeded random weights for the preset (once; reused while
+   the shapes and seed match): the GPT prior (`gpt.py`), the VQGAN decoder (`vqgan.py`, taming
+   names) and CLIP (`clip.py`, OpenAI names), as safetensors, with a byte-level tokenizer.
+2. Runs `clipgen bench --model DIR` on it (the engine alone; its JSON goes to clipgen.json).
+3. Times the PyTorch reference on the same files, torch.set_num_threads(--threads):
+   - torch_kv: `GPT.generate(kv_cache=True)`, the reference GPT with a KV cache;
+   - torch_recompute: HFAiLab's sampler, the whole sequence re-run at every step
+     (`GPT.generate(kv_cache=False)`); at paper scale timed on a sample of steps and
+     interpolated over all of them (the step cost grows smoothly with the prefix length);
+   both sampling as HFAiLab's predict.py does (temperature 1, top-k 500, top-p 0.95,
+   `GPT.top_k_top_p` then `torch.multinomial`), all candidates in one batch;
+   - the VQGAN decode of one grid, CLIP text and image encodes: fastest of --repeats.
+4. Writes runs/bench/bench.json: {"tokens_per_s": {"clipgen", "torch_kv", "torch_recompute"},
+   "seconds": {"vqgan_decode_clipgen", "vqgan_decode_torch", ...}, "ratios", "done_when",
+   "config"}.
+
+Presets: gpt2-medium = GPT 24 layers, d 1024, 16 heads, vocab 16384, block 256, cond 512;
+VQGAN f16 (16384 x 256 codes, ch 128, ch_mult [1,1,2,2,4], 2 res blocks, attention at 16, 256^2);
+CLIP ViT-B/32. builtin = the built-in model's shapes (samples/model when present, else the tiny
+test model's configs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from training.reference.clip import CLIP, CLIPConfig
+from training.reference.gpt import GPT, GPTConfig, gpt2_medium
+from training.reference.vqgan import VQGANConfig, f16_16384
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = ROOT / "Tests" / "ClipGenEngineTests" / "Fixtures" / "tiny_model"
+STAMP_VERSION = 1
+TOP_K, TOP_P, TEMPERATURE = 500, 0.95, 1.0  # HFAiLab/clip-gen predict.py
+
+
+# ---------------------------------------------------------------------------------------------
+# shapes
+# ---------------------------------------------------------------------------------------------
+
+
+def clip_config_from_hf(cfg: dict) -> CLIPConfig:
+    t, v = cfg["text_config"], cfg["vision_config"]
+    return CLIPConfig(
+        embed_dim=cfg["projection_dim"],
+        image_resolution=v["image_size"],
+        vision_layers=v["num_hidden_layers"],
+        vision_width=v["hidden_size"],
+        vision_patch_size=v["patch_size"],
+        context_length=t["max_position_embeddings"],
+        vocab_size=t["vocab_size"],
+        transformer_width=t["hidden_size"],
+        transformer_layers=t["num_hidden_layers"],
+    )
+
+
+def preset_shapes(preset: str) -> tuple[GPTConfig, VQGANConfig, CLIPConfig, str]:
+    """(gpt, vqgan, clip, where the shapes came from)."""
+    if preset == "gpt2-medium":
+        return gpt2_medium(), f16_16384(), CLIPConfig(), "paper scale"
+    builtin = ROOT / "samples" / "model"
+    base = builtin if (builtin / "model.json").exists() else TINY
+    manifest = json.loads((base / "model.json").read_text())
+    gpt = GPTConfig.load(base / manifest["gpt"]["config"])
+    vq = VQGANConfig.load(base / manifest["vqgan"]["config"])
+    clip_cfg = manifest["clip"].get("config")
+    if clip_cfg is None:
+        raise SystemExit(
+            f"{base}: the CLIP config is needed for the builtin preset's shapes"
+        )
+    clip = clip_config_from_hf(json.loads((base / clip_cfg).read_text()))
+    return gpt, vq, clip, str(base.relative_to(ROOT))
+
+
+# ---------------------------------------------------------------------------------------------
+# random weights, saved once as a clipgen model directory
+# ---------------------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def randomize(model: torch.nn.Module, gen: torch.Generator) -> None:
+    """Matrices and kernels N(0, 1/fan_in), biases N(0, 0.02^2), norm weights 1 + N(0, 0.1^2),
+    embeddings N(0, 0.02^2) (codebooks N(0, 1)): finite, realistic activation scales."""
+    norms = {
+        n
+        for n, m in model.named_modules()
+        if isinstance(m, (torch.nn.LayerNorm, torch.nn.GroupNorm))
+    }
+    for name, p in model.named_parameters():
+        owner, _, leaf = name.rpartition(".")
+        if owner in norms:
+            mean, std = (1.0, 0.1) if leaf == "weight" else (0.0, 0.02)
+        elif name.endswith("embedding.weight") and "quantize" in name:
+            mean, std = 0.0, 1.0
+        elif leaf.endswith("bias") or p.dim() < 2 or "emb" in name:
+            mean, std = 0.0, 0.02
+        else:
+            mean, std = 0.0, 1.0 / math.sqrt(p[0].numel())
+        p.copy_(torch.randn(p.shape, generator=gen) * std + mean)
+
+
+def byte_tokenizer(out: Path) -> None:
+    """CLIP BPE files with the 256 byte symbols (plain and with </w>), the specials, no merges."""
+    bs = list(range(33, 127)) + list(range(161, 173)) + list(range(174, 256))
+    cs, n = bs[:], 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    table = dict(zip(bs, (chr(c) for c in cs)))
+    symbols = [table[b] for b in range(256)]
+    vocab = (
+        symbols + [s + "</w>" for s in symbols] + ["<|startoftext|>", "<|endoftext|>"]
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "vocab.json").write_text(
+        json.dumps({s: i for i, s in enumerate(vocab)}, sort_keys=True)
+    )
+    (out / "merges.txt").write_text("#version: 0.2\n")
+
+
+def prepare(directory: Path, gpt_cfg, vq_cfg, clip_cfg, seed: int) -> bool:
+    """Writes the model directory unless an identical one exists. Returns whether it wrote."""
+    key = json.dumps(
+        {
+            "v": STAMP_VERSION,
+            "seed": seed,
+            "gpt": gpt_cfg.to_json(),
+            "vqgan": vq_cfg.to_json(),
+            "clip": asdict(clip_cfg),
+        },
+        sort_keys=True,
+    )
+    stamp = directory / "bench-torch-stamp.json"
+    if (
+        stamp.exists()
+        and stamp.read_text() == key
+        and (directory / "model.json").exists()
+    ):
+        return False
+    directory.mkdir(parents=True, exist_ok=True)
+    stamp.unlink(missing_ok=True)
+    gen = torch.Generator().manual_seed(seed)
+
+    gpt = GPT(gpt_cfg)
+    randomize(gpt, gen)
+    sd = {
+        k: v.contiguous()
+        for k, v in gpt.state_dict().items()
+        if not k.endswith(".mask")
+    }
+    (directory / "gpt").mkdir(exist_ok=True)
+    save_file(
+        sd, str(directory / "gpt" / "model.safetensors"), metadata={"format": "pt"}
+    )
+    (directory / "gpt" / "config.json").write_text(
+        json.dumps(gpt_cfg.to_json(), indent=2)
+    )
+    del gpt, sd
+
+    from training.reference.vqgan import VQGAN
+
+    vq = VQGAN(vq_cfg)
+    randomize(vq, gen)
+    keep = ("decoder.", "quantize.", "post_quant_conv.")
+    sd = {k: v.contiguous() for k, v in vq.state_dict().items() if k.startswith(keep)}
+    (directory / "vqgan").mkdir(exist_ok=True)
+    save_file(
+        sd, str(directory / "vqgan" / "model.safetensors"), metadata={"format": "pt"}
+    )
+    (directory / "vqgan" / "config.json").write_text(
+        json.dumps(vq_cfg.to_json(), indent=2)
+    )
+    del vq, sd
+
+    clip = CLIP(clip_cfg)
+    randomize(clip, gen)
+    with torch.no_grad():
+        clip.logit_scale.fill_(math.log(100.0))
+    sd = {k: v.contiguous() for k, v in clip.state_dict().items()}
+    (directory / "clip").mkdir(exist_ok=True)
+    save_file(
+        sd, str(directory / "clip" / "model.safetensors"), metadata={"format": "pt"}
+    )
+    del clip, sd
+
+    byte_tokenizer(directory / "tokenizer")
+    manifest = {
+        "format": "clipgen",
+        "version": 1,
+        "name": f"bench-random-{gpt_cfg.n_layer}x{gpt_cfg.n_embd}",
+        "clip": {"layout": "openai", "weights": "clip/model.safetensors"},
+        "tokenizer": {
+            "vocab": "tokenizer/vocab.json",
+            "merges": "tokenizer/merges.txt",
+            "context_length": clip_cfg.context_length,
+        },
+        "gpt": {"config": "gpt/config.json", "weights": "gpt/model.safetensors"},
+        "vqgan": {
+            "layout": "taming",
+            "config": "vqgan/config.json",
+            "weights": "vqgan/model.safetensors",
+        },
+    }
+    (directory / "model.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    stamp.write_text(key)
+    return True
+
+
+def load_models(directory: Path, gpt_cfg, vq_cfg, clip_cfg):
+    from training.reference.vqgan import VQGAN
+
+    gpt = GPT(gpt_cfg)
+    missing, unexpected = gpt.load_state_dict(
+        load_file(str(directory / "gpt" / "model.safetensors")), strict=False
+    )
+    assert not unexpected and all(k.endswith(".mask") for k in missing), (
+        missing,
+        unexpected,
+    )
+    vq = VQGAN(vq_cfg)
+    missing, unexpected = vq.load_state_dict(
+        load_file(str(directory / "vqgan" / "model.safetensors")), strict=False
+    )
+    assert not unexpected and all(
+        k.startswith(("encoder.", "quant_conv.")) for k in missing
+    )
+    clip = CLIP(clip_cfg)
+    clip.load_state_dict(
+        load_file(str(directory / "clip" / "model.safetensors")), strict=True
+    )
+    return gpt.eval(), vq.eval(), clip.eval()
+
+
+# ---------------------------------------------------------------------------------------------
+# timing the reference
+# ---------------------------------------------------------------------------------------------
+
+
+def hfai_choose(top_k: int, top_p: float, gen: torch.Generator):
+    """HFAiLab's `GPT.sample` step: temperature, `top_k_top_p`, softmax, multinomial."""
+
+    def choose(logits: torch.Tensor) -> torch.Tensor:
+        logits = logits / TEMPERATURE
+        v, _ = torch.topk(logits, top_k)
+        logits[logits < v[..., [-1]]] = -torch.inf
+        if top_p < 1.0:
+            sorted_logits, sorted_indices = torch.sort(logits, descending=True)
+            cum_probs = torch.cumsum(torch.softmax(sorted_logits, dim=-1), dim=-1)
+            mask = cum_probs > top_p
+            mask[..., 1:] = mask[..., :-1].clone()
+            mask[..., 0] = 0
+            mask = mask.scatter(1, sorted_indices, mask)
+            logits[mask] = -torch.inf
+        probs = torch.softmax(logits, dim=-1)
+        return torch.multinomial(probs, num_samples=1, generator=gen).view(-1)
+
+    return choose
+
+
+def fastest(repeats: int, fn) -> float:
+    best = math.inf
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def embed_batch(batch: int, width: int, gen: torch.Generator) -> torch.Tensor:
+    e = torch.randn(batch, width, generator=gen)
+    return e / e.norm(dim=-1, keepdim=True)
+
+
+@torch.no_grad()
+def time_kv(gpt: GPT, batch: int, steps: int, choose) -> float:
+    """Seconds for `steps` tokens of every sequence with the reference KV cache."""
+    embed = embed_batch(batch, gpt.config.n_cond_embd, torch.Generator().manual_seed(1))
+    gpt.generate(embed, 2, choose=choose, kv_cache=True)  # warm-up
+    t = time.perf_counter()
+    gpt.generate(embed, steps, choose=choose, kv_cache=True)
+    return time.perf_counter() - t
+
+
+@torch.no_grad()
+def time_recompute(
+    gpt: GPT, batch: int, steps: int, choose, samples: int
+) -> tuple[float, str]:
+    """Seconds for HFAiLab's recomputing sampler over `steps` steps: step p runs the forward over
+    the condition and p tokens. With `samples` > 0, steps at `samples` evenly spaced prefix
+    lengths are timed and the per-step cost is interpolated linearly over all steps."""
+    embed = embed_batch(batch, gpt.config.n_cond_embd, torch.Generator().manual_seed(1))
+    vocab = gpt.config.vocab_size
+
+    def step(p: int) -> float:
+        tokens = torch.randint(
+            0, vocab, (batch, p), generator=torch.Generator().manual_seed(p)
+        )
+        t = time.perf_counter()
+        logits = gpt(tokens, embed)[:, -1]
+        choose(logits)
+        return time.perf_counter() - t
+
+    step(1)  # warm-up
+    if samples <= 0 or samples >= steps:
+        t = time.perf_counter()
+        gpt.generate(embed, steps, choose=choose, kv_cache=False)
+        return time.perf_counter() - t, f"all {steps} steps timed"
+    points = sorted({round(i * (steps - 1) / (samples - 1)) for i in range(samples)})
+    times = {p: step(p) for p in points}
+    total = 0.0
+    for p in range(steps):
+        hi = next(q for q in points if q >= p)
+        lo = max(q for q in points if q <= p)
+        w = 0.0 if hi == lo else (p - lo) / (hi - lo)
+        total += (1 - w) * times[lo] + w * times[hi]
+    detail = ", ".join(f"{p}: {times[p]:.3f} s" for p in points)
+    return (
+        total,
+        f"{len(points)} steps timed (prefix length: seconds: {detail}), linear in between",
+    )
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def load_average() -> list[float]:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return []
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    ap.add_argument("--preset", choices=["builtin", "gpt2-medium"], default="builtin")
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--out", type=Path, default=ROOT / "runs" / "bench")
+    ap.add_argument(
+        "--clipgen", type=Path, help="the clipgen executable (omit: torch only)"
+    )
+    ap.add_argument(
+        "--clipgen-args", default="", help="extra arguments for clipgen bench"
+    )
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--recompute-samples",
+        type=int,
+        default=-1,
+        help="prefix lengths timed for torch_recompute (0: every step; default: 6 at paper "
+        "scale, every step otherwise)",
+    )
+    ap.add_argument("--no-batch-one", action="store_true", help="skip the batch-1 runs")
+    args = ap.parse_args(argv)
+
+    torch.set_num_threads(args.threads)
+    gpt_cfg, vq_cfg, clip_cfg, source = preset_shapes(args.preset)
+    args.out.mkdir(parents=True, exist_ok=True)
+    model_dir = args.out / "models" / f"{args.preset}-torch"
+    t = time.perf_counter()
+    if prepare(model_dir, gpt_cfg, vq_cfg, clip_cfg, args.seed):
+        print(
+            f"wrote random weights to {model_dir} in {time.perf_counter() - t:.1f} s",
+            flush=True,
+        )
+    load_before = load_average()
+
+    # -- the engine, first, on the same files ------------------------------------------------
+    engine = None
+    if args.clipgen:
+        cmd = [
+            str(args.clipgen),
+            "bench",
+            "--model",
+            str(model_dir),
+            "--batch",
+            str(args.batch),
+        ]
+        cmd += [
+            "--json",
+            str(args.out / "clipgen.json"),
+            "--repeats",
+            str(args.repeats),
+        ]
+        if args.no_batch_one:
+            cmd.append("--no-batch-one")
+        cmd += args.clipgen_args.split()
+        print("$ " + " ".join(cmd), flush=True)
+        subprocess.run(cmd, check=True)
+        engine = json.loads((args.out / "clipgen.json").read_text())
+
+    # -- the PyTorch reference -----------------------------------------------------------------
+    gpt, vq, clip = load_models(model_dir, gpt_cfg, vq_cfg, clip_cfg)
+    steps = gpt_cfg.block_size
+    top_k = min(TOP_K, gpt_cfg.vocab_size)
+    choose = hfai_choose(top_k, TOP_P, torch.Generator().manual_seed(args.seed))
+    B = args.batch
+    torch_res: dict = {"tokens_per_s": {}, "seconds": {}}
+
+    kv = time_kv(gpt, B, steps, choose)
+    torch_res["tokens_per_s"]["kv_batch"] = B * steps / kv
+    print(
+        f"torch KV cache, batch {B}: {B * steps / kv:.1f} tokens/s ({kv:.1f} s)",
+        flush=True,
+    )
+    if not args.no_batch_one and B != 1:
+        kv1 = time_kv(gpt, 1, steps, choose)
+        torch_res["tokens_per_s"]["kv_batch_1"] = steps / kv1
+        print(f"torch KV cache, batch 1: {steps / kv1:.1f} tokens/s", flush=True)
+    samples = args.recompute_samples
+    if samples < 0:
+        samples = 6 if args.preset == "gpt2-medium" else 0
+    rc, method = time_recompute(gpt, B, steps, choose, samples)
+    torch_res["tokens_per_s"]["recompute_batch"] = B * steps / rc
+    print(
+        f"torch recompute, batch {B}: {B * steps / rc:.2f} tokens/s ({method})",
+        flush=True,
+    )
+
+    with torch.no_grad():
+        g = vq_cfg.grid
+        idx = torch.randint(
+            0, vq_cfg.n_embed, (1, g * g), generator=torch.Generator().manual_seed(3)
+        )
+        vq.decode_indices(idx)
+        torch_res["seconds"]["vqgan_decode"] = fastest(
+            args.repeats, lambda: vq.decode_indices(idx)
+        )
+        ids = torch.randint(
+            1, 500, (1, clip_cfg.context_length), generator=torch.Generator()
+        )
+        ids[0, 12] = 513  # EOT (the byte tokenizer's highest id) where the text pools
+        ids[0, 13:] = 0
+        clip.encode_text(ids)
+        torch_res["seconds"]["clip_text"] = fastest(
+            args.repeats, lambda: clip.encode_text(ids)
+        )
+        r = clip_cfg.image_resolution
+        pix = torch.randn(1, 3, r, r, generator=torch.Generator().manual_seed(4))
+        clip.encode_image(pix)
+        torch_res["seconds"]["clip_image"] = fastest(
+            args.repeats, lambda: clip.encode_image(pix)
+        )
+    print(
+        "torch VQGAN decode {:.3f} s, CLIP text {:.3f} s, image {:.3f} s".format(
+            torch_res["seconds"]["vqgan_decode"],
+            torch_res["seconds"]["clip_text"],
+            torch_res["seconds"]["clip_image"],
+        ),
+        flush=True,
+    )
+    # End to end per image from the parts (sampling share of the batch, one decode, one CLIP
+    # image encode for reranking, the prompt's text encode shared by the batch).
+    s = torch_res["seconds"]
+    s["image_end_to_end_estimate"] = (
+        steps / torch_res["tokens_per_s"]["kv_batch"]
+        + s["vqgan_decode"]
+        + s["clip_image"]
+        + s["clip_text"] / B
+    )
+
+    # -- bench.json -----------------------------------------------------------------------------
+    out: dict = {
+        "tokens_per_s": {"torch_kv": torch_res["tokens_per_s"]["kv_batch"]},
+        "seconds": {"vqgan_decode_torch": s["vqgan_decode"]},
+    }
+    out["tokens_per_s"]["torch_recompute"] = torch_res["tokens_per_s"][
+        "recompute_batch"
+    ]
+    out["seconds"]["clip_text_torch"] = s["clip_text"]
+    out["seconds"]["clip_image_torch"] = s["clip_image"]
+    out["seconds"]["image_end_to_end_torch_estimate"] = s["image_end_to_end_estimate"]
+    if "kv_batch_1" in torch_res["tokens_per_s"]:
+        out["tokens_per_s"]["batch_1"] = {
+            "torch_kv": torch_res["tokens_per_s"]["kv_batch_1"]
+        }
+    out["peak_rss_mb"] = {"torch": peak_rss_mb()}
+    if engine:
+        e_tok, e_sec = engine["tokens_per_s"], engine["seconds"]
+        out["tokens_per_s"]["clipgen"] = e_tok[f"batch_{B}"]
+        if "batch_1" in e_tok and B != 1:
+            out["tokens_per_s"].setdefault("batch_1", {})["clipgen"] = e_tok["batch_1"]
+        out["seconds"]["vqgan_decode_clipgen"] = e_sec["vqgan_decode"]
+        out["seconds"]["clip_text_clipgen"] = e_sec["clip_text"]
+        out["seconds"]["clip_image_clipgen"] = e_sec["clip_image"]
+        out["seconds"]["image_end_to_end_clipgen"] = e_sec[
+            f"image_end_to_end_batch_{B}"
+        ]
+        if "image_end_to_end_batch_1" in e_sec:
+            out["seconds"]["image_end_to_end_clipgen_batch_1"] = e_sec[
+                "image_end_to_end_batch_1"
+            ]
+        out["seconds"]["load_clipgen"] = e_sec.get("load")
+        out["peak_rss_mb"]["clipgen"] = engine["peak_rss_mb"]
+        tok = out["tokens_per_s"]
+        out["ratios"] = {
+            "clipgen_over_torch_kv": tok["clipgen"] / tok["torch_kv"],
+            "clipgen_over_torch_recompute": tok["clipgen"] / tok["torch_recompute"],
+            "vqgan_decode_torch_over_clipgen": s["vqgan_decode"]
+            / e_sec["vqgan_decode"],
+        }
+        out["done_when"] = {
+            "tokens_per_s_at_least_1.5x_torch_kv": out["ratios"][
+                "clipgen_over_torch_kv"
+            ]
+            >= 1.5,
+            "tokens_per_s_at_least_20x_torch_recompute": out["ratios"][
+                "clipgen_over_torch_recompute"
+            ]
+            >= 20,
+            "vqgan_decode_not_slower_than_torch": e_sec["vqgan_decode"]
+            <= s["vqgan_decode"],
+        }
+    out["config"] = {
+        "preset": args.preset,
+        "shapes_from": source,
+        "batch": B,
+        "tokens_per_image": steps,
+        "threads": args.threads,
+        "sampling": {"temperature": TEMPERATURE, "top_k": top_k, "top_p": TOP_P},
+        "gpt": gpt_cfg.to_json(),
+        "vqgan": vq_cfg.to_json(),
+        "clip": asdict(clip_cfg),
+        "weights": str(model_dir),
+        "torch": torch.__version__,
+        "torch_recompute_method": method,
+        "cpu": cpu_name(),
+        "load_average": {"before": load_before, "after": load_average()},
+        "timing": f"sampling: one full generation of {steps} tokens per sequence after a "
+        f"warm-up; decodes and encodes: fastest of {args.repeats}",
+    }
+    if engine:
+        out["config"]["clipgen"] = engine["config"]
+    (args.out / "bench.json").write_text(json.dumps(out, indent=2) + "\n")
+    print(
+        json.dumps(
+            {k: out[k] for k in ("tokens_per_s", "seconds") if k in out}, indent=2
+        )
+    )
+    if "ratios" in out:
+        print(json.dumps(out["ratios"], indent=2))
+    print(f"wrote {args.out / 'bench.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
