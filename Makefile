@@ -2,7 +2,8 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := build
 
-APT_PACKAGES := libopenblas-dev libsixel-dev libncurses-dev libpng-dev libjpeg-dev zlib1g-dev pkg-config
+APT_PACKAGES := libopenblas-dev libsixel-dev libncurses-dev libpng-dev libjpeg-dev zlib1g-dev pkg-config \
+	libsqlite3-dev tmux
 VENV := .venv
 PY := $(VENV)/bin/python
 PYTHON_STAMP := $(VENV)/.installed-$(shell cat training/requirements*.txt 2>/dev/null | md5sum | cut -c1-8)
@@ -14,7 +15,8 @@ export OPENBLAS_CORETYPE ?= $(CORETYPE)
 endif
 SWIFT_TEST_FLAGS ?=
 
-.PHONY: build debug test test-swift test-python deps apt python vocab fixtures bench lint format clean
+.PHONY: build debug studio test test-swift test-python deps apt python vocab fixtures bench lint format clean \
+	model eval ablation
 
 ## Install missing system packages (Debian).
 apt:
@@ -42,6 +44,14 @@ build: apt
 debug: apt
 	swift build
 
+## Build the studio and open it on the built-in model (samples/model; the fixture model until
+## that exists). STUDIO_FLAGS passes flags, e.g. STUDIO_FLAGS="--theme light --images blocks".
+STUDIO_MODEL := $(firstword $(wildcard samples/model/model.json) $(wildcard Tests/ClipGenEngineTests/Fixtures/tiny_model/model.json))
+STUDIO_FLAGS ?=
+studio: apt
+	swift build -c release --product clipgen-studio
+	.build/release/clipgen-studio $(if $(STUDIO_MODEL),--model $(dir $(STUDIO_MODEL))) $(STUDIO_FLAGS)
+
 ## The real CLIP BPE vocabulary (from the open_clip wheel on PyPI) and open_clip's ids for the hard strings.
 vocab: $(VOCAB_DIR)/expected_ids.json
 $(VOCAB_DIR)/expected_ids.json: training/scripts/fetch_clip_vocab.py Tests/ClipGenEngineTests/TokenizerHardStrings.json | python
@@ -51,7 +61,8 @@ $(VOCAB_DIR)/expected_ids.json: training/scripts/fetch_clip_vocab.py Tests/ClipG
 fixtures: python
 	$(PY) training/reference/make_fixtures.py
 
-## Every test: Swift (engine parity, tokenizer, CLI) and the training kit.
+## Every test: Swift (engine parity, tokenizer, CLI, studio — including the studio's end-to-end
+## test, which drives the real clipgen-studio binary in tmux) and the training kit.
 test: apt python vocab test-swift test-python
 
 test-swift:
@@ -61,6 +72,25 @@ test-swift:
 test-python: python
 	$(PY) -m ruff check training
 	$(PY) -m pytest -q training/tests
+
+## The built-in model from nothing (world, stand-in CLIP, VQGAN, prior) -> samples/model.
+## Two processes (torchrun, gloo) of one thread each: the fastest use of 2 cores.
+MODEL_RUN ?= runs/model
+model: python
+	rm -rf $(MODEL_RUN)
+	@start=$$(date +%s); \
+	OMP_NUM_THREADS=1 $(PY) -m torch.distributed.run --standalone --nproc-per-node=2 \
+	  -m training --threads 1 builtin --out $(MODEL_RUN) --export samples/model && \
+	echo "make model: $$(( $$(date +%s) - start )) s"
+
+## Short priors varying lambda, noise and guidance (read by make eval's report).
+ablation: python
+	$(PY) -m training --threads 1 ablation --model samples/model --out runs/ablation
+
+## Generate through the CLI, judge: runs/eval/report.json + report.html (ablation included).
+eval: python build
+	@test -f runs/ablation/ablation.json || $(MAKE) --no-print-directory ablation
+	$(PY) -m training --threads 1 eval --model samples/model --out runs/eval
 
 ## The engine against the PyTorch reference on the same random weights, in one run:
 ## runs/bench/bench.json (PRESET=builtin|gpt2-medium, BATCH=candidates sampled together).

@@ -11,9 +11,12 @@ let package = Package(
   products: [
     .library(name: "ClipGenEngine", targets: ["ClipGenEngine"]),
     .executable(name: "clipgen", targets: ["clipgen"]),
+    .library(name: "ClipGenStudio", targets: ["ClipGenStudio"]),
+    .executable(name: "clipgen-studio", targets: ["clipgen-studio"]),
   ],
   dependencies: [
-    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
   ],
   targets: [
     // System libraries (Debian packages; the Makefile installs what is missing).
@@ -41,6 +44,21 @@ let package = Package(
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       swiftSettings: releaseSpeed),
+    // The terminal studio: driver, cell grid, views, sixel + half-block images, history, themes.
+    .target(
+      name: "ClipGenStudio",
+      dependencies: [
+        "ClipGenEngine", "CSixel", "CNcursesw", "CCursesShim",
+        .product(name: "GRDB", package: "GRDB.swift"),
+      ]),
+    // The studio executable: start-up only.
+    .executableTarget(
+      name: "clipgen-studio",
+      dependencies: [
+        "ClipGenStudio", "ClipGenEngine",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      ]),
+    .testTarget(name: "ClipGenStudioTests", dependencies: ["ClipGenStudio"], exclude: ["Snapshots", "Tools"]),
     .testTarget(
       name: "ClipGenEngineTests",
       dependencies: ["ClipGenEngine"],

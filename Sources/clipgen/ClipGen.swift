@@ -8,7 +8,7 @@ struct ClipGen: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "clipgen",
     abstract: "Text-to-image generation with CLIP-GEN on the CPU.",
-    subcommands: [Generate.self, Bench.self])
+    subcommands: [Generate.self, Convert.self, Inspect.self, Bench.self])
 
   static func main() {
     EngineEnvironment.reexecWithPreferredBLASCore()

@@ -114,6 +114,23 @@ struct VQGANFixture {
     }
   }
 
+  @Test func nonSquareOddGridsAgreeAcrossConvolutionPaths() throws {
+    // No fixture covers other grid shapes; the two convolution paths must still agree there.
+    let winograd = try VQGAN.load(directory: VQGANFixture.taming.model)
+    let plain = try VQGAN.load(directory: VQGANFixture.taming.model, winograd: false)
+    var r = TestRandom(seed: 11)
+    let grid = (0..<(7 * 11)).map { _ in Int(r.next() % 64) }
+    let a = try winograd.decode(indices: grid, gridHeight: 7, gridWidth: 11)
+    #expect(a.shape == [3, 28, 44])
+    expectParity(a, try plain.decode(indices: grid, gridHeight: 7, gridWidth: 11), relative: 1e-5, "7×11 grid")
+    let image = r.tensor([3, 32, 48])
+    let (codesA, latentA) = try winograd.encode(image)
+    let (codesB, latentB) = try plain.encode(image)
+    #expect(latentA.shape == [16, 8, 12])
+    expectParity(latentA, latentB, relative: 1e-5, "32×48 image latent")
+    #expect(codesA == codesB)
+  }
+
   @Test func outOfRangeIndexIsAnError() throws {
     let vqgan = try VQGAN.load(directory: VQGANFixture.taming.model)
     var grid = [Int](repeating: 3, count: 256)

@@ -1,0 +1,684 @@
+// The studio's controller: reads terminal events and worker messages on the UI thread, changes
+// the state, starts and cancels generations, keeps the history, and presents frames.
+import Foundation
+
+/// Messages for the UI thread from background work.
+public enum StudioMessage: Sendable {
+  case worker(WorkerMessage)
+  case sixel(key: String, result: Result<[UInt8], SixelError>)
+}
+
+/// Everything the studio works with besides the terminal.
+public struct StudioEnvironment {
+  public var generator: Generator
+  public var files: ImageFiles
+  public var store: HistoryStore
+  public var themes: ThemeLibrary
+  public var theme: Theme
+  public var styles: StyleLibrary
+  public var samplePrompts: [String]
+  /// Force an image mode (else the terminal's best).
+  public var imageMode: ImageMode?
+  public var now: () -> Date
+  public var timeZone: TimeZone
+  public var randomSeed: () -> UInt64
+  /// Where comparison grids are exported.
+  public var exportDirectory: URL
+  public var pathCompleter: PathCompleter
+  /// Seconds between live preview decodes, and between progress updates.
+  public var previewInterval: Double
+  public var progressInterval: Double
+  /// Things to tell the user when the studio opens (e.g. a style file that did not load).
+  public var notices: [String]
+
+  public init(
+    generator: Generator, files: ImageFiles, store: HistoryStore, themes: ThemeLibrary, theme: Theme,
+    styles: StyleLibrary,
+    samplePrompts: [String], imageMode: ImageMode? = nil, now: @escaping () -> Date = Date.init,
+    timeZone: TimeZone = .current, randomSeed: @escaping () -> UInt64 = { UInt64.random(in: 0...UInt64(UInt32.max)) },
+    exportDirectory: URL? = nil, pathCompleter: PathCompleter = PathCompleter(), previewInterval: Double = 0.12,
+    progressInterval: Double = 0.03, notices: [String] = []
+  ) {
+    self.notices = notices
+    self.generator = generator
+    self.files = files
+    self.store = store
+    self.themes = themes
+    self.theme = theme
+    self.styles = styles
+    self.samplePrompts = samplePrompts
+    self.imageMode = imageMode
+    self.now = now
+    self.timeZone = timeZone
+    self.randomSeed = randomSeed
+    self.exportDirectory = exportDirectory ?? store.directory.appendingPathComponent("exports")
+    self.pathCompleter = pathCompleter
+    self.previewInterval = previewInterval
+    self.progressInterval = progressInterval
+  }
+}
+
+/// The terminal studio.
+public final class Studio {
+  public internal(set) var state: StudioState
+  public let environment: StudioEnvironment
+  let driver: TerminalDriver
+  let inbox = Inbox<StudioMessage>()
+  public let images: ImageStore
+  var worker: GenerationWorker?
+  var nextJob = 1
+  /// History rows of the tasks in flight, by job and column.
+  var openRows: [Int: [Int: Int64]] = [:]
+  var dirty = true
+  public internal(set) var quitRequested = false
+  /// The frame last presented (tests read it).
+  public private(set) var lastFrame: CellGrid?
+
+  public init(driver: TerminalDriver, environment env: StudioEnvironment) {
+    self.driver = driver
+    environment = env
+    let inbox = self.inbox
+    images = ImageStore(files: env.files) { key, result in inbox.post(.sixel(key: key, result: result)) }
+    let caps = driver.capabilities
+    var mode = env.imageMode ?? caps.preferredImageMode
+    if mode == .sixel && !caps.sixel && env.imageMode == nil { mode = .halfBlock }
+    state = StudioState(
+      width: driver.width, height: driver.height, theme: env.theme, imageMode: mode, capabilities: caps,
+      modelName: env.generator.modelName, gridHeight: env.generator.gridHeight, gridWidth: env.generator.gridWidth)
+    state.samplePrompts = env.samplePrompts
+    restorePreferences()
+    state.styleLibrary = env.styles
+    let recent = (try? env.store.recentPrompts()) ?? []
+    state.recall = PromptRecall(entries: recent + env.samplePrompts.filter { !recent.contains($0) })
+    reloadHistory(selecting: nil)
+    if let notice = env.notices.first { message(notice, .warning) }
+    if let interrupted = env.store.recoveredInterrupted.first {
+      message(
+        "Generation #\(interrupted) was interrupted when the studio last stopped; it is marked ! in the history",
+        .warning)
+    }
+  }
+
+  // MARK: Preferences
+
+  /// The sampling settings and seed mode of the last session (the theme is the executable's
+  /// business: a `--theme` flag wins over the remembered one).
+  func restorePreferences() {
+    if let json = environment.store.preference("settings"), let data = json.data(using: .utf8),
+      let s = try? JSONDecoder().decode(GenerationSettings.self, from: data)
+    {
+      state.settings = s
+    }
+    if let r = environment.store.preference("randomSeed") { state.randomSeed = r == "true" }
+  }
+
+  func savePreferences() {
+    guard let data = try? JSONEncoder().encode(state.settings) else { return }
+    record {
+      try environment.store.setPreference("settings", String(decoding: data, as: UTF8.self))
+      try environment.store.setPreference("randomSeed", state.randomSeed ? "true" : "false")
+    }
+  }
+
+  // MARK: Running
+
+  /// Runs until the user quits or `shouldStop` returns true, then cancels any work and
+  /// restores the terminal.
+  public func run(shouldStop: () -> Bool = { false }) {
+    renderFrame()
+    while !quitRequested && !shouldStop() { step(timeoutMilliseconds: 30) }
+    finish()
+  }
+
+  /// One turn of the loop: wait up to `timeoutMilliseconds` for keys, handle every pending key
+  /// and message, and present a frame when something changed.
+  public func step(timeoutMilliseconds: Int) {
+    if let event = driver.nextEvent(timeoutMilliseconds: dirty ? 0 : timeoutMilliseconds) {
+      handle(event)
+      var more = 0
+      while more < 512, let e = driver.nextEvent(timeoutMilliseconds: 0) {
+        handle(e)
+        more += 1
+      }
+    }
+    processMessages()
+    if dirty { renderFrame() }
+  }
+
+  /// Cancels running work (recording it in the history) and restores the terminal.
+  public func finish() {
+    if let w = worker {
+      w.cancel()
+      w.wait(seconds: 5)
+      processMessages()
+    }
+    for (_, rows) in openRows {
+      for (_, id) in rows { try? environment.store.end(id: id, status: .cancelled, message: "the studio was closed") }
+    }
+    openRows.removeAll()
+    driver.shutdown()
+  }
+
+  /// Draws the current state and shows it.
+  public func renderFrame() {
+    var renderer = StudioRenderer(
+      state: state, images: images, imagesDirectory: environment.store.imagesDirectory, now: environment.now(),
+      timeZone: environment.timeZone, homeDirectory: environment.pathCompleter.home)
+    let grid = renderer.render()
+    state.historyScroll = renderer.historyScroll
+    driver.present(grid)
+    lastFrame = grid
+    dirty = false
+  }
+
+  /// True while a generation runs or an image encoding is in flight.
+  public var isBusy: Bool { worker != nil || images.pendingEncodes > 0 || !inbox.isEmpty }
+
+  // MARK: Messages
+
+  /// Applies everything background work posted since the last call.
+  public func processMessages() {
+    for m in inbox.drain() {
+      dirty = true
+      switch m {
+      case .sixel(let key, let result):
+        images.receive(key: key, result: result)
+        if case .failure(let e) = result {
+          message("Sixel encoding failed (\(e)); press F6… or restart with --images blocks", .error)
+        }
+      case .worker(let w): apply(w)
+      }
+    }
+  }
+
+  func historyID(job: Int, column: Int) -> Int64? { openRows[job]?[column] }
+
+  func closeRow(job: Int, column: Int) { openRows[job]?[column] = nil }
+
+  func apply(_ m: WorkerMessage) {
+    switch m {
+    case .started(let job, let column):
+      if state.compare?.job == job { updateColumn(column) { $0.status = .running } }
+    case .conditioned(let job, let column, let truncated):
+      if state.run?.job == job {
+        state.run?.phase = .sampling
+        state.run?.truncated = truncated
+      }
+      if state.compare?.job == job { updateColumn(column) { $0.status = .running } }
+    case .progress(let job, let column, let done, let total, let rate):
+      if state.run?.job == job {
+        state.run?.phase = done >= total ? .decoding : .sampling
+        state.run?.done = done
+        state.run?.total = total
+        state.run?.tokensPerSecond = rate
+      }
+      if state.compare?.job == job {
+        updateColumn(column) {
+          $0.done = done
+          $0.total = total
+        }
+      }
+    case .preview(let job, let column, let image, let rows):
+      if state.run?.job == job {
+        state.run?.preview = image
+        state.run?.previewRows = rows
+      }
+      if state.compare?.job == job { updateColumn(column) { $0.image = image } }
+    case .finished(let job, let column, let output, let saved, let saveError):
+      finished(job: job, column: column, output: output, saved: saved, saveError: saveError)
+    case .cancelled(let job, let column, let done, let total):
+      if let id = historyID(job: job, column: column) {
+        record {
+          try environment.store.end(id: id, status: .cancelled, message: "cancelled at \(done)/\(total) tokens")
+        }
+      }
+      closeRow(job: job, column: column)
+      if state.run?.job == job {
+        state.run = nil
+        message("Cancelled at \(done)/\(total) tokens", .warning)
+      }
+      if state.compare?.job == job { updateColumn(column) { $0.status = .cancelled } }
+      reloadHistory(selecting: nil)
+    case .failed(let job, let column, let text):
+      if let id = historyID(job: job, column: column) {
+        record { try environment.store.end(id: id, status: .failed, message: text) }
+      }
+      closeRow(job: job, column: column)
+      if state.run?.job == job {
+        state.run = nil
+        message("Generation failed: \(text)", .error)
+      }
+      if state.compare?.job == job {
+        updateColumn(column) { $0.status = .failed(text) }
+        message("Column \(column + 1) failed: \(text)", .error)
+      }
+      reloadHistory(selecting: nil)
+    case .jobEnded(let job):
+      if worker?.job == job { worker = nil }
+      if state.run?.job == job { state.run = nil }
+      if state.compare?.job == job { state.compare?.job = nil }
+      openRows[job] = nil
+    }
+  }
+
+  func finished(job: Int, column: Int, output: GeneratorOutput, saved: [URL?], saveError: String?) {
+    let id = historyID(job: job, column: column)
+    closeRow(job: job, column: column)
+    var records: [ImageRecord] = []
+    for (i, picture) in output.pictures.enumerated() {
+      guard i < saved.count, let url = saved[i], let id else { continue }
+      images.remember(picture.image, for: url)
+      records.append(
+        ImageRecord(
+          generationID: id, position: i, fileName: url.lastPathComponent, width: picture.image.width,
+          height: picture.image.height, tokens: picture.tokens, candidate: picture.candidate,
+          clipScore: picture.clipScore.map(Double.init)))
+    }
+    if let id {
+      if records.isEmpty, let saveError {
+        record { try environment.store.end(id: id, status: .failed, message: saveError) }
+      } else {
+        record {
+          try environment.store.finish(
+            id: id, images: records, tokensPerSecond: output.tokensPerSecond, seconds: output.seconds,
+            truncated: output.truncated, at: environment.now())
+        }
+      }
+    }
+    if state.run?.job == job {
+      state.run = nil
+      if let saveError {
+        message("Image not saved: \(saveError)", .error)
+      } else {
+        var t = String(format: "Done in %.1f s · %.0f tok/s", output.seconds, output.tokensPerSecond)
+        if output.truncated { t += " · the prompt was cut to fit the model's context" }
+        message(t, output.truncated ? .warning : .success)
+      }
+      reloadHistory(selecting: id)
+      state.previewIndex = 0
+    }
+    if state.compare?.job == job {
+      updateColumn(column) {
+        $0.status = .done
+        $0.image = output.pictures.first?.image ?? $0.image
+        $0.clipScore = output.pictures.first?.clipScore
+        $0.historyID = id
+      }
+      if let saveError { message(saveError, .error) }
+      reloadHistory(selecting: nil)
+    }
+  }
+
+  func updateColumn(_ i: Int, _ change: (inout CompareColumn) -> Void) {
+    guard var cmp = state.compare, cmp.columns.indices.contains(i) else { return }
+    change(&cmp.columns[i])
+    state.compare = cmp
+  }
+
+  /// Runs a history write, showing its error (full disk, locked file) instead of failing.
+  func record(_ body: () throws -> Void) {
+    do { try body() } catch { message("History: \(error)", .error) }
+  }
+
+  func message(_ text: String, _ kind: StatusMessage.Kind = .info) {
+    state.message = StatusMessage(text, kind)
+    dirty = true
+  }
+
+  // MARK: History
+
+  /// Reloads the history list, keeping (or moving to) a selection by id.
+  public func reloadHistory(selecting id: Int64?) {
+    let keep = id ?? state.selectedEntry?.id
+    do {
+      state.history = try environment.store.entries(search: state.search, favoritesOnly: state.favoritesOnly)
+    } catch {
+      message("\(error)", .error)
+    }
+    if let keep, let i = state.history.firstIndex(where: { $0.id == keep }) {
+      if i != state.selection { state.previewIndex = 0 }
+      state.selection = i
+    } else {
+      state.selection = min(state.selection, max(0, state.history.count - 1))
+    }
+    dirty = true
+  }
+
+  func moveSelection(_ delta: Int) {
+    guard !state.history.isEmpty else { return }
+    let new = max(0, min(state.history.count - 1, state.selection + delta))
+    if new != state.selection { state.previewIndex = 0 }
+    state.selection = new
+  }
+
+  var pageSize: Int {
+    max(1, (MainLayout.compute(width: state.width, height: state.height)?.historyRows(searching: false) ?? 10) - 1)
+  }
+
+  func style(named name: String?) -> PromptStyle? {
+    guard let name else { return nil }
+    return environment.styles.styles.first { $0.name == name }
+  }
+
+  func loadImagePrompt(path: String, weight: Double) -> ImagePrompt? {
+    let url = environment.pathCompleter.resolve(path)
+    do {
+      return ImagePrompt(path: url.path, weight: weight, image: try environment.files.load(url))
+    } catch {
+      message("Image prompt \(url.path): \(error)", .error)
+      return nil
+    }
+  }
+
+  /// Loads a past generation's prompt, style, image prompt and settings into the prompt line.
+  func edit(_ entry: HistoryEntry) {
+    let g = entry.generation
+    state.editor = LineEditor(g.prompt)
+    state.style = style(named: g.styleName)
+    if let p = g.imagePath {
+      state.imagePrompt = loadImagePrompt(path: p, weight: g.imageWeight ?? 0.5)
+    } else {
+      state.imagePrompt = nil
+    }
+    state.settings = g.settings
+    state.randomSeed = false
+    state.focus = .prompt
+    var t = "Loaded #\(entry.id): seed \(g.seed) fixed (F4 to change)"
+    if g.styleName != nil && state.style == nil {
+      t += "; its style '\(g.styleName!)' is no longer in the style library"
+    }
+    if state.message?.kind != .error { message(t) }
+  }
+
+  /// Runs a past generation again with exactly its settings and seed.
+  func rerun(_ entry: HistoryEntry) {
+    let g = entry.generation
+    var image: ImagePrompt?
+    if let p = g.imagePath {
+      image = loadImagePrompt(path: p, weight: g.imageWeight ?? 0.5)
+      if image == nil { return }
+    }
+    startGeneration(
+      prompt: g.prompt, style: style(named: g.styleName), styledPrompt: g.styledPrompt, styleName: g.styleName,
+      imagePrompt: image, settings: g.settings, randomSeed: false)
+  }
+
+  // MARK: Generating
+
+  func parameters(_ r: GenerationRecord) -> [(key: String, value: String)] {
+    var p: [String: Any] = [
+      "prompt": r.styledPrompt, "typed_prompt": r.prompt, "seed": r.seed, "temperature": r.temperature,
+      "top_p": r.topP, "guidance_scale": r.guidanceScale, "model": r.modelName, "count": r.count,
+      "candidates": r.candidates, "generator": "clipgen-studio",
+    ]
+    if let k = r.topK { p["top_k"] = k }
+    if let s = r.styleName { p["style"] = s }
+    if let i = r.imagePath { p["image_prompt"] = i }
+    if let w = r.imageWeight { p["image_weight"] = w }
+    let data = (try? JSONSerialization.data(withJSONObject: p, options: [.sortedKeys])) ?? Data()
+    return [(key: "parameters", value: String(decoding: data, as: UTF8.self))]
+  }
+
+  func request(text: String, imagePrompt: ImagePrompt?, settings: GenerationSettings) -> StudioRequest {
+    let weight = text.isEmpty ? 1 : (imagePrompt?.weight ?? 0)
+    return StudioRequest(
+      text: text, image: imagePrompt?.image, imageLabel: imagePrompt?.label ?? "", imageWeight: weight,
+      settings: settings)
+  }
+
+  /// Starts a generation: records it as running, then samples on the worker thread.
+  public func startGeneration(
+    prompt: String, style: PromptStyle?, styledPrompt: String? = nil, styleName: String? = nil,
+    imagePrompt: ImagePrompt?, settings base: GenerationSettings, randomSeed: Bool
+  ) {
+    guard !state.isRunning else {
+      message("A generation is running — Esc cancels it", .warning)
+      return
+    }
+    let text = prompt.trimmingCharacters(in: .whitespaces)
+    guard !text.isEmpty || imagePrompt != nil else {
+      message("Type a prompt first (or add an image prompt with F3)", .warning)
+      return
+    }
+    var settings = base
+    if randomSeed { settings.seed = environment.randomSeed() }
+    var row = GenerationRecord(
+      prompt: text, style: style, imagePath: imagePrompt?.path, imageWeight: imagePrompt?.weight, settings: settings,
+      modelName: environment.generator.modelName, createdAt: environment.now())
+    if let styledPrompt { row.styledPrompt = styledPrompt }
+    if style == nil, let styleName { row.styleName = styleName }
+    var id: Int64?
+    do {
+      row = try environment.store.begin(row)
+      id = row.id
+    } catch {
+      message("Not saved to history: \(error)", .error)
+    }
+    let job = nextJob
+    nextJob += 1
+    let files =
+      id.map { id in
+        (0..<settings.count).map {
+          environment.store.imageURL(environment.store.imageFileName(generationID: id, position: $0))
+        }
+      } ?? []
+    let task = GenerationTask(
+      historyID: id, request: request(text: row.styledPrompt, imagePrompt: imagePrompt, settings: settings),
+      files: files,
+      pngText: parameters(row))
+    if let id { openRows[job] = [0: id] }
+    state.run = RunProgress(
+      job: job, historyID: id, prompt: row.styledPrompt, total: state.gridHeight * state.gridWidth,
+      rowsPerStep: settings.candidates * (settings.guidanceScale != 1 ? 2 : 1))
+    state.recall.remember(text)
+    if id != nil {
+      // Show the new row even when a search would hide it.
+      if !state.search.isEmpty || state.favoritesOnly {
+        state.search = ""
+        state.favoritesOnly = false
+        state.searchEditor = nil
+      }
+      reloadHistory(selecting: id)
+    }
+    state.previewIndex = 0
+    let inbox = self.inbox
+    worker = GenerationWorker(
+      job: job, tasks: [task], generator: environment.generator, files: environment.files,
+      post: { inbox.post(.worker($0)) }, previewInterval: environment.previewInterval,
+      progressInterval: environment.progressInterval)
+    dirty = true
+  }
+
+  func cancelRun() {
+    guard let w = worker else { return }
+    w.cancel()
+    state.run?.cancelling = true
+    message("Cancelling…", .warning)
+  }
+
+  // MARK: Events
+
+  public func handle(_ event: TerminalEvent) {
+    dirty = true
+    switch event {
+    case .resize(let w, let h):
+      state.width = w
+      state.height = h
+      state.capabilities = driver.capabilities
+    case .key(let key):
+      state.message = nil
+      handle(key)
+    }
+  }
+
+  func requestQuit() {
+    if state.isRunning {
+      state.overlay = .confirmQuit
+    } else {
+      quitRequested = true
+    }
+  }
+
+  func handle(_ key: Key) {
+    if key == .control("c") || key == .control("q") {
+      if state.overlay == .confirmQuit {
+        worker?.cancel()
+        quitRequested = true
+      } else {
+        requestQuit()
+      }
+      return
+    }
+    if key == .control("l") {
+      driver.invalidate()
+      return
+    }
+    if MainLayout.compute(width: state.width, height: state.height) == nil {
+      if key == .character("q") { requestQuit() }
+      return
+    }
+    if let overlay = state.overlay {
+      handleOverlay(key, overlay)
+      return
+    }
+    if state.compare != nil {
+      handleCompare(key)
+      return
+    }
+    let textEntry = state.focus == .prompt || state.searchEditor != nil
+    switch key {
+    case .escape:
+      if state.run != nil {
+        cancelRun()
+      } else if state.searchEditor != nil {
+        state.searchEditor = nil
+        state.search = ""
+        reloadHistory(selecting: nil)
+      } else if state.focus != .prompt {
+        state.focus = .prompt
+      }
+      return
+    case .tab, .backTab:
+      if state.searchEditor != nil { state.searchEditor = nil }
+      let n = Pane.allCases.count
+      state.focus = Pane(rawValue: (state.focus.rawValue + (key == .tab ? 1 : n - 1)) % n) ?? .prompt
+      return
+    case .function(1): state.overlay = .help(scroll: 0)
+    case .function(2), .control("t"): openStylePicker()
+    case .function(3), .control("o"): openImagePrompt()
+    case .function(4), .control("s"):
+      state.overlay = .settings(SettingsForm(settings: state.settings, randomSeed: state.randomSeed))
+    case .function(5), .control("g"): openCompare(prompt: state.editor.text)
+    case .function(6): nextTheme()
+    case .character("?") where !textEntry: state.overlay = .help(scroll: 0)
+    case .character("q") where !textEntry: requestQuit()
+    default:
+      if state.searchEditor != nil {
+        handleSearch(key)
+        return
+      }
+      switch state.focus {
+      case .prompt: handlePrompt(key)
+      case .history: handleHistory(key)
+      case .preview: handlePreview(key)
+      }
+    }
+  }
+
+  func handlePrompt(_ key: Key) {
+    switch key {
+    case .enter:
+      startGeneration(
+        prompt: state.editor.text, style: state.style, imagePrompt: state.imagePrompt, settings: state.settings,
+        randomSeed: state.randomSeed)
+    case .up:
+      if let p = state.recall.older(current: state.editor.text) { state.editor = LineEditor(p) }
+    case .down:
+      if let p = state.recall.newer() { state.editor = LineEditor(p) }
+    default:
+      if state.editor.handle(key) { state.recall.reset() }
+    }
+  }
+
+  func handleSearch(_ key: Key) {
+    guard var editor = state.searchEditor else { return }
+    switch key {
+    case .enter:
+      state.searchEditor = nil
+      return
+    case .up, .down:
+      moveSelection(key == .up ? -1 : 1)
+      return
+    default:
+      _ = editor.handle(key)
+    }
+    state.searchEditor = editor
+    if editor.text != state.search {
+      state.search = editor.text
+      state.selection = 0
+      reloadHistory(selecting: nil)
+    }
+  }
+
+  func handleEntryKey(_ key: Key) -> Bool {
+    guard let entry = state.selectedEntry else { return false }
+    switch key {
+    case .character("e"), .enter: edit(entry)
+    case .character("r"): rerun(entry)
+    case .character("f"):
+      record { try environment.store.setFavorite(id: entry.id, !entry.generation.favorite) }
+      reloadHistory(selecting: entry.id)
+    case .character("d"), .delete: state.overlay = .confirmDelete(entry.id)
+    case .character("c"):
+      state.editor = LineEditor(entry.generation.prompt)
+      state.style = style(named: entry.generation.styleName)
+      openCompare(prompt: entry.generation.prompt, seed: entry.generation.seed, settings: entry.generation.settings)
+    default: return false
+    }
+    return true
+  }
+
+  func handleHistory(_ key: Key) {
+    switch key {
+    case .up, .character("k"): moveSelection(-1)
+    case .down, .character("j"): moveSelection(1)
+    case .pageUp: moveSelection(-pageSize)
+    case .pageDown: moveSelection(pageSize)
+    case .home, .character("g"): moveSelection(-state.history.count)
+    case .end, .character("G"): moveSelection(state.history.count)
+    case .character("/"): state.searchEditor = LineEditor(state.search)
+    case .character("*"):
+      state.favoritesOnly.toggle()
+      state.selection = 0
+      reloadHistory(selecting: nil)
+    default: _ = handleEntryKey(key)
+    }
+  }
+
+  func handlePreview(_ key: Key) {
+    let count = state.selectedEntry?.images.count ?? 0
+    switch key {
+    case .left, .character("h"): state.previewIndex = max(0, state.previewIndex - 1)
+    case .right, .character("l"): state.previewIndex = min(max(0, count - 1), state.previewIndex + 1)
+    case .up, .character("k"): moveSelection(-1)
+    case .down, .character("j"): moveSelection(1)
+    default: _ = handleEntryKey(key)
+    }
+  }
+
+  func nextTheme() {
+    let names = environment.themes.names.isEmpty ? ["default"] : environment.themes.names
+    let current =
+      names.firstIndex { $0.lowercased() == state.theme.name.lowercased() } ?? names.firstIndex {
+        (try? environment.themes.theme(named: $0))?.name == state.theme.name
+      } ?? -1
+    let next = names[(current + 1) % names.count]
+    do {
+      state.theme = try environment.themes.theme(named: next)
+      message("Theme: \(state.theme.name) (\(next).theme)")
+      record { try environment.store.setPreference("theme", next) }
+    } catch {
+      message("\(error)", .error)
+    }
+  }
+}

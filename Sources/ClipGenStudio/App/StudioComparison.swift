@@ -1,0 +1,156 @@
+// The temperature comparison: opening it, its keys, running its columns, exporting the grid.
+import Foundation
+
+extension Studio {
+  func openCompare(prompt: String, seed: UInt64? = nil, settings: GenerationSettings? = nil) {
+    let text = prompt.trimmingCharacters(in: .whitespaces)
+    guard !text.isEmpty || state.imagePrompt != nil else {
+      message("Type a prompt first: the comparison runs it at several temperatures", .warning)
+      return
+    }
+    var base = settings ?? state.settings
+    base.count = 1
+    base.candidates = 1
+    base.seed = seed ?? (state.randomSeed ? environment.randomSeed() : state.settings.seed)
+    let k = base.topK
+    state.compare = CompareState(
+      prompt: text, style: state.style, imagePrompt: state.imagePrompt, base: base,
+      columns: [
+        CompareColumn(temperature: 0.7, topK: k), CompareColumn(temperature: 1.0, topK: k),
+        CompareColumn(temperature: 1.3, topK: k),
+      ])
+    state.focus = .prompt
+  }
+
+  func handleCompare(_ key: Key) {
+    guard var cmp = state.compare else { return }
+    let running = cmp.job != nil
+    switch key {
+    case .escape:
+      if running {
+        cancelRun()
+      } else {
+        state.compare = nil
+      }
+      return
+    case .function(1), .character("?"):
+      state.overlay = .help(scroll: 0)
+      return
+    case .character("q"):
+      requestQuit()
+      return
+    case .function(6):
+      nextTheme()
+      return
+    case .left, .character("h"): cmp.selected = max(0, cmp.selected - 1)
+    case .right, .character("l"), .tab: cmp.selected = min(cmp.columns.count - 1, cmp.selected + 1)
+    case .backTab: cmp.selected = max(0, cmp.selected - 1)
+    case .character("a"), .character("+"):
+      guard !running else { return message("Wait for the comparison to finish (Esc cancels it)", .warning) }
+      guard cmp.columns.count < CompareState.maximumColumns else {
+        return message("At most \(CompareState.maximumColumns) columns", .warning)
+      }
+      let last = cmp.columns.last ?? CompareColumn(temperature: 0.7, topK: cmp.base.topK)
+      cmp.columns.append(
+        CompareColumn(temperature: min(10, ((last.temperature + 0.3) * 10).rounded() / 10), topK: last.topK))
+      cmp.selected = cmp.columns.count - 1
+    case .character("x"), .character("-"), .delete:
+      guard !running else { return message("Wait for the comparison to finish (Esc cancels it)", .warning) }
+      guard cmp.columns.count > 1 else { return message("A comparison needs at least one column", .warning) }
+      cmp.columns.remove(at: cmp.selected)
+      cmp.selected = min(cmp.selected, cmp.columns.count - 1)
+    case .character("["), .character("]"):
+      guard !running else { return }
+      let d: Float = key == .character("[") ? -0.1 : 0.1
+      let t = cmp.columns[cmp.selected].temperature
+      cmp.columns[cmp.selected] = CompareColumn(
+        temperature: max(0, min(10, ((t + d) * 10).rounded() / 10)), topK: cmp.columns[cmp.selected].topK)
+    case .character("k"):
+      guard !running else { return }
+      let choices = CompareState.topKChoices
+      let i = choices.firstIndex { $0 == cmp.columns[cmp.selected].topK } ?? 0
+      cmp.columns[cmp.selected] = CompareColumn(
+        temperature: cmp.columns[cmp.selected].temperature, topK: choices[(i + 1) % choices.count])
+    case .character("p"):
+      guard !running else { return message("Wait for the comparison to finish (Esc cancels it)", .warning) }
+      state.compare = cmp
+      exportComparison()
+      return
+    case .enter:
+      state.compare = cmp
+      runComparison()
+      return
+    default: return
+    }
+    state.compare = cmp
+  }
+
+  func runComparison() {
+    guard var cmp = state.compare else { return }
+    guard !state.isRunning else { return message("A generation is running — Esc cancels it", .warning) }
+    let job = nextJob
+    nextJob += 1
+    cmp.comparisonID = UUID().uuidString
+    cmp.exported = nil
+    var tasks: [GenerationTask] = []
+    var rows: [Int: Int64] = [:]
+    for i in cmp.columns.indices {
+      var settings = cmp.base
+      settings.temperature = cmp.columns[i].temperature
+      settings.topK = cmp.columns[i].topK
+      cmp.columns[i] = CompareColumn(temperature: settings.temperature, topK: settings.topK)
+      cmp.columns[i].total = state.gridHeight * state.gridWidth
+      var row = GenerationRecord(
+        prompt: cmp.prompt, style: cmp.style, imagePath: cmp.imagePrompt?.path, imageWeight: cmp.imagePrompt?.weight,
+        settings: settings, modelName: environment.generator.modelName, comparisonID: cmp.comparisonID,
+        createdAt: environment.now())
+      var id: Int64?
+      do {
+        row = try environment.store.begin(row)
+        id = row.id
+      } catch {
+        message("Not saved to history: \(error)", .error)
+      }
+      if let id { rows[i] = id }
+      cmp.columns[i].historyID = id
+      let files =
+        id.map { [environment.store.imageURL(environment.store.imageFileName(generationID: $0, position: 0))] } ?? []
+      tasks.append(
+        GenerationTask(
+          historyID: id, request: request(text: row.styledPrompt, imagePrompt: cmp.imagePrompt, settings: settings),
+          column: i, files: files, pngText: parameters(row)))
+    }
+    cmp.job = job
+    state.compare = cmp
+    openRows[job] = rows
+    state.recall.remember(cmp.prompt)
+    reloadHistory(selecting: nil)
+    let inbox = self.inbox
+    worker = GenerationWorker(
+      job: job, tasks: tasks, generator: environment.generator, files: environment.files,
+      post: { inbox.post(.worker($0)) }, previewInterval: environment.previewInterval,
+      progressInterval: environment.progressInterval)
+  }
+
+  func exportComparison() {
+    guard let cmp = state.compare else { return }
+    guard cmp.columns.contains(where: { $0.image != nil }) else {
+      return message("Nothing to export yet: Enter runs the comparison", .warning)
+    }
+    let f = DateFormatter()
+    f.locale = Locale(identifier: "en_US_POSIX")
+    f.timeZone = environment.timeZone
+    f.dateFormat = "yyyyMMdd-HHmmss"
+    let url = environment.exportDirectory.appendingPathComponent("compare-\(f.string(from: environment.now())).png")
+    do {
+      try FileManager.default.createDirectory(at: environment.exportDirectory, withIntermediateDirectories: true)
+      let labels = cmp.columns.map(\.label).joined(separator: " | ")
+      let text = "prompt: \(cmp.prompt); seed: \(cmp.base.seed); columns: \(labels)"
+      try environment.files.writePNG(CompareExport.grid(cmp), to: url, text: [(key: "parameters", value: text)])
+      state.compare?.exported = url.lastPathComponent
+      message("Exported \(url.path)", .success)
+    } catch {
+      message("Cannot export to \(url.path): \(error)", .error)
+    }
+  }
+}

@@ -1,0 +1,99 @@
+// The real generator: ClipGenEngine's `ClipGenModel`, and image files through the engine's
+// PNG/JPEG codecs.
+import ClipGenEngine
+import Foundation
+
+extension Pixmap {
+  /// The pixels of an engine image.
+  public init(_ image: RGBImage) { self.init(width: image.width, height: image.height, pixels: image.pixels) }
+
+  /// This pixmap as an engine image.
+  public var rgbImage: RGBImage { RGBImage(width: width, height: height, pixels: pixels) }
+}
+
+extension ClipGenModel: Generator {
+  public var modelName: String { name }
+
+  /// The engine request for a studio request: text and image parts weighted (1 − w, w), the
+  /// sampling settings, the seed and the counts.
+  public func engineRequest(_ request: StudioRequest) -> GenerationRequest {
+    var parts: [(part: Prompt.Part, weight: Float)] = []
+    let w = request.image == nil ? 0 : request.imageWeight
+    if !request.text.isEmpty { parts.append((.text(request.text), Float(1 - w))) }
+    if let image = request.image { parts.append((.image(image.rgbImage, label: request.imageLabel), Float(w))) }
+    let s = request.settings
+    return GenerationRequest(
+      prompt: Prompt(parts: parts), count: s.count, candidates: s.candidates, seed: s.seed,
+      sampling: SamplingSettings(temperature: s.temperature, topK: s.topK, topP: s.topP, guidanceScale: s.guidanceScale)
+    )
+  }
+
+  public func generate(_ request: StudioRequest, progress: (GeneratorEvent) -> Bool) throws -> GeneratorOutput {
+    let result: GenerationResult
+    do {
+      result = try generate(engineRequest(request)) { event in
+        switch event {
+        case .conditioned(let truncated): return progress(.conditioned(truncated: truncated))
+        case .sampled(let done, let total, let tokens, let rate):
+          return progress(.sampled(done: done, total: total, tokens: tokens, tokensPerSecond: rate))
+        case .decoded(let index, let total, let image):
+          return progress(.decoded(index: index, total: total, image: Pixmap(image)))
+        case .scored: return true
+        }
+      }
+    } catch GenerationError.cancelled {
+      throw GenerationCancelled()
+    }
+    return GeneratorOutput(
+      pictures: result.images.map {
+        GeneratedPicture(image: Pixmap($0.image), tokens: $0.tokens, candidate: $0.candidate, clipScore: $0.clipScore)
+      },
+      truncated: result.promptTruncated, tokensPerSecond: result.tokensPerSecond, seconds: result.totalSeconds)
+  }
+
+  public func preview(tokens: [Int]) throws -> Pixmap { Pixmap(try previewImage(tokens: tokens)) }
+}
+
+/// PNG and JPEG through the engine; PNGs written to a temporary file and renamed, so a full disk
+/// leaves no half-written image.
+public struct EngineImageFiles: ImageFiles {
+  public init() {}
+
+  /// Errors name the file and the reason ("cannot read …: No such file or directory").
+  public func load(_ url: URL) throws -> Pixmap { Pixmap(try RGBImage.load(contentsOf: url)) }
+
+  public func writePNG(_ image: Pixmap, to url: URL, text: [(key: String, value: String)]) throws {
+    let data = try image.rgbImage.pngData(text: text)
+    try writeAtomically(data, to: url)
+  }
+
+  func writeAtomically(_ data: Data, to url: URL) throws {
+    let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).\(getpid()).tmp")
+    let fd = open(tmp.path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    guard fd >= 0 else { throw FileWriteError(path: url.path, reason: String(cString: strerror(errno))) }
+    var failure: String?
+    data.withUnsafeBytes { raw in
+      var offset = 0
+      while offset < raw.count {
+        let n = write(fd, raw.baseAddress! + offset, raw.count - offset)
+        if n < 0 {
+          if errno == EINTR { continue }
+          failure = String(cString: strerror(errno))
+          return
+        }
+        offset += n
+      }
+    }
+    if failure == nil && fsync(fd) != 0 { failure = String(cString: strerror(errno)) }
+    if close(fd) != 0 && failure == nil { failure = String(cString: strerror(errno)) }
+    if let failure {
+      unlink(tmp.path)
+      throw FileWriteError(path: url.path, reason: failure)
+    }
+    guard rename(tmp.path, url.path) == 0 else {
+      let reason = String(cString: strerror(errno))
+      unlink(tmp.path)
+      throw FileWriteError(path: url.path, reason: reason)
+    }
+  }
+}

@@ -1,0 +1,151 @@
+// The seam between the studio and the engine. The studio asks a `Generator` for images and
+// shows what it reports; `ClipGenModel` is the real one (EngineGenerator.swift). Unit tests of
+// the app state may script one; the studio binary and its end-to-end test use the engine.
+import Foundation
+
+/// The sampling settings the studio exposes, with the seed and the image counts.
+public struct GenerationSettings: Sendable, Equatable, Codable {
+  /// Logits are divided by this; 0 is greedy.
+  public var temperature: Float = 1.0
+  /// Keep only the k most likely tokens (nil: all).
+  public var topK: Int? = nil
+  /// Nucleus sampling threshold (1: off).
+  public var topP: Float = 1.0
+  /// Classifier-free guidance scale (1: off; needs a model with an unconditional embedding).
+  public var guidanceScale: Float = 1.0
+  public var seed: UInt64 = 0
+  /// Images to keep.
+  public var count: Int = 1
+  /// Candidates to sample; CLIP keeps the best `count`.
+  public var candidates: Int = 1
+
+  public init(
+    temperature: Float = 1.0, topK: Int? = nil, topP: Float = 1.0, guidanceScale: Float = 1.0, seed: UInt64 = 0,
+    count: Int = 1, candidates: Int = 1
+  ) {
+    self.temperature = temperature
+    self.topK = topK
+    self.topP = topP
+    self.guidanceScale = guidanceScale
+    self.seed = seed
+    self.count = count
+    self.candidates = max(candidates, count)
+  }
+
+  /// "T 1.0 · k all · p 1.0" — the sampling part, as labels show it.
+  public var samplingLabel: String {
+    var s = "T \(formatSetting(temperature)) · k \(topK.map(String.init) ?? "all")"
+    if topP < 1 { s += " · p \(formatSetting(topP))" }
+    if guidanceScale != 1 { s += " · cfg \(formatSetting(guidanceScale))" }
+    return s
+  }
+}
+
+/// A setting as people write it: "1", "0.7", "0.05".
+public func formatSetting(_ v: Float) -> String {
+  let r = (Double(v) * 1000).rounded() / 1000
+  if r == r.rounded() { return String(format: "%.1f", r) }
+  var s = String(format: "%.3f", r)
+  while s.hasSuffix("0") { s.removeLast() }
+  return s
+}
+
+/// What the studio asks a generator for: text and/or an image, and the settings.
+public struct StudioRequest: Sendable {
+  /// The text to condition on (with the style applied); empty for image-only prompts.
+  public var text: String
+  /// An image to condition on through CLIP's image encoder, with its label and weight (0…1;
+  /// the text gets 1 − weight).
+  public var image: Pixmap?
+  public var imageLabel: String
+  public var imageWeight: Double
+  public var settings: GenerationSettings
+
+  public init(
+    text: String, image: Pixmap? = nil, imageLabel: String = "", imageWeight: Double = 0.5, settings: GenerationSettings
+  ) {
+    self.text = text
+    self.image = image
+    self.imageLabel = imageLabel
+    self.imageWeight = imageWeight
+    self.settings = settings
+  }
+}
+
+/// Progress a generator reports; the handler returns false to cancel.
+public enum GeneratorEvent: Sendable {
+  /// The prompt was embedded (`truncated`: the text was longer than the context and cut).
+  case conditioned(truncated: Bool)
+  /// `done` of `total` tokens sampled per candidate; `tokens[c]` is candidate c's grid so far.
+  case sampled(done: Int, total: Int, tokens: [[Int]], tokensPerSecond: Double)
+  /// Candidate `index` of `total` decoded.
+  case decoded(index: Int, total: Int, image: Pixmap)
+}
+
+/// One finished image.
+public struct GeneratedPicture: Sendable {
+  public var image: Pixmap
+  public var tokens: [Int]
+  public var candidate: Int
+  public var clipScore: Float?
+
+  public init(image: Pixmap, tokens: [Int], candidate: Int, clipScore: Float?) {
+    self.image = image
+    self.tokens = tokens
+    self.candidate = candidate
+    self.clipScore = clipScore
+  }
+}
+
+/// What a generation produced.
+public struct GeneratorOutput: Sendable {
+  public var pictures: [GeneratedPicture]
+  public var truncated: Bool
+  public var tokensPerSecond: Double
+  public var seconds: Double
+
+  public init(pictures: [GeneratedPicture], truncated: Bool, tokensPerSecond: Double, seconds: Double) {
+    self.pictures = pictures
+    self.truncated = truncated
+    self.tokensPerSecond = tokensPerSecond
+    self.seconds = seconds
+  }
+}
+
+/// The generator stopped because the progress handler asked it to.
+public struct GenerationCancelled: Error {
+  public init() {}
+}
+
+/// Something that turns prompts into images, reporting progress as it samples.
+public protocol Generator: AnyObject, Sendable {
+  /// The model's name, for the header and the history.
+  var modelName: String { get }
+  /// The token grid's shape (rows × columns).
+  var gridHeight: Int { get }
+  var gridWidth: Int { get }
+  /// Generates, calling `progress` (on the calling thread) as it goes; throws
+  /// `GenerationCancelled` when `progress` returned false.
+  func generate(_ request: StudioRequest, progress: (GeneratorEvent) -> Bool) throws -> GeneratorOutput
+  /// Decodes a partly sampled token grid for the live preview.
+  func preview(tokens: [Int]) throws -> Pixmap
+}
+
+/// Why a file could not be written: the path and the system's reason ("No space left on device").
+public struct FileWriteError: Error, CustomStringConvertible {
+  public var path: String
+  public var reason: String
+
+  public init(path: String, reason: String) {
+    self.path = path
+    self.reason = reason
+  }
+
+  public var description: String { "cannot write \(path): \(reason)" }
+}
+
+/// Reading and writing image files (PNG and JPEG in, PNG with text chunks out).
+public protocol ImageFiles: Sendable {
+  func load(_ url: URL) throws -> Pixmap
+  func writePNG(_ image: Pixmap, to url: URL, text: [(key: String, value: String)]) throws
+}

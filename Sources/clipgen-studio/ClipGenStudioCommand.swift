@@ -1,0 +1,127 @@
+// clipgen-studio: start-up only. Parses the flags, loads the model, opens the history and the
+// terminal, and runs the studio (Sources/ClipGenStudio).
+import ArgumentParser
+import ClipGenEngine
+import ClipGenStudio
+import Foundation
+
+@main
+struct ClipGenStudioCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "clipgen-studio",
+    abstract: "A terminal studio for CLIP-GEN text-to-image generation.",
+    discussion: """
+      Type a prompt and press Enter: the image appears row by row as the model samples it (Esc \
+      cancels). Every generation is kept, with its seed and settings, in the history. In the \
+      studio, F1 lists every key.
+      """)
+
+  @Option(help: "Model directory (with model.json). Default: samples/model, else the test fixture model.")
+  var model: String?
+
+  @Option(help: "Where the history and images are kept. Default: $XDG_DATA_HOME/clipgen (~/.local/share/clipgen).")
+  var dataDir: String?
+
+  @Option(
+    help:
+      "Colour theme: a name from themes/ (default, light, high-contrast, dusk) or a .theme file. Default: the last one chosen with F6."
+  )
+  var theme: String?
+
+  @Option(help: "Inline images: auto (sixel where the terminal has it), sixel, blocks or none.")
+  var images: String = "auto"
+
+  @Option(help: "Colours for half-block images: auto, 24bit, 256 or 16.")
+  var colors: String = "auto"
+
+  @Option(help: "Style library (JSON). Default: samples/styles.json.")
+  var styles: String?
+
+  @Flag(help: "Do not query the terminal (device attributes, cell size) at start-up.")
+  var noProbe = false
+
+  func validate() throws {
+    guard images == "auto" || ImageMode(rawValue: images) != nil else {
+      throw ValidationError("--images must be auto, sixel, blocks or none (got '\(images)')")
+    }
+    guard colors == "auto" || ColorDepth(rawValue: colors) != nil else {
+      throw ValidationError("--colors must be auto, 24bit, 256 or 16 (got '\(colors)')")
+    }
+  }
+
+  func run() throws {
+    EngineEnvironment.reexecWithPreferredBLASCore()
+    let resources = StudioResources.locate()
+    func fail(_ message: String) -> ExitCode {
+      FileHandle.standardError.write(Data("clipgen-studio: \(message)\n".utf8))
+      return ExitCode(1)
+    }
+
+    guard isatty(STDIN_FILENO) == 1, isatty(STDOUT_FILENO) == 1 else {
+      throw fail("needs a terminal: standard input and output must be a tty")
+    }
+    let dataURL = dataDir.map { URL(fileURLWithPath: $0) } ?? HistoryStore.defaultDirectory()
+    let store: HistoryStore
+    do {
+      store = try HistoryStore(directory: dataURL)
+    } catch {
+      throw fail("\(error)")
+    }
+
+    let themes = ThemeLibrary(
+      directories: [resources.themesDirectory, dataURL.appendingPathComponent("themes")].compactMap { $0 })
+    let chosenTheme: Theme
+    do {
+      if let theme {
+        chosenTheme = try themes.theme(named: theme)
+      } else {
+        // The theme chosen last time (F6), if it still loads.
+        if let name = store.preference("theme"), let remembered = try? themes.theme(named: name) {
+          chosenTheme = remembered
+        } else {
+          chosenTheme = try themes.theme(named: "default")
+        }
+      }
+    } catch {
+      throw fail("\(error)")
+    }
+
+    var notices: [String] = []
+    var library = StyleLibrary(styles: [])
+    if let url = styles.map({ URL(fileURLWithPath: $0) }) ?? resources.stylesFile {
+      do {
+        library = try StyleLibrary.load(contentsOf: url)
+      } catch {
+        if styles != nil { throw fail("\(error)") }
+        notices.append("Styles not loaded: \(error)")
+      }
+    }
+
+    guard let modelURL = model.map({ URL(fileURLWithPath: $0) }) ?? resources.defaultModel else {
+      throw fail("no model found: pass --model DIR (a directory with model.json); samples/model is not there yet")
+    }
+    FileHandle.standardError.write(Data("Loading \(modelURL.path)…\n".utf8))
+    let generator: ClipGenModel
+    do {
+      generator = try ClipGenModel(directory: modelURL)
+    } catch {
+      throw fail("cannot load the model: \(error)")
+    }
+
+    let env = StudioEnvironment(
+      generator: generator, files: EngineImageFiles(), store: store, themes: themes, theme: chosenTheme,
+      styles: library, samplePrompts: resources.samplePrompts(), imageMode: ImageMode(rawValue: images),
+      notices: notices)
+    StudioSignals.install()
+    let driver: CursesDriver
+    do {
+      driver = try CursesDriver(
+        options: CursesDriverOptions(
+          imageMode: ImageMode(rawValue: images), colorDepth: ColorDepth(rawValue: colors), probe: !noProbe))
+    } catch {
+      throw fail("\(error)")
+    }
+    let studio = Studio(driver: driver, environment: env)
+    studio.run(shouldStop: { StudioSignals.pending != nil })
+  }
+}

@@ -1,0 +1,190 @@
+// `clipgen inspect PATH [--prompt TEXT]`: what a model directory or any checkpoint holds, and how a
+// prompt tokenizes (with a clear warning when CLIP's 77-token context cuts it).
+import ArgumentParser
+import ClipGenEngine
+import Foundation
+
+struct Inspect: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Show what a model directory or checkpoint holds, and how a prompt tokenizes.",
+    discussion: """
+      PATH is a clipgen model directory, a Hugging Face folder, a safetensors file or a PyTorch \
+      checkpoint (.pt, .pth, .bin, .ckpt, TorchScript). Shows the format, the component and key \
+      layout, tensor and parameter counts by dtype, the sizes (inferred when the file has no \
+      config) and a checkpoint's other top-level entries.
+      """)
+
+  @Argument(help: "A model directory, Hugging Face folder, safetensors file or PyTorch checkpoint.")
+  var path: String
+
+  @Option(help: "Show how this prompt tokenizes (ids, tokens, count, truncation).")
+  var prompt: String?
+
+  @Option(
+    help:
+      "Tokenizer for --prompt: a folder with vocab.json and merges.txt, or bpe_simple_vocab_16e6.txt.gz (default: the model's)."
+  )
+  var tokenizer: String?
+
+  @Option(help: "Attention heads to assume for a GPT checkpoint (default width/64).")
+  var gptHeads: Int?
+
+  @Option(help: "Resolution to assume for a VQGAN checkpoint (default 256).")
+  var vqganResolution: Int?
+
+  @Flag(help: "List every tensor (name, dtype, shape).")
+  var tensors = false
+
+  func run() throws {
+    let url = URL(fileURLWithPath: path)
+    var out: [String] = []
+    var tokenizerURL = tokenizer.map { URL(fileURLWithPath: $0) }
+    var contextLength = CLIPTokenizer.defaultContextLength
+    var loadedTokenizer: CLIPTokenizer?
+    do {
+      if WeightFileFormat.of(url) == .modelDirectory {
+        let model = try ModelDirectoryInspection(directory: url)
+        out.append("\(url.path)")
+        out.append(
+          "  format        clipgen model directory (format \(model.manifest.format), version \(model.manifest.version))"
+        )
+        out.append("  name          \(model.manifest.name ?? url.lastPathComponent)")
+        for (name, weights, config) in model.components {
+          out.append("")
+          out.append("[\(name)] \(weights.path)")
+          out += describe(weights, indent: "  ", config: config.map { ($0, "from \(name)'s config file") })
+        }
+        let t = model.manifest.tokenizer
+        contextLength = t.contextLength ?? contextLength
+        if tokenizerURL == nil {
+          loadedTokenizer = try CLIPTokenizer(
+            vocabularyURL: url.appendingPathComponent(t.vocab), mergesURL: url.appendingPathComponent(t.merges))
+        }
+        if let tok = loadedTokenizer {
+          out.append("")
+          out.append("[tokenizer] \(url.appendingPathComponent(t.vocab).path)")
+          out.append("  vocabulary    \(tok.vocabularySize) tokens, \(tok.mergeCount) merges, context \(contextLength)")
+        }
+      } else {
+        let weights = try WeightsInspection(url: url, gptHeads: gptHeads, vqganResolution: vqganResolution)
+        out.append(weights.path)
+        out += describe(weights, indent: "  ")
+        if case .clip? = weights.component, let json = weights.configJSON, let data = json.data(using: .utf8),
+          let config = try? JSONDecoder().decode(CLIPConfig.self, from: data)
+        {
+          contextLength = config.text.maxPositionEmbeddings
+        }
+        if tokenizerURL == nil {
+          var isDirectory: ObjCBool = false
+          _ = FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory)
+          let folder = isDirectory.boolValue ? url : url.deletingLastPathComponent()
+          if TokenizerFiles.isHuggingFaceFolder(folder) { tokenizerURL = folder }
+        }
+      }
+      if prompt != nil, loadedTokenizer == nil {
+        guard let source = tokenizerURL else {
+          throw CLIError(
+            "--prompt needs a tokenizer: pass --tokenizer with a folder holding vocab.json and merges.txt, or bpe_simple_vocab_16e6.txt.gz"
+          )
+        }
+        loadedTokenizer = try loadTokenizer(source)
+      }
+    } catch let e as CLIError {
+      throw e
+    } catch {
+      throw CLIError("\(error)")
+    }
+    if let prompt, let tok = loadedTokenizer {
+      out.append("")
+      out += describe(prompt: prompt, tokenizer: tok, context: contextLength)
+    }
+    print(out.joined(separator: "\n"))
+  }
+
+  private func loadTokenizer(_ source: URL) throws -> CLIPTokenizer {
+    if TokenizerFiles.isHuggingFaceFolder(source) { return try CLIPTokenizer(directory: source) }
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("clipgen-inspect-\(getpid())")
+    defer { try? FileManager.default.removeItem(at: dir) }
+    return try TokenizerFiles.write(from: source, to: dir)
+  }
+
+  /// - Parameter config: the component's config text and where it is from, shown instead of the
+  ///   sizes inferred from the weights.
+  private func describe(_ w: WeightsInspection, indent: String, config: (String, String)? = nil) -> [String] {
+    var lines: [String] = []
+    func row(_ label: String, _ value: String) {
+      lines.append(indent + label.padding(toLength: 14, withPad: " ", startingAt: 0) + value)
+    }
+    row("format", w.format)
+    row("contents", w.component?.description ?? "unknown (no CLIP, GPT or VQGAN layout matches)")
+    if w.format != WeightFileFormat.safetensors.rawValue {
+      row("state dict", w.stateDictKey.map { "'\($0)'" } ?? "the top level")
+    }
+    if let p = w.strippedPrefix { row("prefix", "'\(p)' removed from every name") }
+    row("tensors", "\(w.tensorCount) (\(grouped(w.parameterCount)) parameters)")
+    row(
+      "dtypes",
+      w.dtypes.map { "\($0.dtype): \(plural($0.tensors, "tensor")), \(grouped($0.parameters)) values" }.joined(
+        separator: "; "))
+    if !w.unreadable.isEmpty {
+      row(
+        "unreadable", w.unreadable.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: "; "))
+    }
+    if let (text, source) = config {
+      lines.append(indent + "config (\(source)):")
+      lines += text.split(separator: "\n").map { indent + "  " + $0 }
+    } else if let json = w.configJSON {
+      lines.append(indent + "config (\(w.configNotes.joined(separator: "; "))):")
+      lines += json.split(separator: "\n").map { indent + "  " + $0 }
+    } else if !w.configNotes.isEmpty {
+      row("config", w.configNotes.joined(separator: "; "))
+    }
+    let top = w.topLevel.filter { !$0.key.hasPrefix("(folder)") }
+    if !top.isEmpty {
+      lines.append(indent + "top level:")
+      for (k, v) in top.prefix(40) {
+        lines.append(indent + "  " + k.padding(toLength: max(14, k.count), withPad: " ", startingAt: 0) + "  " + v)
+      }
+      if top.count > 40 { lines.append(indent + "  … \(top.count - 40) more") }
+    }
+    if tensors {
+      lines.append(indent + "tensors:")
+      for t in w.tensors { lines.append(indent + "  \(t.name)  \(t.dtype) \(t.shape)") }
+    }
+    return lines
+  }
+
+  private func describe(prompt: String, tokenizer tok: CLIPTokenizer, context: Int) -> [String] {
+    let ids = tok.encode(prompt)
+    let row = tok.tokenize(prompt, contextLength: context)
+    let used = row.ids.prefix(row.eotIndex + 1).map(Int.init)
+    var lines = ["prompt \"\(prompt)\""]
+    lines.append("  cleaned       \(CLIPTokenizer.cleanText(prompt))")
+    lines.append(
+      "  count         \(row.tokenCount) tokens with BOS and EOS (\(ids.count) from the text); context \(context)")
+    lines.append("  tokens        " + used.map { tok.token(forID: $0) ?? "<\($0)>" }.joined(separator: " "))
+    lines.append("  ids           " + used.map(String.init).joined(separator: " "))
+    if row.isTruncated {
+      let kept = context - 2
+      let dropped = Array(ids.dropFirst(kept))
+      lines.append(
+        "warning: the prompt is \(row.tokenCount) tokens with BOS and EOS but CLIP reads \(context): the last \(dropped.count) text tokens are dropped (\"\(tok.decode(dropped).trimmingCharacters(in: .whitespaces))\")"
+      )
+    }
+    return lines
+  }
+}
+
+/// "1 tensor", "3 tensors".
+func plural(_ n: Int, _ noun: String) -> String { n == 1 ? "1 \(noun)" : "\(n) \(noun)s" }
+
+/// 151277313 → "151,277,313".
+func grouped(_ n: Int) -> String {
+  let s = String(n)
+  var out = ""
+  for (i, c) in s.enumerated() {
+    if i > 0, (s.count - i) % 3 == 0 { out.append(",") }
+    out.append(c)
+  }
+  return out
+}

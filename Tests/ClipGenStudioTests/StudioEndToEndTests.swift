@@ -1,0 +1,194 @@
+import Foundation
+import Testing
+
+@testable import ClipGenStudio
+
+/// Drives the real `clipgen-studio` binary on a real model inside tmux (which shows the
+/// half-block fallback: Debian's tmux has no sixel): types a prompt, sees live progress, sees the
+/// history row, quits, restarts on the same data directory and still sees the row.
+///
+/// Needs tmux, the built binary (next to this test bundle, or `CLIPGEN_STUDIO_BINARY`) and a
+/// model (`samples/model`, else the engine's fixture `tiny_model`, or `CLIPGEN_STUDIO_MODEL`).
+/// Skipped, saying why, when one is missing.
+@Suite("Studio end to end (tmux)", .serialized)
+struct StudioEndToEndTests {
+  static var tmux: String? {
+    ["/usr/bin/tmux", "/usr/local/bin/tmux", "/bin/tmux"].first { FileManager.default.isExecutableFile(atPath: $0) }
+  }
+
+  static var binary: URL? {
+    let env = ProcessInfo.processInfo.environment
+    if let b = env["CLIPGEN_STUDIO_BINARY"] { return URL(fileURLWithPath: b) }
+    let here = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
+    for dir in [here, here.deletingLastPathComponent()] {
+      let b = dir.appendingPathComponent("clipgen-studio")
+      if FileManager.default.isExecutableFile(atPath: b.path) { return b }
+    }
+    return nil
+  }
+
+  static var model: URL? {
+    if let m = ProcessInfo.processInfo.environment["CLIPGEN_STUDIO_MODEL"] { return URL(fileURLWithPath: m) }
+    return StudioResources(root: repositoryRoot).defaultModel
+  }
+
+  static var missing: String? {
+    if tmux == nil { return "tmux is not installed" }
+    if binary == nil { return "the clipgen-studio binary is not built" }
+    if model == nil { return "no model (samples/model or Tests/ClipGenEngineTests/Fixtures/tiny_model)" }
+    return nil
+  }
+
+  /// Runs tmux with `arguments` (posix_spawn + waitpid: Foundation's Process does not reap
+  /// children on test threads here); returns its standard output when `output` is set. A command
+  /// that starts the tmux server must not capture output: the server would keep the pipe open.
+  @discardableResult
+  static func run(_ arguments: [String], output: Bool = false) -> String {
+    let path = tmux ?? "/usr/bin/tmux"
+    var fds: [Int32] = [-1, -1]
+    if output { guard pipe(&fds) == 0 else { return "" } }
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+    if output {
+      posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
+      posix_spawn_file_actions_addclose(&actions, fds[0])
+    } else {
+      posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+    }
+    // Test runners block signals on their threads and spawned children inherit the mask: give
+    // tmux (and the studio under it) a clean mask and default handlers so it can be stopped.
+    var attributes = posix_spawnattr_t()
+    posix_spawnattr_init(&attributes)
+    defer { posix_spawnattr_destroy(&attributes) }
+    var none = sigset_t()
+    sigemptyset(&none)
+    var all = sigset_t()
+    sigfillset(&all)
+    posix_spawnattr_setsigmask(&attributes, &none)
+    posix_spawnattr_setsigdefault(&attributes, &all)
+    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+    let argv = ([path] + arguments).map { strdup($0) } + [nil]
+    defer { for a in argv { free(a) } }
+    var pid: pid_t = 0
+    let rc = posix_spawn(&pid, path, &actions, &attributes, argv, environ)
+    var data = [UInt8]()
+    if output {
+      close(fds[1])
+      if rc == 0 {
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+          let n = buffer.withUnsafeMutableBytes { read(fds[0], $0.baseAddress, $0.count) }
+          if n > 0 {
+            data += buffer[0..<n]
+          } else if n < 0 && errno == EINTR {
+            continue
+          } else {
+            break
+          }
+        }
+      }
+      close(fds[0])
+    }
+    guard rc == 0 else { return "" }
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+    return String(decoding: data, as: UTF8.self)
+  }
+
+  final class Session {
+    let name: String
+    let socket: String
+    init(command: String, width: Int = 110, height: Int = 32) {
+      name = "clipgen-e2e"
+      socket = "clipgen-e2e-\(getpid())-\(UUID().uuidString.prefix(8))"
+      // A private server (-L) so the test never touches the user's tmux sessions.
+      // remain-on-exit keeps the pane (and the exit marker) after the studio quits.
+      let config = FileManager.default.temporaryDirectory.appendingPathComponent("\(socket).conf")
+      try? Data("set -g remain-on-exit on\nset -g default-terminal tmux-256color\n".utf8).write(to: config)
+      StudioEndToEndTests.run([
+        "-L", socket, "-f", config.path, "new-session", "-d", "-s", name, "-x", "\(width)", "-y", "\(height)", command,
+      ])
+    }
+    deinit {
+      StudioEndToEndTests.run(["-L", socket, "kill-server"])
+      let dir = ProcessInfo.processInfo.environment["TMUX_TMPDIR"] ?? "/tmp"
+      try? FileManager.default.removeItem(atPath: "\(dir)/tmux-\(getuid())/\(socket)")
+      try? FileManager.default.removeItem(
+        at: FileManager.default.temporaryDirectory.appendingPathComponent("\(socket).conf"))
+    }
+
+    func screen() -> String { StudioEndToEndTests.run(["-L", socket, "capture-pane", "-p", "-t", name], output: true) }
+    func keys(_ keys: String...) { StudioEndToEndTests.run(["-L", socket, "send-keys", "-t", name] + keys) }
+    func type(_ text: String) { StudioEndToEndTests.run(["-L", socket, "send-keys", "-t", name, "-l", text]) }
+
+    /// Polls the screen until `predicate` holds; returns the screen then (nil on timeout).
+    func wait(seconds: Double, poll: Double = 0.02, until predicate: (String) -> Bool) -> String? {
+      let deadline = Date().addingTimeInterval(seconds)
+      repeat {
+        let s = screen()
+        if predicate(s) { return s }
+        Thread.sleep(forTimeInterval: poll)
+      } while Date() < deadline
+      return nil
+    }
+  }
+
+  @Test(.enabled(if: missing == nil, Comment(rawValue: missing ?? "")))
+  func promptProgressHistoryAndRestart() throws {
+    let binary = try #require(Self.binary)
+    let model = try #require(Self.model)
+    let data = temporaryDirectory("e2e")
+    let log = data.appendingPathComponent("studio.log")
+    let command =
+      "TERM=tmux-256color '\(binary.path)' --model '\(model.path)' --data-dir '\(data.path)' --theme default 2>'\(log.path)'; s=$?; echo STUDIO-EXITED $s; exit $s"
+
+    // 1. It opens on the model.
+    var session = Session(command: command)
+    let opened = session.wait(seconds: 120) { $0.contains("clipgen studio") && $0.contains("History (0)") }
+    #expect(
+      opened != nil,
+      "the studio did not open: \((try? String(contentsOf: log, encoding: .utf8)) ?? "")\n\(session.screen())")
+    guard opened != nil else { return }
+
+    // 2. A prompt, Enter, live progress in the status line, then the finished row.
+    let prompt = "a large red circle on the left"
+    session.type(prompt)
+    session.keys("Enter")
+    let progress = session.wait(seconds: 120, poll: 0.005) {
+      $0.contains("Sampling") && $0.contains("tokens ·") && $0.contains("tok/s")
+    }
+    #expect(progress != nil, "no live progress was seen:\n\(session.screen())")
+    let done = session.wait(seconds: 300) { $0.contains("✓") && $0.contains(prompt) && $0.contains("Done in") }
+    #expect(done != nil, "no finished history row:\n\(session.screen())")
+    // The picture is drawn as half blocks (tmux has no sixel).
+    #expect(done?.contains("▀") == true)
+    #expect(done?.contains("half-blocks") == true)
+
+    // 3. Quit (q outside the prompt) and check the process ended.
+    session.keys("Tab")
+    session.keys("q")
+    let exited = session.wait(seconds: 30) { ($0.contains("STUDIO-EXITED 0") || $0.contains("Pane is dead (status 0")) }
+    #expect(exited != nil, "the studio did not quit:\n\(session.screen())")
+
+    // 4. Restart on the same data: the row is still there, done, with its image.
+    session = Session(command: command)
+    let reopened = session.wait(seconds: 120) { $0.contains("History (1)") && $0.contains(prompt) }
+    #expect(reopened != nil, "the history row did not survive a restart:\n\(session.screen())")
+    #expect(reopened?.contains("✓") == true)
+    #expect(reopened?.contains("▀") == true)
+    session.keys("C-c")
+    #expect(
+      session.wait(seconds: 30) { ($0.contains("STUDIO-EXITED 0") || $0.contains("Pane is dead (status 0")) } != nil)
+
+    // The database agrees.
+    let store = try HistoryStore(directory: data)
+    let entry = try #require(try store.entries().first)
+    #expect(entry.generation.prompt == prompt)
+    #expect(entry.generation.status == .done)
+    #expect(entry.images.count == 1)
+    #expect(FileManager.default.fileExists(atPath: store.imageURL(entry.images[0].fileName).path))
+  }
+}

@@ -1,0 +1,230 @@
+import Foundation
+import Testing
+
+@testable import ClipGenStudio
+
+@Suite("Studio parts")
+struct StudioPartsTests {
+  // MARK: Terminal
+
+  @Test func deviceAttributesAndCellSizeRepliesParse() {
+    let xterm = Array("\u{1B}[6;19;9t\u{1B}[4;646;990t\u{1B}[?63;1;2;4;6;9;15;16;22;28c".utf8)
+    let r = TerminalReplies.parse(xterm)
+    #expect(r.hasSixel)
+    #expect(r.cellSize?.width == 9 && r.cellSize?.height == 19)
+    #expect(r.cellPixelSize(columns: 110, rows: 34) == (9, 19))
+    // tmux 3.3 (no sixel), no pixel sizes: the fallback.
+    let tmux = TerminalReplies.parse(Array("\u{1B}[?1;2c".utf8))
+    #expect(!tmux.hasSixel)
+    #expect(tmux.cellPixelSize(columns: 80, rows: 24) == (10, 20))
+    // Only the window size in pixels (xterm's default, which ignores XTWINOPS).
+    var w = TerminalReplies.parse(Array("\u{1B}[?63;4c".utf8))
+    w.windowPixels = (990, 646)
+    #expect(w.cellPixelSize(columns: 110, rows: 34) == (9, 19))
+    // Noise and partial replies are ignored.
+    #expect(TerminalReplies.parse(Array("junk\u{1B}[?6".utf8)).deviceAttributes == nil)
+  }
+
+  @Test func wideCharactersTakeTwoCellsAndOverwritesStayConsistent() {
+    #expect(Character("画").terminalWidth == 2)
+    #expect(Character("a").terminalWidth == 1)
+    #expect(Character("é").terminalWidth == 1)
+    #expect(Character("👍").terminalWidth == 2)
+    #expect("e\u{301}".terminalWidth == 1)
+    var g = CellGrid(width: 6, height: 1)
+    #expect(g.put("a画b", x: 0, y: 0, style: .plain) == 4)
+    #expect(g.rowText(0) == "a画b  ")
+    #expect(g[2, 0].isContinuation)
+    g.put("x", x: 2, y: 0, style: .plain)  // over the right half of 画
+    #expect(g.rowText(0) == "a xb  ")
+    // A wide character that does not fit at the edge leaves a blank.
+    var h = CellGrid(width: 3, height: 1)
+    h.put("ab画", x: 0, y: 0, style: .plain)
+    #expect(h.rowText(0) == "ab ")
+    #expect("a画bcdef".truncated(toColumns: 4) == "a画…")
+  }
+
+  // MARK: Line editing
+
+  @Test func lineEditorMovesByCharactersAndScrollsToTheCursor() {
+    var e = LineEditor("héllo 画像")
+    #expect(e.cursor == 8)
+    _ = e.handle(.backspace)
+    #expect(e.text == "héllo 画")
+    _ = e.handle(.home)
+    _ = e.handle(.right)
+    _ = e.handle(.delete)
+    #expect(e.text == "hllo 画")
+    _ = e.handle(.end)
+    _ = e.handle(.control("w"))
+    #expect(e.text == "hllo ")
+    e.insert("wörld")
+    _ = e.handle(.control("a"))
+    _ = e.handle(.control("k"))
+    #expect(e.text == "")
+    var long = LineEditor(String(repeating: "x", count: 30) + "画")
+    let v = long.visible(width: 10)
+    #expect(v.cursorColumn <= 9)
+    #expect(v.text.hasSuffix("画"))
+    _ = long.handle(.home)
+    #expect(long.visible(width: 10).cursorColumn == 0)
+  }
+
+  @Test func recallWalksOlderPromptsAndBackToTheDraft() {
+    var r = PromptRecall(entries: ["b", "a"])
+    #expect(r.older(current: "draft") == "b")
+    #expect(r.older(current: "b") == "a")
+    #expect(r.older(current: "a") == nil)
+    #expect(r.newer() == "b")
+    #expect(r.newer() == "draft")
+    #expect(r.newer() == nil)
+    r.remember("a")
+    #expect(r.entries == ["a", "b"])
+  }
+
+  @Test func pathCompletionExtendsToTheCommonPrefix() throws {
+    let dir = temporaryDirectory("paths")
+    for name in ["cat-1.png", "cat-2.png", "dog.jpg"] {
+      FileManager.default.createFile(atPath: dir.appendingPathComponent(name).path, contents: Data())
+    }
+    try FileManager.default.createDirectory(
+      at: dir.appendingPathComponent("pictures"), withIntermediateDirectories: true)
+    let c = PathCompleter(baseDirectory: dir, home: dir.path)
+    #expect(c.complete("ca").text == "cat-")
+    #expect(c.complete("ca").candidates == ["cat-1.png", "cat-2.png"])
+    #expect(c.complete("d").text == "dog.jpg")
+    #expect(c.complete("pic").text == "pictures/")
+    #expect(c.complete("~/do").text == "~/dog.jpg")
+    #expect(c.complete("zzz").candidates.isEmpty)
+  }
+
+  // MARK: Themes and styles
+
+  @Test func everyThemeFileLoadsAndBadOnesNameTheLineAndKey() throws {
+    let library = ThemeLibrary(directories: [repositoryRoot.appendingPathComponent("themes")])
+    #expect(library.names.first == "default")
+    #expect(Set(library.names).isSuperset(of: ["default", "light", "high-contrast"]))
+    for name in library.names {
+      let t = try library.theme(named: name)
+      for role in Theme.roles { #expect(t.colors[role.key] != nil, "\(name) lacks \(role.key)") }
+    }
+    #expect(
+      throws: ThemeError(
+        file: "t.theme", line: 3, message: "accent: 'purple-ish' is not a colour (#rrggbb, 0-255 or default)")
+    ) {
+      try Theme.parse("# comment\ntext = #ffffff\naccent = purple-ish\n", file: "t.theme", defaultName: "t")
+    }
+    do {
+      _ = try Theme.parse("bogus = #ffffff", file: "t.theme", defaultName: "t")
+      Issue.record("an unknown key was accepted")
+    } catch let e as ThemeError {
+      #expect(e.description.hasPrefix("t.theme:1: unknown key 'bogus'"))
+    }
+    #expect(throws: ThemeError.self) { try library.theme(named: "no-such-theme") }
+  }
+
+  @Test func styleLibraryLoadsSearchesAndRejectsTemplatesWithoutAPlace() throws {
+    let lib = try StyleLibrary.load(contentsOf: repositoryRoot.appendingPathComponent("samples/styles.json"))
+    #expect(lib.styles.count >= 8)
+    #expect(lib.styles.allSatisfy { $0.template.contains("{prompt}") })
+    #expect(lib.search("pixel").map(\.name) == ["Pixel art"])
+    #expect(PromptStyle(name: "x", template: "a photo of {prompt}").apply(to: "a cat") == "a photo of a cat")
+    let dir = temporaryDirectory("styles")
+    let bad = dir.appendingPathComponent("styles.json")
+    try Data(#"[{"name": "Broken", "template": "no place here"}]"#.utf8).write(to: bad)
+    #expect(throws: StyleLibraryError(file: bad.path, message: "style 'Broken': the template has no {prompt}")) {
+      try StyleLibrary.load(contentsOf: bad)
+    }
+    try Data(#"[{"template": "{prompt}"}]"#.utf8).write(to: bad)
+    #expect(throws: StyleLibraryError(file: bad.path, message: "style #1 has no 'name'")) {
+      try StyleLibrary.load(contentsOf: bad)
+    }
+  }
+
+  // MARK: History store
+
+  @Test func historyStoreRecordsSearchesAndDeletes() throws {
+    let dir = temporaryDirectory("store")
+    let store = try HistoryStore(directory: dir)
+    var a = try store.begin(
+      GenerationRecord(
+        prompt: "a red 50% circle", style: PromptStyle(name: "Photo", template: "a photo of {prompt}"), imagePath: nil,
+        imageWeight: nil, settings: GenerationSettings(temperature: 0.7, topK: 64, seed: UInt64.max), modelName: "m"))
+    let file = store.imageFileName(generationID: a.id!, position: 0)
+    try Data([1, 2, 3]).write(to: store.imageURL(file))
+    try store.finish(
+      id: a.id!,
+      images: [
+        ImageRecord(
+          generationID: a.id!, position: 0, fileName: file, width: 8, height: 8, tokens: [1, 2, 3], candidate: 0,
+          clipScore: 0.5)
+      ],
+      tokensPerSecond: 100, seconds: 1, truncated: false)
+    _ = try store.begin(
+      GenerationRecord(
+        prompt: "a blue square", style: nil, imagePath: nil, imageWeight: nil, settings: GenerationSettings(),
+        modelName: "m"))
+    a = try #require(try store.entry(id: a.id!)).generation
+    #expect(a.status == .done)
+    #expect(a.seed == UInt64.max)
+    #expect(a.styledPrompt == "a photo of a red 50% circle")
+    #expect(a.settings.topK == 64)
+    #expect(try store.entries(search: "50%").count == 1)
+    #expect(try store.entries(search: "%").count == 1)  // % is literal, not a wildcard
+    #expect(try store.entries(search: "photo").count == 1)  // styles are searched too
+    #expect(try store.entries(search: "_").count == 0)
+    #expect(try store.entry(id: a.id!)?.images.first?.tokenGrid == [1, 2, 3])
+    try store.setFavorite(id: a.id!, true)
+    #expect(try store.entries(favoritesOnly: true).map(\.id) == [a.id!])
+    #expect(try store.recentPrompts() == ["a blue square", "a red 50% circle"])
+    try store.delete(id: a.id!)
+    #expect(!FileManager.default.fileExists(atPath: store.imageURL(file).path))
+    #expect(try store.entries().count == 1)
+    // Our own running row is left alone while we run; a fresh store (a restart) marks it.
+    #expect(try store.entries().first?.generation.status == .running)
+  }
+
+  @Test func fullDiskFailsTheGenerationWithTheReason() throws {
+    struct FullDisk: ImageFiles {
+      func load(_ url: URL) throws -> Pixmap { throw GenerationFailure(message: "unused") }
+      func writePNG(_ image: Pixmap, to url: URL, text: [(key: String, value: String)]) throws {
+        throw FileWriteError(path: url.path, reason: "No space left on device")
+      }
+    }
+    let dir = temporaryDirectory()
+    let driver = FakeDriver()
+    let store = try HistoryStore(directory: dir)
+    let env = StudioEnvironment(
+      generator: ScriptedGenerator(), files: FullDisk(), store: store, themes: ThemeLibrary(directories: []),
+      theme: .fallback,
+      styles: StyleLibrary(styles: []), samplePrompts: [], now: { Date(timeIntervalSince1970: 0) }, previewInterval: 0,
+      progressInterval: 0)
+    let studio = Studio(driver: driver, environment: env)
+    for ch in "a circle" { studio.handle(.key(.character(ch))) }
+    studio.handle(.key(.enter))
+    let deadline = Date().addingTimeInterval(10)
+    while studio.isBusy && Date() < deadline { studio.step(timeoutMilliseconds: 1) }
+    studio.renderFrame()
+    let g = try #require(try store.entries().first?.generation)
+    #expect(g.status == .failed)
+    #expect(g.errorMessage?.contains("No space left on device") == true)
+    #expect(studio.lastFrame?.textSnapshot().contains("No space left on device") == true)
+  }
+
+  // MARK: Export
+
+  @Test func comparisonExportLabelsEveryColumn() {
+    var cmp = CompareState(
+      prompt: "a red circle", style: nil, imagePrompt: nil, base: GenerationSettings(seed: 9),
+      columns: [CompareColumn(temperature: 0.5), CompareColumn(temperature: 1.5, topK: 16)])
+    cmp.columns[0].image = Pixmap(width: 64, height: 64, red: 200, green: 0, blue: 0)
+    let png = CompareExport.grid(cmp)
+    #expect(png.width == 2 * 192 + 3 * 12)
+    // The label band holds light text pixels; the missing image is a grey tile.
+    let band = (0..<png.width).contains { x in png[x, 12 + 24 + 6 + 5 + 3].0 > 200 }
+    #expect(band)
+    let tileY = 12 + 24 + 6 + 24 + 10
+    #expect(png[12 + 10, tileY].0 == 200)
+    #expect(png[12 + 192 + 12 + 2, tileY + 2] == (60, 60, 66))
+  }
+}

@@ -1,0 +1,390 @@
+import Foundation
+import Testing
+
+@testable import ClipGenStudio
+
+/// The studio's screens, driven through a fake terminal; each main screen is compared with a
+/// committed text snapshot of the cell grid.
+@Suite("Studio screens", .serialized)
+struct StudioScreenTests {
+  @Test func firstLaunchShowsEmptyHistoryAndWelcome() throws {
+    let h = try StudioHarness()
+    h.studio.renderFrame()
+    assertSnapshot(h.screen, named: "first-launch")
+    #expect(h.screen.contains("No generations yet."))
+    #expect(h.screen.contains("[cursor "))
+  }
+
+  @Test func tooSmallTerminalSaysSoAndRecovers() throws {
+    let h = try StudioHarness(width: 40, height: 10)
+    h.studio.renderFrame()
+    assertSnapshot(h.screen, named: "too-small")
+    #expect(h.screen.contains("Terminal too small"))
+    h.driver.resize(width: 90, height: 26)
+    h.send([])
+    #expect(h.screen.contains("clipgen studio"))
+    #expect(!h.screen.contains("Terminal too small"))
+  }
+
+  @Test func helpListsEveryKey() throws {
+    let h = try StudioHarness(width: 100, height: 50)
+    h.keys(.function(1))
+    assertSnapshot(h.screen, named: "help")
+    for section in KeyReference.sections {
+      #expect(h.screen.contains(section.title))
+    }
+    h.keys(.escape)
+    #expect(!h.screen.contains("Keys — "))
+    // ? opens help outside the prompt, and types a "?" inside it.
+    h.keys(.character("?"))
+    #expect(!h.screen.contains("Keys — "))
+    #expect(h.studio.state.editor.text == "?")
+    h.keys(.tab, .character("?"))
+    #expect(h.screen.contains("Keys — "))
+  }
+
+  @Test func generationShowsLiveProgressThenAHistoryRow() throws {
+    let generator = ScriptedGenerator(pauseAt: 8)
+    let h = try StudioHarness(generator: generator)
+    h.type("a large red circle on the left")
+    h.keys(.enter)
+    #expect(generator.reached.wait(timeout: .now() + 10) == .success)
+    // The worker is parked at token 8 of 16; let the UI take in what it posted so far.
+    let deadline = Date().addingTimeInterval(5)
+    while h.studio.state.run?.done != 7 && Date() < deadline {
+      h.studio.step(timeoutMilliseconds: 5)
+    }
+    h.studio.renderFrame()
+    assertSnapshot(h.screen, named: "live-generation")
+    #expect(h.screen.contains("Sampling"))
+    #expect(h.screen.contains("7/16 tokens"))
+    #expect(h.screen.contains("tok/s"))
+    #expect(h.screen.contains("ETA"))
+    // The row is in the history as running while it samples.
+    #expect(try h.store.entries().first?.generation.status == .running)
+    generator.gate.signal()
+    #expect(h.settle())
+    assertSnapshot(h.screen, named: "after-generation")
+    let entry = try #require(try h.store.entries().first)
+    #expect(entry.generation.status == .done)
+    #expect(entry.generation.prompt == "a large red circle on the left")
+    #expect(entry.generation.seed == 42)
+    #expect(entry.images.count == 1)
+    #expect(FileManager.default.fileExists(atPath: h.store.imageURL(entry.images[0].fileName).path))
+    #expect(entry.images[0].tokenGrid.count == 16)
+    #expect(h.screen.contains("✓"))
+    #expect(h.screen.contains("Done in"))
+    // The preview is drawn as half blocks carrying the picture's colours.
+    let grid = try #require(h.driver.lastGrid)
+    #expect(grid.cells.contains { $0.text == "▀" && $0.style.foreground != .default })
+  }
+
+  @Test func escapeCancelsAndTheHistorySaysSo() throws {
+    let generator = ScriptedGenerator(pauseAt: 5)
+    let h = try StudioHarness(generator: generator)
+    h.type("a small blue square")
+    h.keys(.enter)
+    #expect(generator.reached.wait(timeout: .now() + 10) == .success)
+    h.keys(.escape)
+    #expect(h.studio.state.run?.cancelling == true)
+    generator.gate.signal()
+    #expect(h.settle())
+    let entry = try #require(try h.store.entries().first)
+    #expect(entry.generation.status == .cancelled)
+    #expect(entry.images.isEmpty)
+    #expect(h.screen.contains("Cancelled at 4/16 tokens"))
+    #expect(h.screen.contains("⊘"))
+  }
+
+  @Test func failureIsShownAndRecorded() throws {
+    let h = try StudioHarness(generator: ScriptedGenerator(failWith: "the model ran out of memory"))
+    h.type("a cross")
+    h.keys(.enter)
+    #expect(h.settle())
+    let entry = try #require(try h.store.entries().first)
+    #expect(entry.generation.status == .failed)
+    #expect(entry.generation.errorMessage == "the model ran out of memory")
+    #expect(h.screen.contains("Generation failed: the model ran out of memory"))
+  }
+
+  @Test func historySurvivesARestartAndAnInterruptedRunIsMarked() throws {
+    let dir = temporaryDirectory()
+    do {
+      let h = try StudioHarness(dataDirectory: dir)
+      h.type("a yellow triangle")
+      h.keys(.enter)
+      #expect(h.settle())
+    }
+    // A studio that died mid-generation (its process is gone) left a running row.
+    do {
+      let store = try HistoryStore(directory: dir)
+      var row = GenerationRecord(
+        prompt: "a purple diamond", style: nil, imagePath: nil, imageWeight: nil, settings: GenerationSettings(seed: 7),
+        modelName: "scripted", createdAt: Date(timeIntervalSince1970: 1_700_000_100))
+      row = try store.begin(row)
+      try store.queueForTests { db in
+        try db.execute(sql: "UPDATE generation SET processID = 999999999 WHERE id = ?", arguments: [row.id!])
+      }
+    }
+    let h = try StudioHarness(dataDirectory: dir)
+    h.studio.renderFrame()
+    assertSnapshot(h.screen, named: "restart-with-interrupted")
+    let entries = try h.store.entries()
+    #expect(entries.count == 2)
+    #expect(entries[0].generation.status == .interrupted)
+    #expect(entries[1].generation.status == .done)
+    #expect(h.screen.contains("a yellow triangle"))
+    #expect(h.screen.contains("! "))
+    #expect(h.screen.contains("Generation #2 was interrupted"))
+    #expect(h.store.recoveredInterrupted == [2])
+    // Told once: the next start has nothing new to report.
+    let again = try StudioHarness(dataDirectory: dir)
+    again.studio.renderFrame()
+    #expect(!again.screen.contains("was interrupted when"))
+    #expect(try again.store.entries()[0].generation.status == .interrupted)
+  }
+
+  @Test func promptRecallAndHistoryEditing() throws {
+    let h = try StudioHarness()
+    h.type("first prompt")
+    h.keys(.enter)
+    #expect(h.settle())
+    h.keys(.control("u"))
+    h.type("second")
+    h.keys(.enter)
+    #expect(h.settle())
+    // The line still holds "second" (the prompt stays after Enter), so ↑ goes to the one before.
+    #expect(h.studio.state.editor.text == "second")
+    h.keys(.up)
+    #expect(h.studio.state.editor.text == "first prompt")
+    h.keys(.down)
+    #expect(h.studio.state.editor.text == "second")
+    // History: move to the older one, load it with its seed.
+    h.keys(.tab, .character("j"), .enter)
+    #expect(h.studio.state.focus == .prompt)
+    #expect(h.studio.state.editor.text == "first prompt")
+    #expect(h.studio.state.randomSeed == false)
+    #expect(h.studio.state.settings.seed == 42)
+  }
+
+  @Test func searchFavouritesAndDelete() throws {
+    let h = try StudioHarness()
+    for p in ["a red circle", "a blue square", "a red cross"] {
+      h.type(p)
+      h.keys(.enter)
+      #expect(h.settle())
+      h.send([.key(.control("u"))])
+    }
+    h.keys(.tab, .character("/"))
+    h.type("red")
+    #expect(h.studio.state.history.count == 2)
+    h.keys(.enter)
+    assertSnapshot(h.screen, named: "history-search")
+    h.keys(.escape)  // leaves the pane, keeps the filter
+    h.keys(.tab, .character("/"), .escape)  // clears it
+    #expect(h.studio.state.history.count == 3)
+    h.keys(.character("f"))
+    #expect(try h.store.entries().first?.generation.favorite == true)
+    h.keys(.character("*"))
+    #expect(h.studio.state.history.count == 1)
+    h.keys(.character("*"), .character("j"), .character("d"))
+    #expect(h.screen.contains("Delete?"))
+    h.keys(.character("y"))
+    #expect(try h.store.entries().map(\.generation.prompt) == ["a red cross", "a red circle"])
+  }
+
+  @Test func rerunRepeatsTheSeed() throws {
+    let h = try StudioHarness()
+    h.type("a green cross")
+    h.keys(.enter)
+    #expect(h.settle())
+    h.keys(.tab, .character("r"))
+    #expect(h.settle())
+    let entries = try h.store.entries()
+    #expect(entries.count == 2)
+    #expect(entries[0].generation.seed == entries[1].generation.seed)
+    #expect(entries[0].images.first?.tokens == entries[1].images.first?.tokens)
+  }
+
+  @Test func settingsFormChangesSamplingAndNamesBadValues() throws {
+    let h = try StudioHarness()
+    h.keys(.function(4))
+    assertSnapshot(h.screen, named: "settings")
+    h.keys(.right, .right)  // temperature 1.0 → 1.2
+    h.keys(.down, .right)  // top-k all → 1
+    h.keys(.down, .down, .down)  // seed
+    h.type("1234")
+    h.keys(.enter)
+    #expect(h.studio.state.settings.temperature == 1.2)
+    #expect(h.studio.state.settings.topK == 1)
+    #expect(h.studio.state.settings.seed == 1234)
+    #expect(h.studio.state.randomSeed == false)
+    h.keys(.function(4), .down, .down)  // top-p
+    h.type("1.5")
+    h.keys(.enter)
+    #expect(h.screen.contains("Top-p: ‘1.5’ is not a probability in (0, 1]"))
+    #expect(h.studio.state.settings.topP == 1)
+    // The settings are remembered for the next start.
+    let next = try StudioHarness(dataDirectory: h.dataDirectory)
+    #expect(next.studio.state.settings.temperature == 1.2)
+    #expect(next.studio.state.settings.seed == 1234)
+    #expect(next.studio.state.randomSeed == false)
+  }
+
+  @Test func stylePickerSearchesAndAppliesTheTemplate() throws {
+    let generator = ScriptedGenerator()
+    let h = try StudioHarness(generator: generator)
+    h.type("red circle")
+    h.keys(.function(2))
+    assertSnapshot(h.screen, named: "style-picker")
+    h.type("pixel")
+    h.keys(.enter)
+    #expect(h.studio.state.style?.name == "Pixel art")
+    h.keys(.enter)
+    #expect(h.settle())
+    #expect(generator.requests.withLock { $0.last?.text } == "red circle, 16-bit pixel art, limited palette")
+    let g = try #require(try h.store.entries().first?.generation)
+    #expect(g.styleName == "Pixel art")
+    #expect(g.prompt == "red circle")
+    #expect(h.screen.contains("red circle · Pixel art"))
+  }
+
+  @Test func imagePromptCompletesPathsAndNamesUnreadableFiles() throws {
+    let generator = ScriptedGenerator()
+    let h = try StudioHarness(generator: generator)
+    let pictureURL = h.dataDirectory.appendingPathComponent("reference-picture.raw")
+    try RawImageFiles().writePNG(ScriptedGenerator.picture(seed: 3, temperature: 1), to: pictureURL, text: [])
+    try Data("not an image".utf8).write(to: h.dataDirectory.appendingPathComponent("broken.raw"))
+    h.keys(.function(3))
+    h.type("refer")
+    h.keys(.tab)
+    guard case .imagePrompt(let form) = h.studio.state.overlay else {
+      Issue.record("the image prompt window is not open")
+      return
+    }
+    #expect(form.path.text == "reference-picture.raw")
+    h.keys(.down, .right, .right)  // weight 0.5 → 0.7
+    assertSnapshot(h.screen, named: "image-prompt")
+    h.keys(.enter)
+    #expect(h.studio.state.imagePrompt?.weight == 0.7)
+    // A broken file is named, and the window stays open.
+    h.keys(.function(3), .control("u"))
+    h.type("broken.raw")
+    h.keys(.enter)
+    #expect(h.screen.contains("broken.raw: not an image"))
+    h.keys(.escape)
+    // Image-only generation uses the image at full weight.
+    h.keys(.enter)
+    #expect(h.settle())
+    let request = try #require(generator.requests.withLock { $0.last })
+    #expect(request.text == "")
+    #expect(request.imageWeight == 1)
+    #expect(request.image != nil)
+    #expect(try h.store.entries().first?.generation.imagePath == pictureURL.path)
+  }
+
+  @Test func quitAsksWhileAGenerationRuns() throws {
+    let generator = ScriptedGenerator(pauseAt: 3)
+    let h = try StudioHarness(generator: generator)
+    h.type("a circle")
+    h.keys(.enter)
+    #expect(generator.reached.wait(timeout: .now() + 10) == .success)
+    h.keys(.control("c"))
+    #expect(h.studio.quitRequested == false)
+    assertSnapshot(h.screen, named: "confirm-quit")
+    h.keys(.character("n"))
+    #expect(h.studio.state.overlay == nil)
+    h.keys(.control("c"), .character("y"))
+    #expect(h.studio.quitRequested)
+    generator.gate.signal()
+    h.studio.finish()
+    #expect(h.driver.shutDown)
+    #expect(try h.store.entries().first?.generation.status == .cancelled)
+  }
+
+  @Test func quitWithoutWorkIsImmediate() throws {
+    let h = try StudioHarness()
+    h.keys(.tab, .character("q"))
+    #expect(h.studio.quitRequested)
+  }
+
+  @Test func resizingRelaysOut() throws {
+    let h = try StudioHarness(width: 100, height: 30)
+    h.type("a big blue triangle")
+    h.keys(.enter)
+    #expect(h.settle())
+    h.driver.resize(width: 72, height: 20)
+    h.send([])
+    assertSnapshot(h.screen, named: "resized-72x20")
+    let grid = try #require(h.driver.lastGrid)
+    #expect(grid.width == 72 && grid.height == 20)
+    #expect(h.screen.contains("a big blue triangle"))
+  }
+
+  @Test func themesCycleAndLoadFromFiles() throws {
+    let h = try StudioHarness()
+    let before = h.studio.state.theme.name
+    h.keys(.function(6))
+    #expect(h.studio.state.theme.name != before)
+    #expect(h.store.preference("theme") == "dusk")
+    #expect(h.screen.contains("Theme: "))
+    let light = try StudioHarness(theme: "light")
+    light.studio.renderFrame()
+    let grid = try #require(light.driver.lastGrid)
+    #expect(
+      grid[0, 5].style.background == .rgb(0xfa, 0xfa, 0xfa) || grid[50, 10].style.background == .rgb(0xfa, 0xfa, 0xfa))
+  }
+
+  @Test func sixelTerminalsGetPlacementsThatDecodeToThePicture() throws {
+    let caps = TerminalCapabilities(
+      sixel: true, cellPixelWidth: 10, cellPixelHeight: 20, colorDepth: .trueColor, deviceAttributes: "63;1;2;4")
+    let h = try StudioHarness(capabilities: caps)
+    #expect(h.studio.state.imageMode == .sixel)
+    h.type("a small green cross")
+    h.keys(.enter)
+    #expect(h.settle())
+    h.studio.renderFrame()
+    let grid = try #require(h.driver.lastGrid)
+    let placement = try #require(grid.placements.first)
+    assertSnapshot(h.screen, named: "sixel-preview")
+    let decoded = try SixelCodec.decode(placement.data)
+    #expect(decoded.width == placement.rect.width * 10)
+    #expect(decoded.height == placement.rect.height * 20)
+    let entry = try #require(h.studio.state.selectedEntry)
+    let original = try RawImageFiles().load(h.store.imageURL(entry.images[0].fileName))
+    let expected = original.resized(width: decoded.width, height: decoded.height)
+    #expect(meanAbsoluteError(decoded, expected) < 3)
+    // A window over the image hides the placement (it would be drawn over the window).
+    h.keys(.function(1))
+    #expect(h.driver.lastGrid?.placements.isEmpty == true)
+  }
+
+  @Test func compareRunsColumnsAndExportsALabelledGrid() throws {
+    let h = try StudioHarness(width: 110, height: 32)
+    h.type("a large purple diamond")
+    h.keys(.function(5))
+    #expect(h.studio.state.compare?.columns.count == 3)
+    h.keys(.character("a"))
+    #expect(h.studio.state.compare?.columns.map(\.temperature) == [0.7, 1.0, 1.3, 1.6])
+    h.keys(.character("x"), .left, .character("]"), .character("k"))
+    #expect(h.studio.state.compare?.columns[1].temperature == 1.1)
+    #expect(h.studio.state.compare?.columns[1].topK == 4)
+    h.keys(.enter)
+    #expect(h.settle())
+    assertSnapshot(h.screen, named: "compare")
+    let columns = try #require(h.studio.state.compare?.columns)
+    #expect(columns.allSatisfy { $0.status == .done })
+    let entries = try h.store.entries()
+    #expect(entries.count == 3)
+    #expect(Set(entries.map(\.generation.seed)).count == 1)
+    #expect(Set(entries.compactMap(\.generation.comparisonID)).count == 1)
+    h.keys(.character("p"))
+    #expect(h.screen.contains("Exported"))
+    let exports = try FileManager.default.contentsOfDirectory(
+      at: h.dataDirectory.appendingPathComponent("exports"), includingPropertiesForKeys: nil)
+    let png = try RawImageFiles().load(try #require(exports.first))
+    #expect(png.width == 3 * 192 + 4 * 12)
+    h.keys(.escape)
+    #expect(h.studio.state.compare == nil)
+  }
+}

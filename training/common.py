@@ -1,0 +1,193 @@
+"""Plumbing shared by the training loops: distributed setup, progress, checkpoints, logs.
+
+Distributed runs use torch.distributed with gloo (CPU) under `torchrun`. Every loop draws its
+randomness (data order, noise, dropout masks) for the whole *global* batch from a generator
+seeded by (seed, step) and then takes this rank's slice, so a run with W processes and global
+batch B follows the same trajectory as one process with batch B (up to float summation
+order). Gradients are averaged by DistributedDataParallel.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass
+class Dist:
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def slice(self, n: int) -> slice:
+        """This rank's part of a global batch of n (n must divide evenly)."""
+        if n % self.world:
+            raise ValueError(f"global batch {n} is not divisible by {self.world} processes")
+        per = n // self.world
+        return slice(self.rank * per, (self.rank + 1) * per)
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            dist.barrier()
+
+    def all_reduce_mean(self, t: torch.Tensor) -> torch.Tensor:
+        if self.world > 1:
+            t = t.clone()
+            dist.all_reduce(t)
+            t /= self.world
+        return t
+
+
+def init_distributed() -> Dist:
+    """Joins the process group when launched by torchrun (WORLD_SIZE > 1), else single."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Dist()
+    if not dist.is_initialized():
+        dist.init_process_group("gloo")
+    return Dist(dist.get_rank(), dist.get_world_size())
+
+
+def set_threads(n: int | None) -> None:
+    if n:
+        torch.set_num_threads(n)
+
+
+def wrap_ddp(model: torch.nn.Module, d: Dist) -> torch.nn.Module:
+    if d.world == 1:
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    return DistributedDataParallel(model)
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    return getattr(model, "module", model)
+
+
+def step_generator(seed: int, step: int, salt: int = 0) -> torch.Generator:
+    """The generator for everything random in one optimisation step (same on every rank)."""
+    g = torch.Generator()
+    g.manual_seed((seed * 1_000_003 + step * 7919 + salt * 104_729) % (2**63))
+    return g
+
+
+# -- progress ---------------------------------------------------------------------------------
+
+
+class Progress:
+    """A one-line progress bar on stderr (a line per update when stderr is not a terminal,
+    at most every `every` seconds)."""
+
+    def __init__(self, total: int, label: str, start: int = 0, enabled: bool = True,
+                 every: float = 10.0):
+        self.total, self.label, self.n = total, label, start
+        self.start_n = start
+        self.t0 = time.time()
+        self.enabled = enabled
+        self.tty = sys.stderr.isatty()
+        self.every = every if not self.tty else 0.2
+        self.last = 0.0
+
+    def update(self, n: int = 1, **info: float) -> None:
+        self.n += n
+        now = time.time()
+        if not self.enabled or (now - self.last < self.every and self.n < self.total):
+            return
+        self.last = now
+        done = self.n / max(self.total, 1)
+        rate = (self.n - self.start_n) / max(now - self.t0, 1e-9)
+        eta = (self.total - self.n) / rate if rate > 0 else 0.0
+        bar = "#" * int(24 * done) + "-" * (24 - int(24 * done))
+        extra = " ".join(f"{k} {v:.4g}" for k, v in info.items())
+        line = (f"{self.label} [{bar}] {self.n}/{self.total} {rate:.2f}/s "
+                f"eta {eta:4.0f}s {extra}")
+        if self.tty:
+            sys.stderr.write("\r" + line[:160].ljust(160))
+            if self.n >= self.total:
+                sys.stderr.write("\n")
+        else:
+            sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+
+
+def log(msg: str, d: Dist | None = None) -> None:
+    if d is None or d.main:
+        print(msg, file=sys.stderr, flush=True)
+
+
+# -- checkpoints ------------------------------------------------------------------------------
+
+
+def atomic_save(obj, path: Path) -> None:
+    """torch.save to a temporary file in the same directory, fsync, then rename over `path`:
+    a crash leaves either the old checkpoint or the new one, never half of one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path) -> dict | None:
+    path = Path(path)
+    if not path.exists():
+        return None
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+class MetricLog:
+    """Appends one JSON object per line (the training curves the report draws)."""
+
+    def __init__(self, path: Path, enabled: bool = True, truncate_after: int | None = None):
+        self.path = Path(path)
+        self.enabled = enabled
+        if enabled:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if truncate_after is not None and self.path.exists():
+                # on resume, drop rows past the checkpoint so curves have no duplicates
+                rows = [r for r in read_jsonl(self.path) if r.get("step", 0) <= truncate_after]
+                atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in rows))
+            elif truncate_after is None and self.path.exists():
+                self.path.unlink()
+
+    def write(self, **row) -> None:
+        if self.enabled:
+            with open(self.path, "a") as f:
+                f.write(json.dumps(row) + "\n")
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    path = Path(path)
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def cosine_lr(step: int, total: int, base: float, warmup: int) -> float:
+    if step < warmup:
+        return base * (step + 1) / warmup
+    t = (step - warmup) / max(total - warmup, 1)
+    return base * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t)))

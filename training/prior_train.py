@@ -1,0 +1,251 @@
+"""Stage 2: the conditional GPT prior, p(tokens | CLIP image embedding), trained on images.
+
+Shards (`make_shards`): every training image once through the frozen CLIP image encoder
+(L2-normalised embedding, float16) and the frozen VQGAN encoder (token grid, raster order,
+int16), written as out/shards/shard-XXXXX.npz plus index.json.
+
+Loss per step (global batch B; conditioning c = the image's normalised embedding):
+    c~      = normalize(c + noise * eps / sqrt(E)),  eps ~ N(0, I)       (LAFITE-style; 0: off)
+    dropped = uniform < cond_dropout   -> position 0 gets the learned uncond_emb instead
+    logits  = GPT(tokens[:, :-1], c~ | uncond)                          [B, T, K]
+    L_nll   = cross-entropy(logits, tokens)
+    L_emb   on the first emb_batch non-dropped rows of the global batch:
+              y = estimator(logits)  (one-hot straight-through | Gumbel-softmax straight-through
+                                      | soft expectation), [b, T, K]
+              image = VQGAN.decode(y @ codebook)   (frozen decoder, gradients flow to y)
+              e = normalize(CLIP.encode_image(clip_normalize((image + 1) / 2)))
+              distance(e, c): 1 - cos (cosine) or |e - c|^2 (l2)
+    loss    = L_nll + lambda * L_emb      (lambda = 0.2, the paper's value; 0 switches it off)
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import models
+from .common import (
+    Dist,
+    MetricLog,
+    Progress,
+    atomic_save,
+    atomic_write_text,
+    cosine_lr,
+    load_checkpoint,
+    log,
+    step_generator,
+    unwrap,
+    wrap_ddp,
+)
+
+SHARD_SIZE = 4096
+
+
+@dataclass
+class PriorTrainConfig:
+    steps: int = 1300
+    batch: int = 64  # global batch
+    lr: float = 1e-3
+    warmup: int = 50
+    weight_decay: float = 0.01
+    emb_lambda: float = 0.2  # weight of L_emb (0: off)
+    estimator: str = "straight-through"  # straight-through | gumbel | soft
+    distance: str = "cosine"  # cosine | l2
+    tau: float = 1.0  # softmax / Gumbel temperature of the estimator
+    emb_batch: int = 8  # rows of the global batch that get L_emb (decode + CLIP: the costly part)
+    noise: float = 0.75  # std of the embedding noise, relative to the unit embedding (0: off)
+    cond_dropout: float = 0.1  # probability of the unconditional embedding (0: off)
+    seed: int = 0
+    checkpoint_every: int = 200
+
+
+# -- shards -----------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def make_shards(images: np.ndarray, clip: models.CLIP, vq: models.VQGAN, out: Path,
+                batch: int = 256, show_progress: bool = True) -> Path:
+    out = Path(out) / "shards"
+    index_path = out / "index.json"
+    if index_path.exists():
+        idx = json.loads(index_path.read_text())
+        if idx.get("count") == len(images):
+            return out
+    out.mkdir(parents=True, exist_ok=True)
+    clip.eval()
+    vq.eval()
+    from .common import Progress as _P
+    from .vqgan_train import to_model_range
+
+    bar = _P(len(images), "shards", enabled=show_progress)
+    files = []
+    for s0 in range(0, len(images), SHARD_SIZE):
+        chunk = images[s0 : s0 + SHARD_SIZE]
+        embs, toks = [], []
+        for i in range(0, len(chunk), batch):
+            part = chunk[i : i + batch]
+            embs.append(models.encode_images(clip, part).half())
+            toks.append(vq.encode(to_model_range(part))["indices"].to(torch.int16))
+            bar.update(len(part))
+        name = f"shard-{s0 // SHARD_SIZE:05d}.npz"
+        tmp = out / f".{name}.tmp.npz"
+        np.savez(tmp, embeddings=torch.cat(embs).numpy(), tokens=torch.cat(toks).numpy())
+        tmp.replace(out / name)
+        files.append(name)
+    atomic_write_text(index_path, json.dumps({
+        "count": len(images), "files": files, "embed_dim": clip.config.embed_dim,
+        "grid": vq.config.grid, "n_embed": vq.config.n_embed}) + "\n")
+    return out
+
+
+def load_shards(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """(embeddings float32 [N, E], tokens int64 [N, T])."""
+    path = Path(path)
+    index = json.loads((path / "index.json").read_text())
+    e, t = [], []
+    for name in index["files"]:
+        z = np.load(path / name)
+        e.append(torch.from_numpy(z["embeddings"].astype(np.float32)))
+        t.append(torch.from_numpy(z["tokens"].astype(np.int64)))
+    return torch.cat(e), torch.cat(t)
+
+
+# -- the loss ---------------------------------------------------------------------------------
+
+
+def noisy(c: torch.Tensor, noise: float, g: torch.Generator) -> torch.Tensor:
+    if noise <= 0:
+        return c
+    eps = torch.randn(c.shape, generator=g) / c.shape[1] ** 0.5
+    return F.normalize(c + noise * eps, dim=-1)
+
+
+def estimate(logits: torch.Tensor, estimator: str, tau: float,
+             u: torch.Tensor | None = None) -> torch.Tensor:
+    """Differentiable token choice [b, T, K] from logits [b, T, K]; u: uniform noise of the
+    same shape for the Gumbel estimator."""
+    if estimator == "soft":
+        return (logits / tau).softmax(-1)
+    if estimator == "gumbel":
+        u = (torch.rand(logits.shape) if u is None else u).clamp(1e-9, 1 - 1e-9)
+        logits = logits - torch.log(-torch.log(u))
+    elif estimator != "straight-through":
+        raise ValueError(f"unknown estimator {estimator!r}")
+    soft = (logits / tau).softmax(-1)
+    hard = F.one_hot(soft.argmax(-1), soft.shape[-1]).to(soft.dtype)
+    return hard + soft - soft.detach()
+
+
+def embedding_loss(y: torch.Tensor, target: torch.Tensor, vq: models.VQGAN, clip: models.CLIP,
+                   distance: str) -> torch.Tensor:
+    """Per-row distance [b] between CLIP's embedding of the decoded tokens and `target`."""
+    g = vq.config.grid
+    zq = (y @ vq.quantize.embedding.weight).reshape(len(y), g, g, -1).permute(0, 3, 1, 2)
+    img = vq.decoder(vq.post_quant_conv(zq))
+    x = models.clip_normalize((img.clamp(-1, 1) + 1) / 2, clip.config.image_resolution)
+    e = F.normalize(clip.encode_image(x), dim=-1)
+    if distance == "cosine":
+        return 1 - (e * target).sum(-1)
+    if distance == "l2":
+        return ((e - target) ** 2).sum(-1)
+    raise ValueError(f"unknown distance {distance!r}")
+
+
+class PriorStep(torch.nn.Module):
+    """GPT forward for training (one module for DDP)."""
+
+    def __init__(self, gpt: models.GPT):
+        super().__init__()
+        self.gpt = gpt
+
+    def forward(self, tokens, cond, uncond):
+        return self.gpt(tokens[:, :-1], cond, uncond)
+
+
+def train_prior(shards: Path, out: Path, cfg: PriorTrainConfig, d: Dist, clip: models.CLIP,
+                vq: models.VQGAN, model_cfg: models.GPTConfig | None = None,
+                resume: bool = True, name: str = "prior") -> models.GPT:
+    out = Path(out)
+    embs, toks = load_shards(shards)
+    n_tokens = toks.shape[1]
+    mcfg = model_cfg or models.builtin_gpt_config(vq.config.n_embed, n_tokens, embs.shape[1])
+    if cfg.cond_dropout > 0 and not mcfg.uncond_embedding:
+        raise ValueError("condition dropout needs uncond_embedding=True")
+    torch.manual_seed(cfg.seed)
+    gpt = models.GPT(mcfg)
+    _init_gpt(gpt)
+    decay = [p for n, p in gpt.named_parameters() if p.dim() >= 2 and "emb" not in n]
+    rest = [p for n, p in gpt.named_parameters() if not (p.dim() >= 2 and "emb" not in n)]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                             {"params": rest, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.95))
+    ckpt_path = out / f"{name}.pt"
+    start = 0
+    ck = load_checkpoint(ckpt_path) if resume else None
+    if ck is not None:
+        gpt.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        start = ck["step"]
+        log(f"{name}: resuming at step {start}", d)
+    models.freeze(clip)
+    models.freeze(vq)
+    model = wrap_ddp(PriorStep(gpt), d)
+    metrics = MetricLog(out / f"{name}-metrics.jsonl", d.main, truncate_after=start or None)
+    bar = Progress(cfg.steps, name, start, d.main)
+    t0 = time.time()
+    for step in range(start, cfg.steps):
+        gpt.train()
+        lr = cosine_lr(step, cfg.steps, cfg.lr, cfg.warmup)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        g = step_generator(cfg.seed, step)
+        idx = torch.randint(len(embs), (cfg.batch,), generator=g)
+        c = embs[idx]
+        cn = noisy(c, cfg.noise, g)
+        dropped = torch.rand(cfg.batch, generator=g) < cfg.cond_dropout
+        s = d.slice(cfg.batch)
+        tokens = toks[idx[s]]
+        logits = model(tokens, cn[s], dropped[s] if mcfg.uncond_embedding else None)
+        nll = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tokens.reshape(-1))
+        loss = nll
+        l_emb = torch.zeros(())
+        if cfg.emb_lambda > 0 and cfg.emb_batch > 0:
+            # rows chosen on the global batch (the first emb_batch conditioned ones),
+            # summed per rank and divided by their global count, so the DDP-averaged
+            # gradient equals one process's
+            chosen = (~dropped).nonzero().flatten()[: cfg.emb_batch]
+            u = torch.rand((len(chosen), *logits.shape[1:]), generator=g)
+            mine = (chosen >= s.start) & (chosen < s.stop)
+            if len(chosen) and mine.any():
+                rows = chosen[mine] - s.start
+                y = estimate(logits[rows], cfg.estimator, cfg.tau, u[mine])
+                per_row = embedding_loss(y, c[s][rows], vq, clip, cfg.distance)
+                l_emb = per_row.sum() / len(chosen) * d.world
+                loss = loss + cfg.emb_lambda * l_emb
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(gpt.parameters(), 1.0)
+        opt.step()
+        if step % 10 == 0 or step == cfg.steps - 1:
+            vals = d.all_reduce_mean(torch.stack([nll, l_emb]).detach())
+            metrics.write(step=step, nll=float(vals[0]), l_emb=float(vals[1]), lr=lr,
+                          t=time.time() - t0)
+        bar.update(nll=float(nll.detach()), emb=float(l_emb.detach()))
+        if ((step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps) and d.main:
+            atomic_save({"model": gpt.state_dict(), "opt": opt.state_dict(), "step": step + 1,
+                         "config": mcfg.to_json(), "train": asdict(cfg)}, ckpt_path)
+    return unwrap(gpt).eval()
+
+
+def _init_gpt(gpt: models.GPT) -> None:
+    """GPT-2 style initialisation (normal 0.02); the reference leaves pos_emb at zero."""
+    for n, p in gpt.named_parameters():
+        if p.dim() >= 2 or n in ("pos_emb", "uncond_emb"):
+            torch.nn.init.normal_(p, std=0.02)
+        elif n.endswith("bias"):
+            torch.nn.init.zeros_(p)

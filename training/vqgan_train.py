@@ -1,0 +1,238 @@
+"""Stage 1: the VQGAN (taming architecture) trained on images alone.
+
+Loss (per step, images x in [-1, 1]):
+    rec    = |x - x^|_1 + |x - x^|_2^2                 (L1 for sharpness, L2 for PSNR)
+           + perceptual_weight * perceptual(x, x^)      optional, see below
+    vq     = |sg(z) - z_q|^2 + beta |z - sg(z_q)|^2     codebook + commitment
+    adv    = -D(x^) (hinge generator loss), weighted by
+             w = disc_weight * |grad_last rec| / (|grad_last adv| + 1e-4), clamped to [0, 1e4]
+             (taming's adaptive weight; grad_last = gradient w.r.t. decoder.conv_out.weight),
+             and only from step disc_start on
+    D      = mean(relu(1 - D(x))) + mean(relu(1 + D(x^)))  (hinge), from disc_start on
+Perceptual term: no pretrained LPIPS/VGG weights can be had offline, so when a CLIP is given
+its image tower serves as the perceptual network: the squared distance between the token
+states of every vision layer (each divided by its feature size) of x and x^.
+Codebook kept alive: a code that no vector chose during the last `restart_every` steps is
+replaced by an encoder output drawn from the current global batch (plus a little noise).
+Usage is reported as the fraction of codes used on a validation set.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+from . import models
+from .common import (
+    Dist,
+    MetricLog,
+    Progress,
+    atomic_save,
+    cosine_lr,
+    load_checkpoint,
+    log,
+    step_generator,
+    unwrap,
+    wrap_ddp,
+)
+
+
+@dataclass
+class VQGANTrainConfig:
+    steps: int = 1200
+    batch: int = 16  # global batch
+    lr: float = 1e-3
+    warmup: int = 50
+    beta: float = 0.25  # commitment
+    disc_start: int = 900  # step at which the adversarial terms switch on (-1: never)
+    disc_weight: float = 0.1
+    disc_lr: float = 2e-4
+    perceptual_weight: float = 0.1  # needs a CLIP (its vision tower is the feature network)
+    restart_every: int = 50  # dead-code restart period (0: off)
+    seed: int = 0
+    checkpoint_every: int = 250
+    val_fraction: float = 0.05
+
+
+def to_model_range(images_u8) -> torch.Tensor:
+    return models.uint8_to_unit(images_u8) * 2 - 1
+
+
+def perceptual(clip: models.CLIP, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    r = clip.config.image_resolution
+    fx = clip.visual.forward_states(models.clip_normalize((x + 1) / 2, r))["layers"]
+    fy = clip.visual.forward_states(models.clip_normalize((y.clamp(-1, 1) + 1) / 2, r))["layers"]
+    return sum(F.mse_loss(a, b.detach()) for a, b in zip(fy, fx, strict=True)) / len(fx)
+
+
+@torch.no_grad()
+def evaluate(vq: models.VQGAN, images: np.ndarray, batch: int = 256) -> dict:
+    """PSNR (dB, on 8-bit pixels after decoding) and codebook usage over `images`."""
+    vq.eval()
+    used = torch.zeros(vq.config.n_embed, dtype=torch.bool)
+    se, count = 0.0, 0
+    for i in range(0, len(images), batch):
+        x = to_model_range(images[i : i + batch])
+        idx = vq.encode(x)["indices"]
+        used[idx.flatten()] = True
+        y = vq.decode_indices(idx)
+        yq = ((y.clamp(-1, 1) + 1) / 2 * 255).round()
+        xq = torch.as_tensor(images[i : i + batch]).permute(0, 3, 1, 2).float()
+        se += float(((yq - xq) ** 2).sum())
+        count += xq.numel()
+    mse = se / count
+    return {"psnr_db": 10 * math.log10(255**2 / max(mse, 1e-10)),
+            "codebook_usage": float(used.float().mean()), "codes_used": int(used.sum())}
+
+
+def _all_gather_cat(t: torch.Tensor, d: Dist) -> torch.Tensor:
+    if d.world == 1:
+        return t
+    parts = [torch.empty_like(t) for _ in range(d.world)]
+    dist.all_gather(parts, t.contiguous())
+    return torch.cat(parts)
+
+
+def train_vqgan(images: np.ndarray, out: Path, cfg: VQGANTrainConfig, d: Dist,
+                model_cfg: models.VQGANConfig | None = None, clip: models.CLIP | None = None,
+                resume: bool = True, val_images: np.ndarray | None = None) -> models.VQGAN:
+    """Trains on uint8 [N, R, R, 3] images; writes out/vqgan.pt, vqgan-metrics.jsonl,
+    vqgan-summary.json."""
+    out = Path(out)
+    mcfg = model_cfg or models.builtin_vqgan_config()
+    if images.shape[1] != mcfg.resolution:
+        raise ValueError(f"images are {images.shape[1]}px, the VQGAN wants {mcfg.resolution}")
+    if val_images is None:
+        val_images = images[: max(1, int(len(images) * cfg.val_fraction))]
+    torch.manual_seed(cfg.seed)
+    vq = models.VQGAN(mcfg)
+    disc = models.PatchDiscriminator()
+    opt = torch.optim.Adam(vq.parameters(), lr=cfg.lr, betas=(0.5, 0.9))
+    dopt = torch.optim.Adam(disc.parameters(), lr=cfg.disc_lr, betas=(0.5, 0.9))
+    usage = torch.zeros(mcfg.n_embed)
+    ckpt_path = out / "vqgan.pt"
+    start = 0
+    ck = load_checkpoint(ckpt_path) if resume else None
+    if ck is not None:
+        vq.load_state_dict(ck["model"])
+        disc.load_state_dict(ck["disc"])
+        opt.load_state_dict(ck["opt"])
+        dopt.load_state_dict(ck["dopt"])
+        usage = ck["usage"]
+        start = ck["step"]
+        log(f"vqgan: resuming at step {start}", d)
+    if clip is not None and cfg.perceptual_weight > 0:
+        models.freeze(clip)
+    model = wrap_ddp(AutoencoderStep(vq, cfg.beta), d)
+    dmodel = wrap_ddp(disc, d)
+    metrics = MetricLog(out / "vqgan-metrics.jsonl", d.main, truncate_after=start or None)
+    bar = Progress(cfg.steps, "vqgan", start, d.main)
+    last = vq.decoder.conv_out.weight
+    t0 = time.time()
+    for step in range(start, cfg.steps):
+        vq.train()
+        lr = cosine_lr(step, cfg.steps, cfg.lr, cfg.warmup)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        g = step_generator(cfg.seed, step)
+        idx = torch.randint(len(images), (cfg.batch,), generator=g)
+        x = to_model_range(images[idx[d.slice(cfg.batch)].numpy()])
+        gan = 0 <= cfg.disc_start <= step
+
+        # -- generator / autoencoder step
+        xr, qloss, codes, z = model(x)
+        l1 = (x - xr).abs().mean()
+        l2 = F.mse_loss(xr, x)
+        rec = l1 + l2
+        if clip is not None and cfg.perceptual_weight > 0:
+            rec = rec + cfg.perceptual_weight * perceptual(clip, x, xr)
+        loss = rec + qloss
+        adv_w = torch.zeros(())
+        if gan:
+            for p in disc.parameters():
+                p.requires_grad_(False)
+            g_loss = -unwrap(dmodel)(xr).mean()
+            for p in disc.parameters():
+                p.requires_grad_(True)
+            gr = torch.autograd.grad(rec, last, retain_graph=True)[0]
+            gg = torch.autograd.grad(g_loss, last, retain_graph=True)[0]
+            gr, gg = d.all_reduce_mean(gr), d.all_reduce_mean(gg)
+            adv_w = (gr.norm() / (gg.norm() + 1e-4)).clamp(0, 1e4).detach() * cfg.disc_weight
+            loss = loss + adv_w * g_loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+        # -- discriminator step
+        d_loss = torch.zeros(())
+        if gan:
+            logits = dmodel(torch.cat([x, xr.detach()]))  # one forward (DDP)
+            real, fake = logits.chunk(2)
+            d_loss = F.relu(1 - real).mean() + F.relu(1 + fake).mean()
+            dopt.zero_grad(set_to_none=True)
+            d_loss.backward()
+            dopt.step()
+
+        # -- keep the codebook alive
+        counts = torch.bincount(codes.flatten(), minlength=mcfg.n_embed).float()
+        usage += d.all_reduce_mean(counts) * d.world
+        if cfg.restart_every and (step + 1) % cfg.restart_every == 0:
+            _restart_dead(vq, usage, z, g, d)
+            usage.zero_()
+
+        if step % 10 == 0 or step == cfg.steps - 1:
+            # the global batch's means (every rank joins the reduction)
+            vals = d.all_reduce_mean(torch.stack([l1, l2, qloss, d_loss]).detach())
+            metrics.write(step=step, l1=float(vals[0]), l2=float(vals[1]), vq=float(vals[2]),
+                          adv_weight=float(adv_w), d_loss=float(vals[3]), lr=lr,
+                          t=time.time() - t0)
+        bar.update(l1=float(l1.detach()))
+        if ((step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps) and d.main:
+            atomic_save({"model": vq.state_dict(), "disc": disc.state_dict(),
+                         "opt": opt.state_dict(), "dopt": dopt.state_dict(),
+                         "usage": usage, "step": step + 1, "config": mcfg.to_json()}, ckpt_path)
+    vq.eval()
+    if d.main:
+        summary = evaluate(vq, val_images)
+        metrics.write(step=cfg.steps, **summary)
+        (out / "vqgan-summary.json").write_text(json.dumps(summary) + "\n")
+        log(f"vqgan: PSNR {summary['psnr_db']:.2f} dB, codebook usage "
+            f"{summary['codebook_usage']:.3f} ({summary['codes_used']} codes)", d)
+    return vq
+
+
+class AutoencoderStep(torch.nn.Module):
+    """Wraps the VQGAN so DDP sees one forward that returns what the training step needs."""
+
+    def __init__(self, vq: models.VQGAN, beta: float):
+        super().__init__()
+        self.vq = vq
+        self.beta = beta
+
+    def forward(self, x):
+        vq = self.vq
+        z = vq.quant_conv(vq.encoder(x))
+        zq, qloss, codes = models.quantize(vq, z, self.beta)
+        xr = vq.decoder(vq.post_quant_conv(zq))
+        return xr, qloss, codes, z
+
+
+@torch.no_grad()
+def _restart_dead(vq: models.VQGAN, usage: torch.Tensor, z: torch.Tensor, g: torch.Generator,
+                  d: Dist) -> None:
+    dead = (usage == 0).nonzero().flatten()
+    if len(dead) == 0:
+        return
+    flat = z.detach().permute(0, 2, 3, 1).reshape(-1, z.shape[1])
+    flat = _all_gather_cat(flat, d)
+    pick = torch.randint(len(flat), (len(dead),), generator=g)
+    noise = torch.randn(len(dead), flat.shape[1], generator=g) * 0.01
+    vq.quantize.embedding.weight.data[dead] = flat[pick] + noise
