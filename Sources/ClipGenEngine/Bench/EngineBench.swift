@@ -79,11 +79,12 @@ public enum EngineBench {
     // The prior alone: milliseconds per decoding step over the middle of the sequence.
     if o.priorSteps > 0 {
       for batch in batches {
-        let ms = priorStepMilliseconds(model.gpt, batch: batch, steps: o.priorSteps)
+        let (ms, cpu) = priorStepMilliseconds(model.gpt, batch: batch, steps: o.priorSteps)
         report.seconds["prior_step_batch_\(batch)"] = ms / 1e3
         log(
-          String(format: "prior alone, batch %d: %.1f ms per step (%.1f tokens/s)", batch, ms, Double(batch) * 1e3 / ms)
-        )
+          String(
+            format: "prior alone, batch %d: %.1f ms per step (%.1f tokens/s; %.1f ms of CPU time per step)", batch,
+            ms, Double(batch) * 1e3 / ms, cpu))
       }
     }
 
@@ -153,7 +154,9 @@ public enum EngineBench {
 
   /// Milliseconds per `GPTDecoder.step` at `batch`, timed over `steps` steps after 16 untimed ones
   /// (a quick figure: attention grows with the position, so a whole generation runs a little slower).
-  static func priorStepMilliseconds(_ gpt: ConditionalGPT, batch: Int, steps: Int) -> Double {
+  /// Also returns the process's CPU time per step (all threads), which other processes' load
+  /// disturbs less than the wall clock.
+  static func priorStepMilliseconds(_ gpt: ConditionalGPT, batch: Int, steps: Int) -> (wall: Double, cpu: Double) {
     let c = gpt.config
     let decoder = GPTDecoder(model: gpt, batch: batch)
     decoder.start(conditions: Tensor(zeros: [batch, c.conditionWidth]))
@@ -161,10 +164,19 @@ public enum EngineBench {
     let skip = max(0, min(16, c.blockSize - 1 - steps))
     for _ in 0..<skip { decoder.step(tokens: tokens) }
     let n = min(steps, decoder.remainingSteps)
-    guard n > 0 else { return 0 }
+    guard n > 0 else { return (0, 0) }
     let clock = ContinuousClock()
+    let cpu0 = processCPUSeconds()
     let d = clock.measure { for _ in 0..<n { decoder.step(tokens: tokens) } }
-    return (Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18) * 1e3 / Double(n)
+    let cpu = (processCPUSeconds() - cpu0) * 1e3 / Double(n)
+    return ((Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18) * 1e3 / Double(n), cpu)
+  }
+
+  /// CPU time of this process (all threads) so far, in seconds.
+  static func processCPUSeconds() -> Double {
+    var t = timespec()
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t)
+    return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
   }
 
   /// The fastest of `n` runs of `body`, in seconds.
