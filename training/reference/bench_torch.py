@@ -39,6 +39,31 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+
+def _omp_wait_policy() -> str:
+    """PyTorch's OpenMP threads spin between operations by default. On an oversubscribed machine
+    (load average above the core count) a spinning thread waits for a partner that is not
+    running, which made each small operation take milliseconds here; passive waiting is much
+    faster there. Chosen before torch loads (libgomp reads it once); `--omp-wait-policy` or
+    OMP_WAIT_POLICY override it."""
+    if "OMP_WAIT_POLICY" in os.environ:
+        return os.environ["OMP_WAIT_POLICY"] + " (from the environment)"
+    wanted = "auto"
+    for i, a in enumerate(sys.argv):
+        if a == "--omp-wait-policy" and i + 1 < len(sys.argv):
+            wanted = sys.argv[i + 1]
+        elif a.startswith("--omp-wait-policy="):
+            wanted = a.split("=", 1)[1]
+    if wanted == "auto":
+        busy = os.getloadavg()[0] > (os.cpu_count() or 1)
+        wanted = "passive" if busy else "default"
+    if wanted != "default":
+        os.environ["OMP_WAIT_POLICY"] = wanted.upper()
+    return wanted
+
+
+OMP_WAIT_POLICY = _omp_wait_policy()
+
 import torch
 from safetensors.torch import load_file, save_file
 
@@ -352,6 +377,12 @@ def main(argv: list[str] | None = None) -> int:
         "scale, every step otherwise)",
     )
     ap.add_argument("--no-batch-one", action="store_true", help="skip the batch-1 runs")
+    ap.add_argument(
+        "--omp-wait-policy",
+        choices=["auto", "default", "active", "passive"],
+        default="auto",
+        help="OpenMP wait policy for torch (auto: passive when the load average exceeds the cores)",
+    )
     args = ap.parse_args(argv)
 
     torch.set_num_threads(args.threads)
@@ -503,6 +534,7 @@ def main(argv: list[str] | None = None) -> int:
         "clip": asdict(clip_cfg),
         "weights": str(model_dir),
         "torch": torch.__version__,
+        "torch_omp_wait_policy": OMP_WAIT_POLICY,
         "torch_recompute_method": method,
         "cpu": cpu_name(),
         "load_average": {"before": load_before, "after": load_average()},
