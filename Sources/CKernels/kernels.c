@@ -143,6 +143,15 @@ static void attend_portable(
 // MARK: - AVX-512
 
 #if CK_X86
+// Software prefetch of the weight rows two tiles ahead, into L2. Measured on the 2-core Zen 4
+// host, gpt2-medium f16 weights, 8 rows, 2 threads: 52.6 ms per pass over all weights without,
+// 39 ms one tile ahead into L1, 33 ms two tiles ahead into L2 (1 row: 28.9 → 20–23 ms).
+#ifndef CK_PF_AHEAD
+#define CK_PF_AHEAD 2
+#endif
+#ifndef CK_PF_HINT
+#define CK_PF_HINT _MM_HINT_T1
+#endif
 #define CK_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,f16c,fma")))
 #define CK_INLINE static inline __attribute__((always_inline))
 
@@ -171,15 +180,22 @@ CK_TARGET CK_INLINE __m512 load_w_masked(const void *w, ptrdiff_t offset, __mmas
 /// One register tile: MR input rows × NR weight rows over the whole depth `k`. MR·NR ≤ 24.
 CK_TARGET CK_INLINE void tile(
     const int MR, const int NR, const int f16, int k, const float *x, ptrdiff_t ldx, const void *w, ptrdiff_t ldw,
-    float *y, ptrdiff_t ldy, int accumulate) {
+    float *y, ptrdiff_t ldy, int accumulate, const char *next) {
   __m512 acc[8][8];
 #pragma clang loop unroll(full)
   for (int r = 0; r < MR; r++)
 #pragma clang loop unroll(full)
     for (int j = 0; j < NR; j++) acc[r][j] = _mm512_setzero_ps();
   int i = 0;
+  const ptrdiff_t elem = f16 ? 2 : 4;
   for (; i + 16 <= k; i += 16) {
     __m512 wv[8];
+    // A later tile's rows, one 64-byte line each per 64 bytes read here: each row is only a few
+    // kilobytes long, too short for the hardware prefetchers to ramp up on their own.
+    if (next && (i * elem) % 64 == 0) {
+#pragma clang loop unroll(full)
+      for (int j = 0; j < NR; j++) _mm_prefetch(next + (j * ldw + i) * elem, CK_PF_HINT);
+    }
 #pragma clang loop unroll(full)
     for (int j = 0; j < NR; j++) wv[j] = load_w(w, j * ldw + i, f16);
 #pragma clang loop unroll(full)
@@ -226,11 +242,13 @@ CK_TARGET CK_INLINE void tile(
   CK_TARGET static void rows_##MR##_##F16(                                                         \
       int n0, int n1, int k, const float *x, ptrdiff_t ldx, const void *w, ptrdiff_t ldw, float *y, \
       ptrdiff_t ldy, int accumulate) {                                                             \
+    const char *base = (const char *)w;                                                            \
+    const ptrdiff_t row = (F16 ? 2 : 4) * ldw;                                                     \
     int j = n0;                                                                                    \
     for (; j + NR <= n1; j += NR)                                                                  \
-      tile(MR, NR, F16, k, x, ldx, (const char *)w + (F16 ? 2 : 4) * j * ldw, ldw, y + j, ldy, accumulate); \
-    for (; j < n1; j++)                                                                            \
-      tile(MR, 1, F16, k, x, ldx, (const char *)w + (F16 ? 2 : 4) * j * ldw, ldw, y + j, ldy, accumulate);  \
+      tile(MR, NR, F16, k, x, ldx, base + j * row, ldw, y + j, ldy, accumulate,                    \
+           j + (CK_PF_AHEAD + 1) * NR <= n1 ? base + (j + CK_PF_AHEAD * NR) * row : NULL);            \
+    for (; j < n1; j++) tile(MR, 1, F16, k, x, ldx, base + j * row, ldw, y + j, ldy, accumulate, NULL); \
   }
 
 // NR: enough weight rows in flight to hide memory latency at small MR; MR·NR ≤ 24 so that the
