@@ -303,15 +303,23 @@ public final class ConditionalGPT: Sendable {
     positionEmbedding.withUnsafeBufferPointer { addInPlace(row, $0.baseAddress! + position * d, count: d) }
   }
 
-  /// Where the attention of a `transform` call finds keys and values.
+  /// Where the attention of a `transform` call finds keys and values: per layer, sequence and
+  /// head a contiguous `[capacity, headDim]` slab (`GPTKeyValueCache.offset`), so the attention of
+  /// one head streams its keys and values sequentially.
   struct CacheBuffers {
     let keys: UnsafeMutableRawPointer
     let values: UnsafeMutableRawPointer
-    /// Positions per (layer, sequence) slab; slabs are `capacity × d` elements, ordered
-    /// layer-major (`GPTKeyValueCache.offset(layer:sequence:position:)`).
+    /// Positions per slab.
     let capacity: Int
     /// f32, or f16 (half the bytes the attention reads at every step).
     let precision: WeightPrecision
+
+    /// Element offset of `(layer, sequence, head, position)` for `batch` sequences of `heads`
+    /// heads of width `headDim`.
+    @inline(__always)
+    func offset(layer: Int, sequence: Int, head: Int, position: Int, batch: Int, heads: Int, headDim: Int) -> Int {
+      (((layer * batch + sequence) * heads + head) * capacity + position) * headDim
+    }
   }
 
   /// Runs the blocks, the final norm and the head on `workspace.x`: `batch` sequences of
@@ -335,38 +343,41 @@ public final class ConditionalGPT: Sendable {
       block.norm1.forward(ws.x, rows: rows, into: ws.h)
       block.inProj.forward(ws.h, rows: rows, into: ws.qkv)
       if let cache {
-        // Append the new keys and values (converted to the cache's precision).
+        // Append the new keys and values, head by head (converted to the cache's precision).
         for b in 0..<batch {
-          let slab = (l * batch + b) * cache.capacity * d
           for i in 0..<n {
             let src = ws.qkv + (b * n + i) * 3 * d
-            let at = slab + (p + i) * d
-            switch cache.precision {
-            case .f32:
-              (cache.keys.assumingMemoryBound(to: Float.self) + at).update(from: src + d, count: d)
-              (cache.values.assumingMemoryBound(to: Float.self) + at).update(from: src + 2 * d, count: d)
-            case .f16:
-              ck_f32_to_f16(src + d, cache.keys.assumingMemoryBound(to: UInt16.self) + at, d)
-              ck_f32_to_f16(src + 2 * d, cache.values.assumingMemoryBound(to: UInt16.self) + at, d)
+            for h in 0..<heads {
+              let at = cache.offset(
+                layer: l, sequence: b, head: h, position: p + i, batch: batch, heads: heads, headDim: hd)
+              switch cache.precision {
+              case .f32:
+                (cache.keys.assumingMemoryBound(to: Float.self) + at).update(from: src + d + h * hd, count: hd)
+                (cache.values.assumingMemoryBound(to: Float.self) + at).update(from: src + 2 * d + h * hd, count: hd)
+              case .f16:
+                ck_f32_to_f16(src + d + h * hd, cache.keys.assumingMemoryBound(to: UInt16.self) + at, hd)
+                ck_f32_to_f16(src + 2 * d + h * hd, cache.values.assumingMemoryBound(to: UInt16.self) + at, hd)
+              }
             }
           }
         }
         if n == 1 {
           gptDecodeAttention(
-            queries: ws.qkv, queryStride: 3 * d, cache: cache, base: l * batch * cache.capacity * d,
-            sequenceStride: cache.capacity * d, visible: p + 1, batch: batch, heads: heads, headDim: hd, out: ws.ctx,
-            scratch: ws.scores)
+            queries: ws.qkv, queryStride: 3 * d, cache: cache, layer: l, visible: p + 1, batch: batch, heads: heads,
+            headDim: hd, out: ws.ctx, scratch: ws.scores)
         } else {
           precondition(cache.precision == .f32, "several new positions at once need an f32 cache")
           let keys = cache.keys.assumingMemoryBound(to: Float.self)
           let values = cache.values.assumingMemoryBound(to: Float.self)
           for b in 0..<batch {
-            let slab = (l * batch + b) * cache.capacity * d
-            scaledDotProductAttention(
-              q: ws.qkv + b * n * 3 * d, qStride: 3 * d, k: keys + slab, v: values + slab, kvStride: d,
-              out: ws.ctx + b * n * d, outStride: d, queries: n, keys: p + n, heads: heads, headDim: hd,
-              causalOffset: p,
-              scratch: ws.scores)
+            for h in 0..<heads {
+              let slab = cache.offset(
+                layer: l, sequence: b, head: h, position: 0, batch: batch, heads: heads, headDim: hd)
+              scaledDotProductAttention(
+                q: ws.qkv + b * n * 3 * d + h * hd, qStride: 3 * d, k: keys + slab, v: values + slab, kvStride: hd,
+                out: ws.ctx + b * n * d + h * hd, outStride: d, queries: n, keys: p + n, heads: 1, headDim: hd,
+                causalOffset: p, scratch: ws.scores)
+            }
           }
         }
       } else {

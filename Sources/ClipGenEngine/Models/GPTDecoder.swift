@@ -95,13 +95,11 @@ public final class GPTDecoder {
   }
 }
 
-/// The key/value cache of one decoding session: `layers × batch` slabs of `capacity × width`
-/// values, in f32 or f16, allocated once. Owned by one `GPTDecoder`.
+/// The key/value cache of one decoding session: for every layer, sequence and head a contiguous
+/// `[capacity, headDim]` slab (`ConditionalGPT.CacheBuffers.offset`), in f32 or f16, allocated
+/// once. Owned by one `GPTDecoder`.
 final class GPTKeyValueCache {
-  let layers: Int
-  let batch: Int
   let capacity: Int
-  let width: Int
   let precision: WeightPrecision
   /// Positions written so far (the same for every sequence).
   var length = 0
@@ -109,10 +107,7 @@ final class GPTKeyValueCache {
   private let values: UnsafeMutableRawPointer
 
   init(layers: Int, batch: Int, capacity: Int, width: Int, precision: WeightPrecision) {
-    self.layers = layers
-    self.batch = batch
     self.capacity = capacity
-    self.width = width
     self.precision = precision
     let bytes = max(layers * batch * capacity * width * (precision == .f32 ? 4 : 2), 64)
     keys = .allocate(byteCount: bytes, alignment: 64)
@@ -124,11 +119,6 @@ final class GPTKeyValueCache {
   deinit {
     keys.deallocate()
     values.deallocate()
-  }
-
-  /// Element offset of `(layer, sequence, position)`.
-  @inline(__always) func offset(layer: Int, sequence: Int, position: Int) -> Int {
-    ((layer * batch + sequence) * capacity + position) * width
   }
 
   var buffers: ConditionalGPT.CacheBuffers {

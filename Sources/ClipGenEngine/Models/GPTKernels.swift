@@ -98,14 +98,13 @@ func gptSoftmaxInPlace(_ x: FloatPointer, count n: Int) {
 }
 
 /// Attention of one query per sequence over its first `visible` cached positions, for `batch`
-/// sequences × `heads` heads (CKernels `ck_attend_*`, with keys and values in the cache's
-/// precision). Query rows are `queryStride` apart (the packed qkv rows); each sequence's keys and
-/// values are a `[capacity, heads·headDim]` slab `sequenceStride` elements apart, starting at
-/// element `base`. Writes `[batch, heads·headDim]` to `out`; `scratch` holds
+/// sequences × `heads` heads of layer `layer` (CKernels `ck_attend_*`, with keys and values in the
+/// cache's precision, each head's a contiguous slab). Query rows are `queryStride` apart (the
+/// packed qkv rows). Writes `[batch, heads·headDim]` to `out`; `scratch` holds
 /// `batch·heads·visible` floats. (Sequence, head) pairs are spread over the CPU's threads.
 func gptDecodeAttention(
-  queries: UnsafePointer<Float>, queryStride: Int, cache: ConditionalGPT.CacheBuffers, base: Int,
-  sequenceStride: Int, visible: Int, batch: Int, heads: Int, headDim hd: Int, out: FloatPointer, scratch: FloatPointer
+  queries: UnsafePointer<Float>, queryStride: Int, cache: ConditionalGPT.CacheBuffers, layer: Int, visible: Int,
+  batch: Int, heads: Int, headDim hd: Int, out: FloatPointer, scratch: FloatPointer
 ) {
   let width = heads * hd
   let scale = 1 / Float(hd).squareRoot()
@@ -114,18 +113,18 @@ func gptDecodeAttention(
     let b = item / heads
     let h = item % heads
     let q = queries + b * queryStride + h * hd
-    let offset = base + b * sequenceStride + h * hd
+    let offset = cache.offset(layer: layer, sequence: b, head: h, position: 0, batch: batch, heads: heads, headDim: hd)
     let s = scratch + item * visible
     let o = out + b * width + h * hd
     switch cache.precision {
     case .f32:
       let k = cache.keys.assumingMemoryBound(to: Float.self) + offset
       let v = cache.values.assumingMemoryBound(to: Float.self) + offset
-      ck_attend_f32(q, k, v, width, Int32(visible), Int32(hd), scale, s, o)
+      ck_attend_f32(q, k, v, hd, Int32(visible), Int32(hd), scale, s, o)
     case .f16:
       let k = cache.keys.assumingMemoryBound(to: UInt16.self) + offset
       let v = cache.values.assumingMemoryBound(to: UInt16.self) + offset
-      ck_attend_f16(q, k, v, width, Int32(visible), Int32(hd), scale, s, o)
+      ck_attend_f16(q, k, v, hd, Int32(visible), Int32(hd), scale, s, o)
     }
   }
   // Below ~64K multiply-adds a second thread costs more than it saves.
