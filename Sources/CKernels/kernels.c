@@ -7,6 +7,7 @@
 // step, one dot product per accumulator, reduced horizontally at the end.
 #include "CKernels.h"
 
+#include <math.h>
 #include <string.h>
 
 #if defined(__x86_64__) || defined(_M_X64)
@@ -107,6 +108,34 @@ static void gemm_nt_portable(
         for (int i = 0; i < k; i++) s += xr[i] * wj[i];
       }
       y[r * ldy + j] = accumulate ? y[r * ldy + j] + s : s;
+    }
+  }
+}
+
+static void attend_portable(
+    const float *q, const void *k, const void *v, int f16, ptrdiff_t stride, int visible, int hd, float scale,
+    float *scores, float *out) {
+  float m = -INFINITY;
+  for (int j = 0; j < visible; j++) {
+    float s = 0;
+    for (int c = 0; c < hd; c++) {
+      float kc = f16 ? half_to_float(((const uint16_t *)k)[j * stride + c]) : ((const float *)k)[j * stride + c];
+      s += q[c] * kc;
+    }
+    scores[j] = s * scale;
+    if (scores[j] > m) m = scores[j];
+  }
+  float sum = 0;
+  for (int j = 0; j < visible; j++) {
+    scores[j] = expf(scores[j] - m);
+    sum += scores[j];
+  }
+  for (int c = 0; c < hd; c++) out[c] = 0;
+  for (int j = 0; j < visible; j++) {
+    float p = scores[j] / sum;
+    for (int c = 0; c < hd; c++) {
+      float vc = f16 ? half_to_float(((const uint16_t *)v)[j * stride + c]) : ((const float *)v)[j * stride + c];
+      out[c] += p * vc;
     }
   }
 }
@@ -246,6 +275,90 @@ static void gemm_nt_avx512(
   }
 }
 
+/// `exp(x)` for x ≤ 0 (below -87 gives ~0): x = n·ln2 + r with |r| ≤ ln2/2, e^r by its Taylor
+/// series to degree 7, scaled by 2^n from the exponent bits.
+CK_TARGET CK_INLINE __m512 exp_nonpositive(__m512 x) {
+  x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
+  __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.442695040888963f)), _MM_FROUND_TO_NEAREST_INT);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.0f / 5040);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
+  return _mm512_mul_ps(p, _mm512_castsi512_ps(e));
+}
+
+CK_TARGET CK_INLINE __m512 load_kv(const void *p, ptrdiff_t offset, __mmask16 mask, int f16) {
+  if (f16) return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask, (const uint16_t *)p + offset));
+  return _mm512_maskz_loadu_ps(mask, (const float *)p + offset);
+}
+
+/// Scores four keys at a time (one horizontal reduction per four), a vector softmax, then the
+/// weighted sum of values in register accumulators, 64 lanes of the head per pass.
+CK_TARGET static void attend_avx512(
+    const float *q, const void *k, const void *v, int f16, ptrdiff_t stride, int visible, int hd, float scale,
+    float *scores, float *out) {
+  if (hd > 256) {  // wider heads than any CLIP-GEN model: keep it simple
+    attend_portable(q, k, v, f16, stride, visible, hd, scale, scores, out);
+    return;
+  }
+  const int chunks = (hd + 15) / 16;
+  __m512 qv[16];
+  __mmask16 masks[16];
+  for (int c = 0; c < chunks; c++) {
+    int lanes = hd - 16 * c < 16 ? hd - 16 * c : 16;
+    masks[c] = (__mmask16)((1u << lanes) - 1);
+    qv[c] = _mm512_mul_ps(_mm512_maskz_loadu_ps(masks[c], q + 16 * c), _mm512_set1_ps(scale));
+  }
+  int j = 0;
+  for (; j + 4 <= visible; j += 4) {
+    __m512 a[4];
+    for (int t = 0; t < 4; t++) {
+      __m512 acc = _mm512_setzero_ps();
+      for (int c = 0; c < chunks; c++) acc = _mm512_fmadd_ps(qv[c], load_kv(k, (j + t) * stride + 16 * c, masks[c], f16), acc);
+      a[t] = acc;
+    }
+    _mm_storeu_ps(scores + j, hsum4(a[0], a[1], a[2], a[3]));
+  }
+  for (; j < visible; j++) {
+    __m512 acc = _mm512_setzero_ps();
+    for (int c = 0; c < chunks; c++) acc = _mm512_fmadd_ps(qv[c], load_kv(k, j * stride + 16 * c, masks[c], f16), acc);
+    scores[j] = _mm512_reduce_add_ps(acc);
+  }
+  // Softmax numerators and their sum.
+  __m512 m16 = _mm512_set1_ps(-INFINITY);
+  for (j = 0; j < visible; j += 16) {
+    __mmask16 mk = visible - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (visible - j)) - 1);
+    m16 = _mm512_mask_max_ps(m16, mk, m16, _mm512_maskz_loadu_ps(mk, scores + j));
+  }
+  __m512 mx = _mm512_set1_ps(_mm512_reduce_max_ps(m16));
+  __m512 s16 = _mm512_setzero_ps();
+  for (j = 0; j < visible; j += 16) {
+    __mmask16 mk = visible - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (visible - j)) - 1);
+    __m512 e = _mm512_maskz_mov_ps(mk, exp_nonpositive(_mm512_sub_ps(_mm512_maskz_loadu_ps(mk, scores + j), mx)));
+    _mm512_mask_storeu_ps(scores + j, mk, e);
+    s16 = _mm512_add_ps(s16, e);
+  }
+  __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(s16));
+  // out = Σ p_j v_j, 64 lanes (4 vectors) per pass over the positions.
+  for (int c0 = 0; c0 < chunks; c0 += 4) {
+    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    int width = chunks - c0 < 4 ? chunks - c0 : 4;
+    for (j = 0; j < visible; j++) {
+      __m512 p = _mm512_set1_ps(scores[j]);
+      for (int c = 0; c < width; c++)
+        acc[c] = _mm512_fmadd_ps(p, load_kv(v, j * stride + 16 * (c0 + c), masks[c0 + c], f16), acc[c]);
+    }
+    for (int c = 0; c < width; c++) _mm512_mask_storeu_ps(out + 16 * (c0 + c), masks[c0 + c], _mm512_mul_ps(acc[c], inv));
+  }
+}
+
 CK_TARGET static void f32_to_f16_avx512(const float *src, uint16_t *dst, size_t n) {
   size_t i = 0;
   for (; i + 16 <= n; i += 16)
@@ -288,6 +401,32 @@ void ck_gemm_nt_f16(
   }
 #endif
   gemm_nt_portable(m, n0, n1, k, x, ldx, w, ldw, 1, y, ldy, accumulate);
+}
+
+void ck_attend_f32(
+    const float *q, const float *k, const float *v, ptrdiff_t stride, int visible, int hd, float scale, float *scores,
+    float *out) {
+  if (visible <= 0) return;
+#if CK_X86
+  if (ck_simd_level() >= 2) {
+    attend_avx512(q, k, v, 0, stride, visible, hd, scale, scores, out);
+    return;
+  }
+#endif
+  attend_portable(q, k, v, 0, stride, visible, hd, scale, scores, out);
+}
+
+void ck_attend_f16(
+    const float *q, const uint16_t *k, const uint16_t *v, ptrdiff_t stride, int visible, int hd, float scale,
+    float *scores, float *out) {
+  if (visible <= 0) return;
+#if CK_X86
+  if (ck_simd_level() >= 2) {
+    attend_avx512(q, k, v, 1, stride, visible, hd, scale, scores, out);
+    return;
+  }
+#endif
+  attend_portable(q, k, v, 1, stride, visible, hd, scale, scores, out);
 }
 
 void ck_f32_to_f16(const float *src, uint16_t *dst, size_t n) {

@@ -40,12 +40,21 @@ struct Bench: ParsableCommand {
   @Flag(help: "Skip the batch-1 measurement.")
   var noBatchOne = false
 
+  @Option(help: "Decoding steps of the prior alone to time per batch size (0: skip).")
+  var priorSteps: Int = 32
+
+  @Option(help: "Run only one part: prior (decoding steps alone), generation, or decoders (VQGAN and CLIP).")
+  var only: String?
+
   func validate() throws {
     if BenchPreset(rawValue: preset) == nil {
       throw ValidationError("--preset must be one of: \(BenchPreset.allCases.map(\.rawValue).joined(separator: ", "))")
     }
     if batch < 1 { throw ValidationError("--batch must be at least 1") }
     if !["f16", "f32", "file"].contains(weights) { throw ValidationError("--weights must be f16, f32 or file") }
+    if let only, !["prior", "generation", "decoders"].contains(only) {
+      throw ValidationError("--only must be prior, generation or decoders")
+    }
   }
 
   func run() throws {
@@ -72,6 +81,9 @@ struct Bench: ParsableCommand {
     options.batch = batch
     options.includeBatchOne = !noBatchOne
     options.repeats = repeats
+    options.priorSteps = only == nil || only == "prior" ? priorSteps : 0
+    options.includeGeneration = only == nil || only == "generation"
+    options.includeDecoders = only == nil || only == "decoders"
     log("model \(directory.path), kernels \(CPUKernels.name), OpenBLAS \(BLASInfo.coreName)")
     var report = try EngineBench.run(model: loaded!, options: options, log: log)
     report.seconds["load"] = Double(loadTime.components.seconds) + Double(loadTime.components.attoseconds) * 1e-18

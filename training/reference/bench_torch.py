@@ -39,6 +39,31 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+
+def _omp_wait_policy() -> str:
+    """PyTorch's OpenMP threads spin between operations by default. On an oversubscribed machine
+    (load average above the core count) a spinning thread waits for a partner that is not
+    running, which made each small operation take milliseconds here; passive waiting is much
+    faster there. Chosen before torch loads (libgomp reads it once); `--omp-wait-policy` or
+    OMP_WAIT_POLICY override it."""
+    if "OMP_WAIT_POLICY" in os.environ:
+        return os.environ["OMP_WAIT_POLICY"] + " (from the environment)"
+    wanted = "auto"
+    for i, a in enumerate(sys.argv):
+        if a == "--omp-wait-policy" and i + 1 < len(sys.argv):
+            wanted = sys.argv[i + 1]
+        elif a.startswith("--omp-wait-policy="):
+            wanted = a.split("=", 1)[1]
+    if wanted == "auto":
+        busy = os.getloadavg()[0] > (os.cpu_count() or 1)
+        wanted = "passive" if busy else "default"
+    if wanted != "default":
+        os.environ["OMP_WAIT_POLICY"] = wanted.upper()
+    return wanted
+
+
+OMP_WAIT_POLICY = _omp_wait_policy()
+
 import torch
 from safetensors.torch import load_file, save_file
 
@@ -85,9 +110,7 @@ def preset_shapes(preset: str) -> tuple[GPTConfig, VQGANConfig, CLIPConfig, str]
     vq = VQGANConfig.load(base / manifest["vqgan"]["config"])
     clip_cfg = manifest["clip"].get("config")
     if clip_cfg is None:
-        raise SystemExit(
-            f"{base}: the CLIP config is needed for the builtin preset's shapes"
-        )
+        raise SystemExit(f"{base}: the CLIP config is needed for the builtin preset's shapes")
     clip = clip_config_from_hf(json.loads((base / clip_cfg).read_text()))
     return gpt, vq, clip, str(base.relative_to(ROOT))
 
@@ -130,13 +153,9 @@ def byte_tokenizer(out: Path) -> None:
             n += 1
     table = dict(zip(bs, (chr(c) for c in cs)))
     symbols = [table[b] for b in range(256)]
-    vocab = (
-        symbols + [s + "</w>" for s in symbols] + ["<|startoftext|>", "<|endoftext|>"]
-    )
+    vocab = symbols + [s + "</w>" for s in symbols] + ["<|startoftext|>", "<|endoftext|>"]
     out.mkdir(parents=True, exist_ok=True)
-    (out / "vocab.json").write_text(
-        json.dumps({s: i for i, s in enumerate(vocab)}, sort_keys=True)
-    )
+    (out / "vocab.json").write_text(json.dumps({s: i for i, s in enumerate(vocab)}, sort_keys=True))
     (out / "merges.txt").write_text("#version: 0.2\n")
 
 
@@ -153,11 +172,7 @@ def prepare(directory: Path, gpt_cfg, vq_cfg, clip_cfg, seed: int) -> bool:
         sort_keys=True,
     )
     stamp = directory / "bench-torch-stamp.json"
-    if (
-        stamp.exists()
-        and stamp.read_text() == key
-        and (directory / "model.json").exists()
-    ):
+    if stamp.exists() and stamp.read_text() == key and (directory / "model.json").exists():
         return False
     directory.mkdir(parents=True, exist_ok=True)
     stamp.unlink(missing_ok=True)
@@ -165,18 +180,10 @@ def prepare(directory: Path, gpt_cfg, vq_cfg, clip_cfg, seed: int) -> bool:
 
     gpt = GPT(gpt_cfg)
     randomize(gpt, gen)
-    sd = {
-        k: v.contiguous()
-        for k, v in gpt.state_dict().items()
-        if not k.endswith(".mask")
-    }
+    sd = {k: v.contiguous() for k, v in gpt.state_dict().items() if not k.endswith(".mask")}
     (directory / "gpt").mkdir(exist_ok=True)
-    save_file(
-        sd, str(directory / "gpt" / "model.safetensors"), metadata={"format": "pt"}
-    )
-    (directory / "gpt" / "config.json").write_text(
-        json.dumps(gpt_cfg.to_json(), indent=2)
-    )
+    save_file(sd, str(directory / "gpt" / "model.safetensors"), metadata={"format": "pt"})
+    (directory / "gpt" / "config.json").write_text(json.dumps(gpt_cfg.to_json(), indent=2))
     del gpt, sd
 
     from training.reference.vqgan import VQGAN
@@ -186,12 +193,8 @@ def prepare(directory: Path, gpt_cfg, vq_cfg, clip_cfg, seed: int) -> bool:
     keep = ("decoder.", "quantize.", "post_quant_conv.")
     sd = {k: v.contiguous() for k, v in vq.state_dict().items() if k.startswith(keep)}
     (directory / "vqgan").mkdir(exist_ok=True)
-    save_file(
-        sd, str(directory / "vqgan" / "model.safetensors"), metadata={"format": "pt"}
-    )
-    (directory / "vqgan" / "config.json").write_text(
-        json.dumps(vq_cfg.to_json(), indent=2)
-    )
+    save_file(sd, str(directory / "vqgan" / "model.safetensors"), metadata={"format": "pt"})
+    (directory / "vqgan" / "config.json").write_text(json.dumps(vq_cfg.to_json(), indent=2))
     del vq, sd
 
     clip = CLIP(clip_cfg)
@@ -200,9 +203,7 @@ def prepare(directory: Path, gpt_cfg, vq_cfg, clip_cfg, seed: int) -> bool:
         clip.logit_scale.fill_(math.log(100.0))
     sd = {k: v.contiguous() for k, v in clip.state_dict().items()}
     (directory / "clip").mkdir(exist_ok=True)
-    save_file(
-        sd, str(directory / "clip" / "model.safetensors"), metadata={"format": "pt"}
-    )
+    save_file(sd, str(directory / "clip" / "model.safetensors"), metadata={"format": "pt"})
     del clip, sd
 
     byte_tokenizer(directory / "tokenizer")
@@ -243,13 +244,9 @@ def load_models(directory: Path, gpt_cfg, vq_cfg, clip_cfg):
     missing, unexpected = vq.load_state_dict(
         load_file(str(directory / "vqgan" / "model.safetensors")), strict=False
     )
-    assert not unexpected and all(
-        k.startswith(("encoder.", "quant_conv.")) for k in missing
-    )
+    assert not unexpected and all(k.startswith(("encoder.", "quant_conv.")) for k in missing)
     clip = CLIP(clip_cfg)
-    clip.load_state_dict(
-        load_file(str(directory / "clip" / "model.safetensors")), strict=True
-    )
+    clip.load_state_dict(load_file(str(directory / "clip" / "model.safetensors")), strict=True)
     return gpt.eval(), vq.eval(), clip.eval()
 
 
@@ -304,9 +301,7 @@ def time_kv(gpt: GPT, batch: int, steps: int, choose) -> float:
 
 
 @torch.no_grad()
-def time_recompute(
-    gpt: GPT, batch: int, steps: int, choose, samples: int
-) -> tuple[float, str]:
+def time_recompute(gpt: GPT, batch: int, steps: int, choose, samples: int) -> tuple[float, str]:
     """Seconds for HFAiLab's recomputing sampler over `steps` steps: step p runs the forward over
     the condition and p tokens. With `samples` > 0, steps at `samples` evenly spaced prefix
     lengths are timed and the per-step cost is interpolated linearly over all steps."""
@@ -314,9 +309,7 @@ def time_recompute(
     vocab = gpt.config.vocab_size
 
     def step(p: int) -> float:
-        tokens = torch.randint(
-            0, vocab, (batch, p), generator=torch.Generator().manual_seed(p)
-        )
+        tokens = torch.randint(0, vocab, (batch, p), generator=torch.Generator().manual_seed(p))
         t = time.perf_counter()
         logits = gpt(tokens, embed)[:, -1]
         choose(logits)
@@ -367,18 +360,12 @@ def cpu_name() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
-    )
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--preset", choices=["builtin", "gpt2-medium"], default="builtin")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "bench")
-    ap.add_argument(
-        "--clipgen", type=Path, help="the clipgen executable (omit: torch only)"
-    )
-    ap.add_argument(
-        "--clipgen-args", default="", help="extra arguments for clipgen bench"
-    )
+    ap.add_argument("--clipgen", type=Path, help="the clipgen executable (omit: torch only)")
+    ap.add_argument("--clipgen-args", default="", help="extra arguments for clipgen bench")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
@@ -390,6 +377,12 @@ def main(argv: list[str] | None = None) -> int:
         "scale, every step otherwise)",
     )
     ap.add_argument("--no-batch-one", action="store_true", help="skip the batch-1 runs")
+    ap.add_argument(
+        "--omp-wait-policy",
+        choices=["auto", "default", "active", "passive"],
+        default="auto",
+        help="OpenMP wait policy for torch (auto: passive when the load average exceeds the cores)",
+    )
     args = ap.parse_args(argv)
 
     torch.set_num_threads(args.threads)
@@ -462,24 +455,16 @@ def main(argv: list[str] | None = None) -> int:
             0, vq_cfg.n_embed, (1, g * g), generator=torch.Generator().manual_seed(3)
         )
         vq.decode_indices(idx)
-        torch_res["seconds"]["vqgan_decode"] = fastest(
-            args.repeats, lambda: vq.decode_indices(idx)
-        )
-        ids = torch.randint(
-            1, 500, (1, clip_cfg.context_length), generator=torch.Generator()
-        )
+        torch_res["seconds"]["vqgan_decode"] = fastest(args.repeats, lambda: vq.decode_indices(idx))
+        ids = torch.randint(1, 500, (1, clip_cfg.context_length), generator=torch.Generator())
         ids[0, 12] = 513  # EOT (the byte tokenizer's highest id) where the text pools
         ids[0, 13:] = 0
         clip.encode_text(ids)
-        torch_res["seconds"]["clip_text"] = fastest(
-            args.repeats, lambda: clip.encode_text(ids)
-        )
+        torch_res["seconds"]["clip_text"] = fastest(args.repeats, lambda: clip.encode_text(ids))
         r = clip_cfg.image_resolution
         pix = torch.randn(1, 3, r, r, generator=torch.Generator().manual_seed(4))
         clip.encode_image(pix)
-        torch_res["seconds"]["clip_image"] = fastest(
-            args.repeats, lambda: clip.encode_image(pix)
-        )
+        torch_res["seconds"]["clip_image"] = fastest(args.repeats, lambda: clip.encode_image(pix))
     print(
         "torch VQGAN decode {:.3f} s, CLIP text {:.3f} s, image {:.3f} s".format(
             torch_res["seconds"]["vqgan_decode"],
@@ -503,16 +488,12 @@ def main(argv: list[str] | None = None) -> int:
         "tokens_per_s": {"torch_kv": torch_res["tokens_per_s"]["kv_batch"]},
         "seconds": {"vqgan_decode_torch": s["vqgan_decode"]},
     }
-    out["tokens_per_s"]["torch_recompute"] = torch_res["tokens_per_s"][
-        "recompute_batch"
-    ]
+    out["tokens_per_s"]["torch_recompute"] = torch_res["tokens_per_s"]["recompute_batch"]
     out["seconds"]["clip_text_torch"] = s["clip_text"]
     out["seconds"]["clip_image_torch"] = s["clip_image"]
     out["seconds"]["image_end_to_end_torch_estimate"] = s["image_end_to_end_estimate"]
     if "kv_batch_1" in torch_res["tokens_per_s"]:
-        out["tokens_per_s"]["batch_1"] = {
-            "torch_kv": torch_res["tokens_per_s"]["kv_batch_1"]
-        }
+        out["tokens_per_s"]["batch_1"] = {"torch_kv": torch_res["tokens_per_s"]["kv_batch_1"]}
     out["peak_rss_mb"] = {"torch": peak_rss_mb()}
     if engine:
         e_tok, e_sec = engine["tokens_per_s"], engine["seconds"]
@@ -522,33 +503,24 @@ def main(argv: list[str] | None = None) -> int:
         out["seconds"]["vqgan_decode_clipgen"] = e_sec["vqgan_decode"]
         out["seconds"]["clip_text_clipgen"] = e_sec["clip_text"]
         out["seconds"]["clip_image_clipgen"] = e_sec["clip_image"]
-        out["seconds"]["image_end_to_end_clipgen"] = e_sec[
-            f"image_end_to_end_batch_{B}"
-        ]
+        out["seconds"]["image_end_to_end_clipgen"] = e_sec[f"image_end_to_end_batch_{B}"]
         if "image_end_to_end_batch_1" in e_sec:
-            out["seconds"]["image_end_to_end_clipgen_batch_1"] = e_sec[
-                "image_end_to_end_batch_1"
-            ]
+            out["seconds"]["image_end_to_end_clipgen_batch_1"] = e_sec["image_end_to_end_batch_1"]
         out["seconds"]["load_clipgen"] = e_sec.get("load")
         out["peak_rss_mb"]["clipgen"] = engine["peak_rss_mb"]
         tok = out["tokens_per_s"]
         out["ratios"] = {
             "clipgen_over_torch_kv": tok["clipgen"] / tok["torch_kv"],
             "clipgen_over_torch_recompute": tok["clipgen"] / tok["torch_recompute"],
-            "vqgan_decode_torch_over_clipgen": s["vqgan_decode"]
-            / e_sec["vqgan_decode"],
+            "vqgan_decode_torch_over_clipgen": s["vqgan_decode"] / e_sec["vqgan_decode"],
         }
         out["done_when"] = {
-            "tokens_per_s_at_least_1.5x_torch_kv": out["ratios"][
-                "clipgen_over_torch_kv"
-            ]
-            >= 1.5,
+            "tokens_per_s_at_least_1.5x_torch_kv": out["ratios"]["clipgen_over_torch_kv"] >= 1.5,
             "tokens_per_s_at_least_20x_torch_recompute": out["ratios"][
                 "clipgen_over_torch_recompute"
             ]
             >= 20,
-            "vqgan_decode_not_slower_than_torch": e_sec["vqgan_decode"]
-            <= s["vqgan_decode"],
+            "vqgan_decode_not_slower_than_torch": e_sec["vqgan_decode"] <= s["vqgan_decode"],
         }
     out["config"] = {
         "preset": args.preset,
@@ -562,6 +534,7 @@ def main(argv: list[str] | None = None) -> int:
         "clip": asdict(clip_cfg),
         "weights": str(model_dir),
         "torch": torch.__version__,
+        "torch_omp_wait_policy": OMP_WAIT_POLICY,
         "torch_recompute_method": method,
         "cpu": cpu_name(),
         "load_average": {"before": load_before, "after": load_average()},
@@ -571,11 +544,7 @@ def main(argv: list[str] | None = None) -> int:
     if engine:
         out["config"]["clipgen"] = engine["config"]
     (args.out / "bench.json").write_text(json.dumps(out, indent=2) + "\n")
-    print(
-        json.dumps(
-            {k: out[k] for k in ("tokens_per_s", "seconds") if k in out}, indent=2
-        )
-    )
+    print(json.dumps({k: out[k] for k in ("tokens_per_s", "seconds") if k in out}, indent=2))
     if "ratios" in out:
         print(json.dumps(out["ratios"], indent=2))
     print(f"wrote {args.out / 'bench.json'}")

@@ -36,6 +36,19 @@ void ck_gemm_nt_f16(
     int m, int n0, int n1, int k, const float *x, ptrdiff_t ldx, const uint16_t *w, ptrdiff_t ldw, float *y,
     ptrdiff_t ldy, int accumulate);
 
+/// Attention of one query over `visible` cached positions of one head:
+///
+///     out[c] = Σ_j softmax_j(scale · q·k_j) · v_j[c]     for c < hd
+///
+/// Key and value rows of successive positions are `stride` elements apart. `scores` holds
+/// `visible` floats of scratch. The `_f16` variant reads binary16 keys and values.
+void ck_attend_f32(
+    const float *q, const float *k, const float *v, ptrdiff_t stride, int visible, int hd, float scale, float *scores,
+    float *out);
+void ck_attend_f16(
+    const float *q, const uint16_t *k, const uint16_t *v, ptrdiff_t stride, int visible, int hd, float scale,
+    float *scores, float *out);
+
 /// Converts `n` floats to binary16 (round to nearest even; overflow becomes ±inf).
 void ck_f32_to_f16(const float *src, uint16_t *dst, size_t n);
 

@@ -17,6 +17,12 @@ public struct EngineBenchOptions: Sendable {
   public var repeats = 3
   public var seed: UInt64 = 0
   public var prompt = "a photo of a tower in front of a mountain"
+  /// Decoding steps timed on the prior alone (no sampler, no image), per batch size; 0 skips.
+  public var priorSteps = 32
+  /// Whether to run whole generations (tokens/s through the sampler, seconds per image).
+  public var includeGeneration = true
+  /// Whether to time the VQGAN decode and the CLIP encodes.
+  public var includeDecoders = true
 
   public init() {}
 }
@@ -63,13 +69,27 @@ public enum EngineBench {
     if let k = sampling.topK { sampling.topK = min(k, vocab) }
 
     // Warm-up: fault in the mapped weights and the allocator's pages before anything is timed.
-    let warm = GPTDecoder(model: model.gpt, batch: o.batch)
-    let zeros = Tensor(zeros: [o.batch, model.gpt.config.conditionWidth])
-    warm.start(conditions: zeros)
-    warm.step(tokens: [Int](repeating: 0, count: o.batch))
+    if o.priorSteps > 0 || o.includeGeneration {
+      let warm = GPTDecoder(model: model.gpt, batch: o.batch)
+      warm.start(conditions: Tensor(zeros: [o.batch, model.gpt.config.conditionWidth]))
+      warm.step(tokens: [Int](repeating: 0, count: o.batch))
+    }
+
+    let batches = o.includeBatchOne && o.batch != 1 ? [o.batch, 1] : [o.batch]
+    // The prior alone: milliseconds per decoding step over the middle of the sequence.
+    if o.priorSteps > 0 {
+      for batch in batches {
+        let (ms, cpu) = priorStepMilliseconds(model.gpt, batch: batch, steps: o.priorSteps)
+        report.seconds["prior_step_batch_\(batch)"] = ms / 1e3
+        log(
+          String(
+            format: "prior alone, batch %d: %.1f ms per step (%.1f tokens/s; %.1f ms of CPU time per step)", batch,
+            ms, Double(batch) * 1e3 / ms, cpu))
+      }
+    }
 
     // Sampling speed and end-to-end time per image, through the one generation function.
-    for batch in o.includeBatchOne && o.batch != 1 ? [o.batch, 1] : [o.batch] {
+    for batch in o.includeGeneration ? batches : [] {
       let request = GenerationRequest(prompt: .text(o.prompt), count: batch, seed: o.seed, sampling: sampling)
       let result = try model.generate(request)
       report.tokensPerSecond["batch_\(batch)"] = result.tokensPerSecond
@@ -81,25 +101,10 @@ public enum EngineBench {
           result.tokensPerSecond, result.samplingSeconds, result.totalSeconds / Double(batch)))
     }
 
-    // One VQGAN decode of a full grid.
     var rng = SeededGenerator(seed: o.seed)
-    let grid = (0..<model.tokensPerImage).map { _ in Int(rng.next() % UInt64(vocab)) }
-    _ = try model.vqgan.decode(indices: grid, gridHeight: model.gridHeight, gridWidth: model.gridWidth)
-    report.seconds["vqgan_decode"] = try fastest(o.repeats) {
-      _ = try model.vqgan.decode(indices: grid, gridHeight: model.gridHeight, gridWidth: model.gridWidth)
+    if o.includeDecoders {
+      try timeDecoders(model, o, &report, &rng, log)
     }
-    log(
-      String(
-        format: "VQGAN decode %d×%d grid: %.3f s", model.gridHeight, model.gridWidth, report.seconds["vqgan_decode"]!))
-
-    // CLIP: one prompt, one image.
-    let ids = model.tokenizer.tokenize(o.prompt, contextLength: model.contextLength).ids
-    report.seconds["clip_text"] = try fastest(o.repeats) { _ = model.clip.encodeText([ids]) }
-    let side = model.imagePreprocessor.size
-    let pixels = Tensor(
-      shape: [1, 3, side, side], scalars: (0..<(3 * side * side)).map { _ in Float(rng.nextUnit()) - 0.5 })
-    report.seconds["clip_image"] = try fastest(o.repeats) { _ = model.clip.encodeImage(pixels) }
-    log(String(format: "CLIP text %.3f s, image %.3f s", report.seconds["clip_text"]!, report.seconds["clip_image"]!))
 
     report.peakResidentMB = peakResidentMegabytes()
     let g = model.gpt.config
@@ -119,6 +124,59 @@ public enum EngineBench {
       "cpu": cpuModelName(),
     ]
     return report
+  }
+
+  /// One VQGAN decode of a full grid, one CLIP text and one image encode, each the fastest of
+  /// `repeats` after a warm-up call.
+  static func timeDecoders(
+    _ model: ClipGenModel, _ o: EngineBenchOptions, _ report: inout EngineBenchReport, _ rng: inout SeededGenerator,
+    _ log: (String) -> Void
+  ) throws {
+    let vocab = model.gpt.config.vocabSize
+    let grid = (0..<model.tokensPerImage).map { _ in Int(rng.next() % UInt64(vocab)) }
+    _ = try model.vqgan.decode(indices: grid, gridHeight: model.gridHeight, gridWidth: model.gridWidth)
+    report.seconds["vqgan_decode"] = try fastest(o.repeats) {
+      _ = try model.vqgan.decode(indices: grid, gridHeight: model.gridHeight, gridWidth: model.gridWidth)
+    }
+    log(
+      String(
+        format: "VQGAN decode %d×%d grid: %.3f s", model.gridHeight, model.gridWidth, report.seconds["vqgan_decode"]!))
+
+    // CLIP: one prompt, one image.
+    let ids = model.tokenizer.tokenize(o.prompt, contextLength: model.contextLength).ids
+    report.seconds["clip_text"] = try fastest(o.repeats) { _ = model.clip.encodeText([ids]) }
+    let side = model.imagePreprocessor.size
+    let pixels = Tensor(
+      shape: [1, 3, side, side], scalars: (0..<(3 * side * side)).map { _ in Float(rng.nextUnit()) - 0.5 })
+    report.seconds["clip_image"] = try fastest(o.repeats) { _ = model.clip.encodeImage(pixels) }
+    log(String(format: "CLIP text %.3f s, image %.3f s", report.seconds["clip_text"]!, report.seconds["clip_image"]!))
+  }
+
+  /// Milliseconds per `GPTDecoder.step` at `batch`, timed over `steps` steps after 16 untimed ones
+  /// (a quick figure: attention grows with the position, so a whole generation runs a little slower).
+  /// Also returns the process's CPU time per step (all threads), which other processes' load
+  /// disturbs less than the wall clock.
+  static func priorStepMilliseconds(_ gpt: ConditionalGPT, batch: Int, steps: Int) -> (wall: Double, cpu: Double) {
+    let c = gpt.config
+    let decoder = GPTDecoder(model: gpt, batch: batch)
+    decoder.start(conditions: Tensor(zeros: [batch, c.conditionWidth]))
+    let tokens = [Int](repeating: 1, count: batch)
+    let skip = max(0, min(16, c.blockSize - 1 - steps))
+    for _ in 0..<skip { decoder.step(tokens: tokens) }
+    let n = min(steps, decoder.remainingSteps)
+    guard n > 0 else { return (0, 0) }
+    let clock = ContinuousClock()
+    let cpu0 = processCPUSeconds()
+    let d = clock.measure { for _ in 0..<n { decoder.step(tokens: tokens) } }
+    let cpu = (processCPUSeconds() - cpu0) * 1e3 / Double(n)
+    return ((Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18) * 1e3 / Double(n), cpu)
+  }
+
+  /// CPU time of this process (all threads) so far, in seconds.
+  static func processCPUSeconds() -> Double {
+    var t = timespec()
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t)
+    return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
   }
 
   /// The fastest of `n` runs of `body`, in seconds.

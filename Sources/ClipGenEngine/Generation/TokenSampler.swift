@@ -97,46 +97,85 @@ public struct TokenSampler {
         }
         for i in 0..<n where p[i] < kth { p[i] = -.infinity }
       }
-      if s.topP < 1 {
-        ranks.withUnsafeMutableBufferPointer { Self.applyTopP(s.topP, p, count: n, order: $0) }
+      return ranks.withUnsafeMutableBufferPointer { rk -> Int in
+        // The tokens still in play, in index order: after top-k a few hundred of the vocabulary,
+        // so top-p, the softmax and the draw touch only those.
+        let live = rk.baseAddress!
+        var count = 0
+        for i in 0..<n where p[i] > -.infinity {
+          live[count] = Int32(i)
+          count += 1
+        }
+        if count == 0 { return 0 }
+        if s.topP < 1 {
+          count = chosen.withUnsafeMutableBytes { raw in
+            Self.applyTopP(s.topP, p, live: live, count: count, order: raw.baseAddress!.assumingMemoryBound(to: Int32.self))
+          }
+        }
+        // Softmax numerators over the live tokens, then a draw walking them in index order.
+        var m = -Float.infinity
+        for r in 0..<count where p[Int(live[r])] > m { m = p[Int(live[r])] }
+        var total: Float = 0
+        for r in 0..<count {
+          let e = Foundation.exp(p[Int(live[r])] - m)
+          p[Int(live[r])] = e
+          total += e
+        }
+        let u = Float(rng.nextUnit()) * total
+        var acc: Float = 0
+        var last = Int(live[0])
+        for r in 0..<count {
+          let i = Int(live[r])
+          guard p[i] > 0 else { continue }
+          acc += p[i]
+          last = i
+          if u < acc { return i }
+        }
+        return last
       }
-      softmaxInPlace(p, count: n)
-      let u = Float(rng.nextUnit())
-      var acc: Float = 0
-      var last = 0
-      for i in 0..<n where p[i] > 0 {
-        acc += p[i]
-        last = i
-        if u < acc { return i }
-      }
-      return last
     }
   }
 
   /// Removes tokens outside the nucleus: sorted by probability, a token is dropped when the
   /// cumulative probability *before* it already exceeds p (so the first token is always kept).
-  ///
-  /// Only candidates are sorted: the finite values (after top-k) at or above
-  /// `max + ln((1 − p)/n) − 1`. Everything below that bound together holds less than `(1 − p)/e` of
-  /// the probability, so the tokens above it already hold more than p and the cut falls among them;
-  /// the rest is dropped unsorted.
+  /// Sets the dropped logits to -∞ (all `n` of `p` are considered).
   static func applyTopP(
     _ topP: Float, _ p: UnsafeMutablePointer<Float>, count n: Int, order: UnsafeMutableBufferPointer<Int32>
   ) {
+    let live = UnsafeMutablePointer<Int32>.allocate(capacity: n)
+    defer { live.deallocate() }
+    var count = 0
+    for i in 0..<n where p[i] > -.infinity {
+      live[count] = Int32(i)
+      count += 1
+    }
+    _ = applyTopP(topP, p, live: live, count: count, order: order.baseAddress!)
+  }
+
+  /// Top-p over the `count` live tokens listed (in index order) in `live`; compacts `live` to the
+  /// tokens kept, still in index order, and returns how many there are. `order` is scratch for
+  /// `count` indices.
+  ///
+  /// Only candidates are sorted: the live values at or above `max + ln((1 − p)/n) − 1`. Everything
+  /// below that bound together holds less than `(1 − p)/e` of the probability, so the tokens above
+  /// it already hold more than p and the cut falls among them; the rest is dropped unsorted.
+  static func applyTopP(
+    _ topP: Float, _ p: UnsafeMutablePointer<Float>, live: UnsafeMutablePointer<Int32>, count n: Int,
+    order: UnsafeMutablePointer<Int32>
+  ) -> Int {
     var m = -Float.infinity
-    for i in 0..<n where p[i] > m { m = p[i] }
+    for r in 0..<n where p[Int(live[r])] > m { m = p[Int(live[r])] }
     var total: Float = 0
-    for i in 0..<n { total += Foundation.exp(p[i] - m) }
+    for r in 0..<n { total += Foundation.exp(p[Int(live[r])] - m) }
     let slack = Double(1 - topP)
-    // Where float rounding of the cumulative sum could matter, keep every finite token a candidate.
+    // Where float rounding of the cumulative sum could matter, keep every live token a candidate.
     let floor = slack > 1e-4 ? m + Float(Foundation.log(slack / Double(n))) - 1 : -Float.greatestFiniteMagnitude
-    let ord = order.baseAddress!
     var candidates = 0
-    for i in 0..<n where p[i] >= floor {
-      ord[candidates] = Int32(i)
+    for r in 0..<n where p[Int(live[r])] >= floor {
+      order[candidates] = live[r]
       candidates += 1
     }
-    var ranked = UnsafeMutableBufferPointer(start: ord, count: candidates)
+    var ranked = UnsafeMutableBufferPointer(start: order, count: candidates)
     ranked.sort { p[Int($0)] > p[Int($1)] }
     var cumulative: Float = 0
     var cut = candidates
@@ -148,7 +187,17 @@ public struct TokenSampler {
       cumulative += Foundation.exp(p[Int(ranked[r])] - m) / total
     }
     for r in cut..<candidates { p[Int(ranked[r])] = -.infinity }
-    for i in 0..<n where p[i] < floor { p[i] = -.infinity }
+    var kept = 0
+    for r in 0..<n {
+      let i = Int(live[r])
+      if p[i] >= floor && p[i] > -.infinity {
+        live[kept] = live[r]
+        kept += 1
+      } else {
+        p[i] = -.infinity
+      }
+    }
+    return kept
   }
 
   /// The k-th largest of `count` values (1-based `k`), by quickselect on `v` (which it reorders).

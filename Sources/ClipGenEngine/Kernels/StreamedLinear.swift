@@ -49,6 +49,42 @@ public final class WeightMatrix: @unchecked Sendable {
     isMapped = false
   }
 
+  /// Converts `rows·columns` little-endian f32 values at `pointer` (any alignment) to owned f16.
+  private init(converting pointer: UnsafeRawPointer, rows: Int, columns: Int) {
+    self.rows = rows
+    self.columns = columns
+    precision = .f16
+    let count = rows * columns
+    let p = UnsafeMutableRawPointer.allocate(byteCount: max(count * 2, 64), alignment: 64)
+    let half = p.assumingMemoryBound(to: UInt16.self)
+    if Int(bitPattern: pointer) % 4 == 0 {
+      ck_f32_to_f16(pointer.assumingMemoryBound(to: Float.self), half, count)
+    } else {
+      var row = [Float](repeating: 0, count: columns)
+      for r in 0..<rows {
+        row.withUnsafeMutableBytes {
+          $0.copyMemory(from: UnsafeRawBufferPointer(start: pointer + r * columns * 4, count: columns * 4))
+        }
+        row.withUnsafeBufferPointer { ck_f32_to_f16($0.baseAddress!, half + r * columns, columns) }
+      }
+    }
+    allocation = p
+    base = UnsafeRawPointer(p)
+    owner = nil
+    isMapped = false
+  }
+
+  /// Tells the kernel the whole pages inside `bytes` (part of a read-only file mapping) are no
+  /// longer needed, so they leave the resident set (they would be read again from the file).
+  private static func releasePages(_ bytes: UnsafeRawBufferPointer) {
+    guard let start = bytes.baseAddress else { return }
+    let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+    let lo = (Int(bitPattern: start) + page - 1) / page * page
+    let hi = (Int(bitPattern: start) + bytes.count) / page * page
+    guard hi > lo, let p = UnsafeMutableRawPointer(bitPattern: lo) else { return }
+    _ = madvise(p, hi - lo, Int32(MADV_DONTNEED))
+  }
+
   /// Borrows `count` values at `pointer`, valid as long as `owner` lives (a mapped file).
   init(borrowing pointer: UnsafeRawPointer, rows: Int, columns: Int, precision: WeightPrecision, owner: AnyObject) {
     self.rows = rows
@@ -87,14 +123,32 @@ public final class WeightMatrix: @unchecked Sendable {
         }
         if let mapped { return mapped }
       }
+      if entry.dtype == .f32 && wanted == .f16 {
+        // Converted straight from the mapping, whose pages are then released: the f32 file never
+        // sits in memory next to its f16 copy.
+        return try file.withRawBytes(name) { raw, _ in
+          let p = raw.baseAddress!
+          if let bad = firstNonFinite(p, count: rows * columns, precision: .f32, aligned: Int(bitPattern: p) % 4 == 0) {
+            throw WeightError.corruptTensor(
+              file: file.path, tensor: name, reason: "value at index \(bad) is not finite")
+          }
+          let m = WeightMatrix(converting: p, rows: rows, columns: columns)
+          releasePages(raw)
+          return m
+        }
+      }
       return WeightMatrix(try file.tensor(name, shape: [rows, columns]), precision: wanted)
     }
     return WeightMatrix(try source.tensor(name, shape: [rows, columns]), precision: precision ?? .f32)
   }
 
   /// Index of the first NaN or infinity, checked on the exponent bits (all ones).
-  private static func firstNonFinite(_ p: UnsafeRawPointer, count: Int, precision: WeightPrecision) -> Int? {
+  private static func firstNonFinite(
+    _ p: UnsafeRawPointer, count: Int, precision: WeightPrecision, aligned: Bool = true
+  ) -> Int? {
     switch precision {
+    case .f32 where !aligned:
+      return (0..<count).first { (~p.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self) & 0x7F80_0000) == 0 }
     case .f32:
       let u = p.assumingMemoryBound(to: UInt32.self)
       var any: UInt32 = 0

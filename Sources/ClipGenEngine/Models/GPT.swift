@@ -10,6 +10,7 @@
 //
 // Weights are immutable and shared; all mutable state (activations, the key/value cache) belongs to
 // a `GPTDecoder` session or to one `logits(tokens:conditions:unconditional:)` call.
+import CKernels
 import Foundation
 
 /// The model's `config.json`. Names follow the checkpoint's JSON keys.
@@ -304,11 +305,13 @@ public final class ConditionalGPT: Sendable {
 
   /// Where the attention of a `transform` call finds keys and values.
   struct CacheBuffers {
-    let keys: FloatPointer
-    let values: FloatPointer
-    /// Positions per (layer, sequence) slab; slabs are `capacity × d`, ordered layer-major
-    /// (`KVCache.offset(layer:sequence:position:)`).
+    let keys: UnsafeMutableRawPointer
+    let values: UnsafeMutableRawPointer
+    /// Positions per (layer, sequence) slab; slabs are `capacity × d` elements, ordered
+    /// layer-major (`GPTKeyValueCache.offset(layer:sequence:position:)`).
     let capacity: Int
+    /// f32, or f16 (half the bytes the attention reads at every step).
+    let precision: WeightPrecision
   }
 
   /// Runs the blocks, the final norm and the head on `workspace.x`: `batch` sequences of
@@ -332,24 +335,35 @@ public final class ConditionalGPT: Sendable {
       block.norm1.forward(ws.x, rows: rows, into: ws.h)
       block.inProj.forward(ws.h, rows: rows, into: ws.qkv)
       if let cache {
+        // Append the new keys and values (converted to the cache's precision).
         for b in 0..<batch {
           let slab = (l * batch + b) * cache.capacity * d
           for i in 0..<n {
             let src = ws.qkv + (b * n + i) * 3 * d
-            (cache.keys + slab + (p + i) * d).update(from: src + d, count: d)
-            (cache.values + slab + (p + i) * d).update(from: src + 2 * d, count: d)
+            let at = slab + (p + i) * d
+            switch cache.precision {
+            case .f32:
+              (cache.keys.assumingMemoryBound(to: Float.self) + at).update(from: src + d, count: d)
+              (cache.values.assumingMemoryBound(to: Float.self) + at).update(from: src + 2 * d, count: d)
+            case .f16:
+              ck_f32_to_f16(src + d, cache.keys.assumingMemoryBound(to: UInt16.self) + at, d)
+              ck_f32_to_f16(src + 2 * d, cache.values.assumingMemoryBound(to: UInt16.self) + at, d)
+            }
           }
         }
         if n == 1 {
           gptDecodeAttention(
-            queries: ws.qkv, queryStride: 3 * d, keys: cache.keys + l * batch * cache.capacity * d,
-            values: cache.values + l * batch * cache.capacity * d, sequenceStride: cache.capacity * d, visible: p + 1,
-            batch: batch, heads: heads, headDim: hd, out: ws.ctx, scratch: ws.scores)
+            queries: ws.qkv, queryStride: 3 * d, cache: cache, base: l * batch * cache.capacity * d,
+            sequenceStride: cache.capacity * d, visible: p + 1, batch: batch, heads: heads, headDim: hd, out: ws.ctx,
+            scratch: ws.scores)
         } else {
+          precondition(cache.precision == .f32, "several new positions at once need an f32 cache")
+          let keys = cache.keys.assumingMemoryBound(to: Float.self)
+          let values = cache.values.assumingMemoryBound(to: Float.self)
           for b in 0..<batch {
             let slab = (l * batch + b) * cache.capacity * d
             scaledDotProductAttention(
-              q: ws.qkv + b * n * 3 * d, qStride: 3 * d, k: cache.keys + slab, v: cache.values + slab, kvStride: d,
+              q: ws.qkv + b * n * 3 * d, qStride: 3 * d, k: keys + slab, v: values + slab, kvStride: d,
               out: ws.ctx + b * n * d, outStride: d, queries: n, keys: p + n, heads: heads, headDim: hd,
               causalOffset: p,
               scratch: ws.scores)

@@ -28,17 +28,24 @@ public final class GPTDecoder {
   /// on to it across the next `step` makes that step copy it once; `withLogits` never copies.
   public private(set) var logits: Tensor
 
-  private var cache: KVCache
+  /// How the keys and values are stored (f16 halves the bytes attention reads at every step).
+  public var cachePrecision: WeightPrecision { cache.precision }
+
+  private let cache: GPTKeyValueCache
   private let workspace: GPTWorkspace
 
-  /// Allocates the cache (`2 × layers × batch × block_size × d` floats) and the step buffers.
-  public init(model: ConditionalGPT, batch: Int) {
+  /// Allocates the cache (`2 × layers × batch × block_size × d` values) and the step buffers.
+  /// - Parameter cachePrecision: storage of the keys and values; nil follows the model's weights
+  ///   (an f16 model keeps an f16 cache, an f32 model an exact f32 one).
+  public init(model: ConditionalGPT, batch: Int, cachePrecision: WeightPrecision? = nil) {
     precondition(batch > 0, "GPTDecoder: batch must be positive")
     let c = model.config
     self.model = model
     self.batch = batch
     capacity = c.blockSize
-    cache = KVCache(layers: c.layers, batch: batch, capacity: c.blockSize, width: c.embeddingWidth)
+    cache = GPTKeyValueCache(
+      layers: c.layers, batch: batch, capacity: c.blockSize, width: c.embeddingWidth,
+      precision: cachePrecision ?? model.weightPrecision)
     workspace = GPTWorkspace(config: c, rows: batch, attentionScratch: batch * c.heads * c.blockSize)
     logits = Tensor(zeros: [batch, c.vocabSize])
   }
@@ -78,15 +85,53 @@ public final class GPTDecoder {
   private func advance() -> Tensor {
     let p = cache.length
     let ws = workspace
-    let (m, b, cap) = (model, batch, capacity)
-    cache.withBuffers { k, v in
-      logits.withUnsafeMutableBufferPointer { out in
-        m.transform(
-          workspace: ws, batch: b, newPositions: 1, start: p,
-          cache: ConditionalGPT.CacheBuffers(keys: k, values: v, capacity: cap), logits: out.baseAddress!)
-      }
+    let (m, b) = (model, batch)
+    let buffers = cache.buffers
+    logits.withUnsafeMutableBufferPointer { out in
+      m.transform(workspace: ws, batch: b, newPositions: 1, start: p, cache: buffers, logits: out.baseAddress!)
     }
     cache.length = p + 1
     return logits
+  }
+}
+
+/// The key/value cache of one decoding session: `layers × batch` slabs of `capacity × width`
+/// values, in f32 or f16, allocated once. Owned by one `GPTDecoder`.
+final class GPTKeyValueCache {
+  let layers: Int
+  let batch: Int
+  let capacity: Int
+  let width: Int
+  let precision: WeightPrecision
+  /// Positions written so far (the same for every sequence).
+  var length = 0
+  private let keys: UnsafeMutableRawPointer
+  private let values: UnsafeMutableRawPointer
+
+  init(layers: Int, batch: Int, capacity: Int, width: Int, precision: WeightPrecision) {
+    self.layers = layers
+    self.batch = batch
+    self.capacity = capacity
+    self.width = width
+    self.precision = precision
+    let bytes = max(layers * batch * capacity * width * (precision == .f32 ? 4 : 2), 64)
+    keys = .allocate(byteCount: bytes, alignment: 64)
+    values = .allocate(byteCount: bytes, alignment: 64)
+    keys.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
+    values.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
+  }
+
+  deinit {
+    keys.deallocate()
+    values.deallocate()
+  }
+
+  /// Element offset of `(layer, sequence, position)`.
+  @inline(__always) func offset(layer: Int, sequence: Int, position: Int) -> Int {
+    ((layer * batch + sequence) * capacity + position) * width
+  }
+
+  var buffers: ConditionalGPT.CacheBuffers {
+    ConditionalGPT.CacheBuffers(keys: keys, values: values, capacity: capacity, precision: precision)
   }
 }

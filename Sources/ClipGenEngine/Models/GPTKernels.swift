@@ -1,6 +1,7 @@
 // Fused kernels for the GPT prior's hot path (they live here rather than in Kernels/ because only
 // the GPT uses them so far): bias + exact-erf GELU in one pass (the epilogue of `StreamedLinear`),
 // and single-query attention over a key/value cache with a vectorised softmax.
+import CKernels
 import Foundation
 
 // MARK: - Vectorised exp and GELU
@@ -97,74 +98,44 @@ func gptSoftmaxInPlace(_ x: FloatPointer, count n: Int) {
 }
 
 /// Attention of one query per sequence over its first `visible` cached positions, for `batch`
-/// sequences × `heads` heads. Query rows are `queryStride` apart (the packed qkv rows); each
-/// sequence's keys/values are a `[capacity, heads·headDim]` slab `sequenceStride` apart. Writes
-/// `[batch, heads·headDim]` to `out`; `scratch` holds `batch·heads·visible` floats.
+/// sequences × `heads` heads (CKernels `ck_attend_*`, with keys and values in the cache's
+/// precision). Query rows are `queryStride` apart (the packed qkv rows); each sequence's keys and
+/// values are a `[capacity, heads·headDim]` slab `sequenceStride` elements apart, starting at
+/// element `base`. Writes `[batch, heads·headDim]` to `out`; `scratch` holds
+/// `batch·heads·visible` floats. (Sequence, head) pairs are spread over the CPU's threads.
 func gptDecodeAttention(
-  queries: UnsafePointer<Float>, queryStride: Int, keys: UnsafePointer<Float>, values: UnsafePointer<Float>,
+  queries: UnsafePointer<Float>, queryStride: Int, cache: ConditionalGPT.CacheBuffers, base: Int,
   sequenceStride: Int, visible: Int, batch: Int, heads: Int, headDim hd: Int, out: FloatPointer, scratch: FloatPointer
 ) {
   let width = heads * hd
   let scale = 1 / Float(hd).squareRoot()
-  let work = batch * heads * visible * hd
-  // Below ~1M multiply-adds a second thread costs more than it saves.
-  let parallel = work >= 1 << 20 && batch * heads > 1
-  func body(_ item: Int) {
+  let items = batch * heads
+  let body = { (item: Int) in
     let b = item / heads
     let h = item % heads
     let q = queries + b * queryStride + h * hd
-    let k = keys + b * sequenceStride + h * hd
-    let v = values + b * sequenceStride + h * hd
+    let offset = base + b * sequenceStride + h * hd
     let s = scratch + item * visible
-    for j in 0..<visible { s[j] = scale * gptDot(q, k + j * width, count: hd) }
-    gptSoftmaxInPlace(s, count: visible)
     let o = out + b * width + h * hd
-    o.update(repeating: 0, count: hd)
-    for j in 0..<visible { gptAxpy(s[j], v + j * width, o, count: hd) }
+    switch cache.precision {
+    case .f32:
+      let k = cache.keys.assumingMemoryBound(to: Float.self) + offset
+      let v = cache.values.assumingMemoryBound(to: Float.self) + offset
+      ck_attend_f32(q, k, v, width, Int32(visible), Int32(hd), scale, s, o)
+    case .f16:
+      let k = cache.keys.assumingMemoryBound(to: UInt16.self) + offset
+      let v = cache.values.assumingMemoryBound(to: UInt16.self) + offset
+      ck_attend_f16(q, k, v, width, Int32(visible), Int32(hd), scale, s, o)
+    }
   }
-  if parallel {
-    DispatchQueue.concurrentPerform(iterations: batch * heads) { body($0) }
+  // Below ~64K multiply-adds a second thread costs more than it saves.
+  let threads = ProcessInfo.processInfo.activeProcessorCount
+  if threads > 1 && items > 1 && items * visible * hd >= 1 << 16 {
+    let chunks = min(items, threads * 4)
+    DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
+      for item in (items * chunk / chunks)..<(items * (chunk + 1) / chunks) { body(item) }
+    }
   } else {
-    for item in 0..<batch * heads { body(item) }
-  }
-}
-
-@inline(__always)
-func gptDot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count n: Int) -> Float {
-  let ra = UnsafeRawPointer(a)
-  let rb = UnsafeRawPointer(b)
-  var acc = SIMD16<Float>()
-  var i = 0
-  while i + 16 <= n {
-    acc +=
-      ra.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
-      * rb.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
-    i += 16
-  }
-  var s = acc.sum()
-  while i < n {
-    s += a[i] * b[i]
-    i += 1
-  }
-  return s
-}
-
-/// `y += alpha · x`.
-@inline(__always)
-func gptAxpy(_ alpha: Float, _ x: UnsafePointer<Float>, _ y: FloatPointer, count n: Int) {
-  let rx = UnsafeRawPointer(x)
-  let ry = UnsafeMutableRawPointer(y)
-  let a = SIMD16<Float>(repeating: alpha)
-  var i = 0
-  while i + 16 <= n {
-    let r =
-      ry.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
-      + a * rx.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
-    ry.storeBytes(of: r, toByteOffset: i * 4, as: SIMD16<Float>.self)
-    i += 16
-  }
-  while i < n {
-    y[i] += alpha * x[i]
-    i += 1
+    for item in 0..<items { body(item) }
   }
 }
