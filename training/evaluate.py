@@ -286,15 +286,17 @@ def render_html(report: dict, main: dict, run: Path) -> str:
 
 
 def render_ablation(ab: dict) -> str:
+    cols = [(split + key, attr) for key in ("", "_rerank16")
+            for split in ("in_distribution", "held_out") for attr in ("color", "all")]
+    head = "".join(f"<th>{s.replace('in_distribution', 'in').replace('held_out', 'held')}"
+                   f"<br>{a}</th>" for s, a in cols)
     rows = "".join(
         f"<tr><th style='text-align:left'>{html.escape(r['name'])}</th>"
-        f"<td>{r['in_distribution']['color']:.3f}</td><td>{r['in_distribution']['all']:.3f}</td>"
-        f"<td>{r['held_out']['color']:.3f}</td><td>{r['held_out']['all']:.3f}</td>"
-        f"<td>{r.get('final_nll', float('nan')):.3f}</td></tr>"
+        + "".join(f"<td>{r[s][a]:.3f}</td>" for s, a in cols if s in r)
+        + f"<td>{r.get('final_nll', float('nan')):.3f}</td></tr>"
         for r in ab["rows"])
     return ("<h2>Ablation</h2><p>" + html.escape(ab.get("how", "")) + "</p><table><tr><th></th>"
-            "<th>in color</th><th>in all</th><th>held color</th><th>held all</th>"
-            f"<th>final nll</th></tr>{rows}</table>")
+            f"{head}<th>final nll</th></tr>{rows}</table>")
 
 
 @torch.no_grad()
