@@ -508,6 +508,10 @@ def main(argv: list[str] | None = None) -> int:
             out["seconds"]["image_end_to_end_clipgen_batch_1"] = e_sec["image_end_to_end_batch_1"]
         out["seconds"]["load_clipgen"] = e_sec.get("load")
         out["peak_rss_mb"]["clipgen"] = engine["peak_rss_mb"]
+        if f"prior_step_batch_{B}" in e_sec:
+            out["seconds"]["prior_step_clipgen"] = e_sec[f"prior_step_batch_{B}"]
+        if engine.get("checks"):
+            out["checks"] = engine["checks"]
         tok = out["tokens_per_s"]
         out["ratios"] = {
             "clipgen_over_torch_kv": tok["clipgen"] / tok["torch_kv"],

@@ -23,6 +23,9 @@ public struct EngineBenchOptions: Sendable {
   public var includeGeneration = true
   /// Whether to time the VQGAN decode and the CLIP encodes.
   public var includeDecoders = true
+  /// With f16 prior weights from an f32 file: decode a few positions with both and report how far
+  /// the logits move (`checks`).
+  public var checkHalfPrecision = true
 
   public init() {}
 }
@@ -35,11 +38,15 @@ public struct EngineBenchReport: Sendable {
   public var seconds: [String: Double] = [:]
   public var peakResidentMB: Double = 0
   public var config: [String: String] = [:]
+  /// Numerical checks: `f16_logits_max_rel_diff` (max |Δlogit| / max |logit| of f16 against f32
+  /// weights), `f16_argmax_agreement` (fraction of positions whose most likely token agrees).
+  public var checks: [String: Double] = [:]
 
   /// `{"tokens_per_s": …, "seconds": …, "peak_rss_mb": …, "config": …}`.
   public func json() throws -> Data {
     let object: [String: Any] = [
       "tokens_per_s": tokensPerSecond, "seconds": seconds, "peak_rss_mb": peakResidentMB, "config": config,
+      "checks": checks,
     ]
     return try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
   }
@@ -106,7 +113,17 @@ public enum EngineBench {
       try timeDecoders(model, o, &report, &rng, log)
     }
 
+    // Peak memory of the measurements above (the check below maps the f32 weights as well).
     report.peakResidentMB = peakResidentMegabytes()
+    if o.checkHalfPrecision, model.gpt.weightPrecision == .f16, let check = try halfPrecisionCheck(model) {
+      report.checks["f16_logits_max_rel_diff"] = check.maxRelative
+      report.checks["f16_argmax_agreement"] = check.argmaxAgreement
+      log(
+        String(
+          format: "f16 prior weights vs f32: max |Δlogit| / max |logit| = %.2e, argmax agrees at %.0f%% of positions",
+          check.maxRelative, check.argmaxAgreement * 100))
+    }
+
     let g = model.gpt.config
     report.config = [
       "model": model.directory.path,
@@ -177,6 +194,46 @@ public enum EngineBench {
     var t = timespec()
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t)
     return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
+  }
+
+  /// Decodes `positions` positions of two sequences with the loaded f16 prior and with the same
+  /// file's f32 weights (mapped, and an f32 cache), feeding both the f32 model's greedy tokens.
+  /// Nil when the file does not store f32 (nothing to compare against).
+  static func halfPrecisionCheck(_ model: ClipGenModel, positions: Int = 12) throws -> (
+    maxRelative: Double, argmaxAgreement: Double
+  )? {
+    let file = try SafeTensorsFile(url: model.directory.appendingPathComponent(model.manifest.gpt.weights))
+    guard file.entries["head.weight"]?.dtype == .f32 else { return nil }
+    let reference = try ConditionalGPT(weights: file, config: model.gpt.config, precision: .f32)
+    let c = model.gpt.config
+    var rng = SeededGenerator(seed: 5)
+    let conditions = Tensor(
+      shape: [2, c.conditionWidth], scalars: (0..<(2 * c.conditionWidth)).map { _ in Float(rng.nextUnit()) - 0.5 })
+    let half = GPTDecoder(model: model.gpt, batch: 2)
+    let full = GPTDecoder(model: reference, batch: 2)
+    var a = half.start(conditions: conditions)
+    var b = full.start(conditions: conditions)
+    var worst = 0.0
+    var agree = 0
+    var total = 0
+    for step in 0..<min(positions, c.blockSize) {
+      let scale = Double(max(b.maxAbs, 1e-12))
+      worst = max(worst, Double(a.maxAbsDifference(b)) / scale)
+      var next = [Int]()
+      for r in 0..<2 {
+        let rowA = a.scalars[(r * c.vocabSize)..<((r + 1) * c.vocabSize)]
+        let rowB = b.scalars[(r * c.vocabSize)..<((r + 1) * c.vocabSize)]
+        let best = rowB.indices.max { rowB[$0] < rowB[$1] }!
+        if rowA.indices.max(by: { rowA[$0] < rowA[$1] })! == best { agree += 1 }
+        total += 1
+        next.append(best - rowB.startIndex)
+      }
+      if step + 1 < min(positions, c.blockSize) {
+        a = half.step(tokens: next)
+        b = full.step(tokens: next)
+      }
+    }
+    return (worst, Double(agree) / Double(total))
   }
 
   /// The fastest of `n` runs of `body`, in seconds.
