@@ -85,7 +85,7 @@ model: python
 
 ## Short priors varying lambda, noise and guidance (read by make eval's report).
 ablation: python
-	$(PY) -m training --threads 1 ablation --model samples/model --out runs/ablation
+	$(PY) -m training --threads 1 ablation --model samples/model --out runs/ablation --steps 900 --n 4
 
 ## Generate through the CLI, judge: runs/eval/report.json + report.html (ablation included).
 eval: python build

@@ -45,11 +45,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", type=Path, default=Path("samples/model"))
     p.add_argument("--out", type=Path, default=Path("runs/ablation"))
     p.add_argument("--images", type=int, default=8000)
-    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--steps", type=int, default=900)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--variants", default=",".join(DEFAULT_VARIANTS),
                    help=f"comma-separated, from: {', '.join(VARIANTS)}")
-    p.add_argument("--n", type=int, default=2, help="images per prompt")
+    p.add_argument("--n", type=int, default=4, help="images per prompt")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--jobs", type=int, default=3, help="variants trained at once (processes)")
     p.add_argument("--prompts", type=int, default=24, help="prompts per split")
