@@ -58,7 +58,8 @@ public struct EngineBenchReport: Sendable {
       lines.append("| tokens/s, \(k.replacingOccurrences(of: "_", with: " ")) | \(String(format: "%.1f", v)) |")
     }
     for (k, v) in seconds.sorted(by: { $0.key < $1.key }) {
-      lines.append("| \(k.replacingOccurrences(of: "_", with: " ")) | \(String(format: "%.3f s", v)) |")
+      let value = v >= 1 ? String(format: "%.2f s", v) : String(format: "%.2f ms", v * 1e3)
+      lines.append("| \(k.replacingOccurrences(of: "_", with: " ")) | \(value) |")
     }
     lines.append("| peak memory (RSS) | \(String(format: "%.0f MB", peakResidentMB)) |")
     return lines.joined(separator: "\n")
@@ -157,7 +158,8 @@ public enum EngineBench {
     }
     log(
       String(
-        format: "VQGAN decode %d×%d grid: %.3f s", model.gridHeight, model.gridWidth, report.seconds["vqgan_decode"]!))
+        format: "VQGAN decode %d×%d grid: %.2f ms", model.gridHeight, model.gridWidth,
+        report.seconds["vqgan_decode"]! * 1e3))
 
     // CLIP: one prompt, one image.
     let ids = model.tokenizer.tokenize(o.prompt, contextLength: model.contextLength).ids
@@ -166,7 +168,10 @@ public enum EngineBench {
     let pixels = Tensor(
       shape: [1, 3, side, side], scalars: (0..<(3 * side * side)).map { _ in Float(rng.nextUnit()) - 0.5 })
     report.seconds["clip_image"] = try fastest(o.repeats) { _ = model.clip.encodeImage(pixels) }
-    log(String(format: "CLIP text %.3f s, image %.3f s", report.seconds["clip_text"]!, report.seconds["clip_image"]!))
+    log(
+      String(
+        format: "CLIP text %.2f ms, image %.2f ms", report.seconds["clip_text"]! * 1e3,
+        report.seconds["clip_image"]! * 1e3))
   }
 
   /// Milliseconds per `GPTDecoder.step` at `batch`, timed over `steps` steps after 16 untimed ones
