@@ -71,25 +71,26 @@ static inline uint16_t float_to_half(float f) {
 // MARK: - CPU check
 
 static int ck_detected = -1;
-static int ck_forced_portable = 0;
+static int ck_cap = 2;
 
 static int detect(void) {
 #if CK_X86 && (defined(__GNUC__) || defined(__clang__))
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl")
-      && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
+  int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+  if (avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")
+      && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
     return 2;
+  if (avx2) return 1;
 #endif
   return 0;
 }
 
 int ck_simd_level(void) {
-  if (ck_forced_portable) return 0;
   if (ck_detected < 0) ck_detected = detect();
-  return ck_detected;
+  return ck_detected < ck_cap ? ck_detected : ck_cap;
 }
 
-void ck_set_simd_level(int level) { ck_forced_portable = level == 0; }
+void ck_set_simd_level(int level) { ck_cap = level < 0 ? 2 : level; }
 
 // MARK: - Portable fallbacks
 
@@ -293,6 +294,114 @@ static void gemm_nt_avx512(
   }
 }
 
+// MARK: - AVX2 + FMA + F16C (x86 CPUs without AVX-512)
+
+#define CK_TARGET2 __attribute__((target("avx2,fma,f16c")))
+
+CK_TARGET2 CK_INLINE float hsum8(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+CK_TARGET2 CK_INLINE __m256 load_w8(const void *w, ptrdiff_t offset, int f16) {
+  if (f16) return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)w + offset)));
+  return _mm256_loadu_ps((const float *)w + offset);
+}
+
+/// The AVX2 register tile: MR ≤ 4 input rows × NR ≤ 3 weight rows, 8 lanes of K per step (12
+/// accumulators, 3 weight vectors and one input vector: the 16 vector registers). The K tail is
+/// summed in scalar code.
+CK_TARGET2 CK_INLINE void tile8(
+    const int MR, const int NR, const int f16, int k, const float *x, ptrdiff_t ldx, const void *w, ptrdiff_t ldw,
+    float *y, ptrdiff_t ldy, int accumulate) {
+  __m256 acc[4][3];
+#pragma clang loop unroll(full)
+  for (int r = 0; r < MR; r++)
+#pragma clang loop unroll(full)
+    for (int j = 0; j < NR; j++) acc[r][j] = _mm256_setzero_ps();
+  int i = 0;
+  for (; i + 8 <= k; i += 8) {
+    __m256 wv[3];
+#pragma clang loop unroll(full)
+    for (int j = 0; j < NR; j++) wv[j] = load_w8(w, j * ldw + i, f16);
+#pragma clang loop unroll(full)
+    for (int r = 0; r < MR; r++) {
+      __m256 xv = _mm256_loadu_ps(x + r * ldx + i);
+#pragma clang loop unroll(full)
+      for (int j = 0; j < NR; j++) acc[r][j] = _mm256_fmadd_ps(xv, wv[j], acc[r][j]);
+    }
+  }
+#pragma clang loop unroll(full)
+  for (int r = 0; r < MR; r++) {
+#pragma clang loop unroll(full)
+    for (int j = 0; j < NR; j++) {
+      float s = hsum8(acc[r][j]);
+      for (int t = i; t < k; t++) {
+        float wt = f16 ? half_to_float(((const uint16_t *)w)[j * ldw + t]) : ((const float *)w)[j * ldw + t];
+        s += x[r * ldx + t] * wt;
+      }
+      float *out = y + r * ldy + j;
+      *out = accumulate ? *out + s : s;
+    }
+  }
+}
+
+#define CK_ROWS8(MR, NR, F16)                                                                       \
+  CK_TARGET2 static void rows8_##MR##_##F16(                                                        \
+      int n0, int n1, int k, const float *x, ptrdiff_t ldx, const void *w, ptrdiff_t ldw, float *y,  \
+      ptrdiff_t ldy, int accumulate) {                                                              \
+    const char *base = (const char *)w;                                                             \
+    const ptrdiff_t row = (F16 ? 2 : 4) * ldw;                                                      \
+    int j = n0;                                                                                     \
+    for (; j + NR <= n1; j += NR) tile8(MR, NR, F16, k, x, ldx, base + j * row, ldw, y + j, ldy, accumulate); \
+    for (; j < n1; j++) tile8(MR, 1, F16, k, x, ldx, base + j * row, ldw, y + j, ldy, accumulate);  \
+  }
+
+CK_ROWS8(1, 3, 0)
+CK_ROWS8(2, 3, 0)
+CK_ROWS8(3, 3, 0)
+CK_ROWS8(4, 3, 0)
+CK_ROWS8(1, 3, 1)
+CK_ROWS8(2, 3, 1)
+CK_ROWS8(3, 3, 1)
+CK_ROWS8(4, 3, 1)
+
+static const rows_fn rows8_f32[5] = {0, rows8_1_0, rows8_2_0, rows8_3_0, rows8_4_0};
+static const rows_fn rows8_f16[5] = {0, rows8_1_1, rows8_2_1, rows8_3_1, rows8_4_1};
+
+static void gemm_nt_avx2(
+    int m, int n0, int n1, int k, const float *x, ptrdiff_t ldx, const void *w, ptrdiff_t ldw, int f16, float *y,
+    ptrdiff_t ldy, int accumulate) {
+  const rows_fn *table = f16 ? rows8_f16 : rows8_f32;
+  const int elem = f16 ? 2 : 4;
+  int panel = (int)((256 * 1024) / ((size_t)k * elem));
+  if (panel < 12) panel = 12;
+  panel -= panel % 12;
+  for (int p0 = n0; p0 < n1; p0 += panel) {
+    int p1 = p0 + panel < n1 ? p0 + panel : n1;
+    for (int r = 0; r < m; r += 4) {
+      int mr = m - r < 4 ? m - r : 4;
+      table[mr](p0, p1, k, x + r * ldx, ldx, w, ldw, y + r * ldy, ldy, accumulate);
+    }
+  }
+}
+
+CK_TARGET2 static void f32_to_f16_avx2(const float *src, uint16_t *dst, size_t n) {
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm_storeu_si128(
+        (__m128i *)(dst + i), _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  for (; i < n; i++) dst[i] = float_to_half(src[i]);
+}
+
+CK_TARGET2 static void f16_to_f32_avx2(const uint16_t *src, float *dst, size_t n) {
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i))));
+  for (; i < n; i++) dst[i] = half_to_float(src[i]);
+}
+
 /// `exp(x)` for x ≤ 0 (below -87 gives ~0): x = n·ln2 + r with |r| ≤ ln2/2, e^r by its Taylor
 /// series to degree 7, scaled by 2^n from the exponent bits.
 CK_TARGET CK_INLINE __m512 exp_nonpositive(__m512 x) {
@@ -404,6 +513,10 @@ void ck_gemm_nt_f32(
     gemm_nt_avx512(m, n0, n1, k, x, ldx, w, ldw, 0, y, ldy, accumulate);
     return;
   }
+  if (ck_simd_level() >= 1) {
+    gemm_nt_avx2(m, n0, n1, k, x, ldx, w, ldw, 0, y, ldy, accumulate);
+    return;
+  }
 #endif
   gemm_nt_portable(m, n0, n1, k, x, ldx, w, ldw, 0, y, ldy, accumulate);
 }
@@ -415,6 +528,10 @@ void ck_gemm_nt_f16(
 #if CK_X86
   if (ck_simd_level() >= 2) {
     gemm_nt_avx512(m, n0, n1, k, x, ldx, w, ldw, 1, y, ldy, accumulate);
+    return;
+  }
+  if (ck_simd_level() >= 1) {
+    gemm_nt_avx2(m, n0, n1, k, x, ldx, w, ldw, 1, y, ldy, accumulate);
     return;
   }
 #endif
@@ -453,6 +570,10 @@ void ck_f32_to_f16(const float *src, uint16_t *dst, size_t n) {
     f32_to_f16_avx512(src, dst, n);
     return;
   }
+  if (ck_simd_level() >= 1) {
+    f32_to_f16_avx2(src, dst, n);
+    return;
+  }
 #endif
   for (size_t i = 0; i < n; i++) dst[i] = float_to_half(src[i]);
 }
@@ -461,6 +582,10 @@ void ck_f16_to_f32(const uint16_t *src, float *dst, size_t n) {
 #if CK_X86
   if (ck_simd_level() >= 2) {
     f16_to_f32_avx512(src, dst, n);
+    return;
+  }
+  if (ck_simd_level() >= 1) {
+    f16_to_f32_avx2(src, dst, n);
     return;
   }
 #endif

@@ -8,10 +8,10 @@ import Testing
 @testable import ClipGenEngine
 
 @Suite(.serialized) struct CKernelsAttentionTests {
-  @Test(arguments: [false, true])
-  func attentionMatchesDoubleReference(portable: Bool) {
-    CPUKernels.forcePortable(portable)
-    defer { CPUKernels.forcePortable(false) }
+  @Test(arguments: [2, 0])
+  func attentionMatchesDoubleReference(level: Int) {
+    CPUKernels.cap(level)
+    defer { CPUKernels.cap(nil) }
     var r = TestRandom(seed: 31)
     for hd in [64, 16, 17, 40, 80, 130] {
       for visible in [1, 2, 3, 4, 5, 17, 64, 255] {
@@ -43,7 +43,7 @@ import Testing
             ck_attend_f32(q, k, v, stride, Int32(visible), Int32(hd), scale, &scratch, &out)
           }
           let worst = zip(out, expected).map { abs(Double($0) - $1) }.max()!
-          #expect(worst < 2e-6, "hd \(hd) visible \(visible) f16 \(f16) portable \(portable): \(worst)")
+          #expect(worst < 2e-6, "hd \(hd) visible \(visible) f16 \(f16) \(CPUKernels.name): \(worst)")
         }
       }
     }

@@ -22,11 +22,11 @@ private func referenceProduct(_ x: [Float], _ w: [Float], m: Int, n: Int, k: Int
 @Suite(.serialized) struct StreamedLinearTests {
   /// Every row count 1…17 (register tiles 1…8 and a second block), column counts that leave
   /// remainders for every tile width, depths with and without a 16-lane tail; overwrite and
-  /// accumulate; f32 and f16 weights; AVX-512 (where the CPU has it) and portable C.
-  @Test(arguments: [false, true])
-  func gemmMatchesDoubleReference(portable: Bool) {
-    CPUKernels.forcePortable(portable)
-    defer { CPUKernels.forcePortable(false) }
+  /// accumulate; f32 and f16 weights; AVX-512 and AVX2 (where the CPU has them) and portable C.
+  @Test(arguments: [2, 1, 0])
+  func gemmMatchesDoubleReference(level: Int) {
+    CPUKernels.cap(level)
+    defer { CPUKernels.cap(nil) }
     var r = TestRandom(seed: 11)
     for (n, k) in [(1, 1), (7, 5), (25, 16), (50, 37), (97, 130)] {
       for m in 1...17 {
@@ -59,7 +59,7 @@ private func referenceProduct(_ x: [Float], _ w: [Float], m: Int, n: Int, k: Int
             // Sums of k products of values in [-1, 1] in float: error ≲ k·2⁻²⁴·√k·few.
             #expect(
               worst <= 1e-5 * Double(k),
-              "m \(m) n \(n) k \(k) \(precision) accumulate \(accumulate) portable \(portable): \(worst)")
+              "m \(m) n \(n) k \(k) \(precision) accumulate \(accumulate) \(CPUKernels.name): \(worst)")
           }
         }
       }
@@ -85,18 +85,24 @@ private func referenceProduct(_ x: [Float], _ w: [Float], m: Int, n: Int, k: Int
     // Around and through the half-precision subnormal range.
     values += (0..<200).map { i in Float(bitPattern: 0x3300_0000 + UInt32(i) * 0x2_0000) }
     values += (0..<64).map { i in Float(Float16(bitPattern: UInt16(i * 977))) + Float(0x1p-12) }
-    for portable in [false, true] {
-      CPUKernels.forcePortable(portable)
+    for level in [2, 1, 0] {
+      CPUKernels.cap(level)
       let halves = CPUKernels.toHalf(values)
       for (v, h) in zip(values, halves) {
-        #expect(h == Float16(v).bitPattern, "\(v) → \(h), Swift \(Float16(v).bitPattern) (portable \(portable))")
+        #expect(h == Float16(v).bitPattern, "\(v) → \(h), Swift \(Float16(v).bitPattern) (\(CPUKernels.name))")
       }
+      let back = CPUKernels.fromHalf(all)
+      #expect(zip(back, floats).allSatisfy { $0.bitPattern == $1.bitPattern || ($0.isNaN && $1.isNaN) })
     }
-    CPUKernels.forcePortable(false)
+    CPUKernels.cap(nil)
     #expect(CPUKernels.fromHalf(CPUKernels.toHalf([.nan]))[0].isNaN)
   }
 
-  @Test func epiloguesMatchLinearWithOpenBLAS() {
+  /// At every kernel level (level 0 sends f32 weights to OpenBLAS, sgemv at one row).
+  @Test(arguments: [2, 1, 0])
+  func epiloguesMatchLinearWithOpenBLAS(level: Int) {
+    CPUKernels.cap(level)
+    defer { CPUKernels.cap(nil) }
     var r = TestRandom(seed: 5)
     let (n, k) = (200, 72)
     let w = r.tensor([n, k])
@@ -121,7 +127,7 @@ private func referenceProduct(_ x: [Float], _ w: [Float], m: Int, n: Int, k: Int
             layer.forward(xp.baseAddress!, rows: rows, into: $0.baseAddress!, epilogue: .accumulate)
           }
         }
-        expectClose(store, expected, relative: tolerance, "\(precision) rows \(rows) store")
+        expectClose(store, expected, relative: tolerance, "\(precision) rows \(rows) store \(CPUKernels.name)")
         let exactGELU = Tensor(
           shape: expected.shape,
           scalars: expected.scalars.map { v in

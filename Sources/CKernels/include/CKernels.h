@@ -1,7 +1,8 @@
 // CKernels: hand-written SIMD kernels for the engine's hot paths, with a runtime CPU check.
 //
 // Each kernel has an AVX-512 path (compiled per function with `target(...)`, so the library still
-// runs on CPUs without AVX-512) and a portable C fallback; `ck_simd_level()` says which one runs.
+// runs on CPUs without AVX-512), the products also an AVX2 one, and all a portable C fallback;
+// `ck_simd_level()` says which one runs.
 #ifndef CKERNELS_H
 #define CKERNELS_H
 
@@ -12,11 +13,12 @@
 extern "C" {
 #endif
 
-/// The kernel set in use: 2 = AVX-512 (F, BW, VL, DQ) with F16C and FMA, 0 = portable C.
+/// The kernel set in use: 2 = AVX-512 (F, BW, VL, DQ) with F16C and FMA, 1 = AVX2 with FMA and
+/// F16C (the products and conversions; attention runs portable there), 0 = portable C.
 int ck_simd_level(void);
 
-/// Forces the portable path (`level` 0) or restores automatic selection (any other value) —
-/// for tests that compare the two paths on one machine.
+/// Caps the kernel set at `level` (0, 1 or 2; a negative value removes the cap) — for tests that
+/// compare the paths on one machine. Process-wide.
 void ck_set_simd_level(int level);
 
 /// Small-M matrix product against a weight matrix in PyTorch `nn.Linear` layout, streaming each

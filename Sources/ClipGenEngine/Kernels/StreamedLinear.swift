@@ -250,8 +250,8 @@ public struct StreamedLinear: Sendable {
   public func forward(_ x: UnsafePointer<Float>, rows: Int, into y: FloatPointer, epilogue: LinearEpilogue = .store) {
     let n = outFeatures
     let k = inFeatures
-    if weight.precision == .f32 && rows > Self.smallRowLimit {
-      // Many rows (a prompt or a full forward): OpenBLAS's packed GEMM is the faster tool.
+    if weight.precision == .f32 && (rows > Self.smallRowLimit || !CPUKernels.hasVectorProducts) {
+      // Many rows (a prompt or a full forward), or a CPU without a vector path here: OpenBLAS.
       forwardBLAS(x, rows: rows, into: y, epilogue: epilogue)
       return
     }
@@ -275,9 +275,13 @@ public struct StreamedLinear: Sendable {
   private func forwardBLAS(_ x: UnsafePointer<Float>, rows: Int, into y: FloatPointer, epilogue: LinearEpilogue) {
     let n = outFeatures
     let k = inFeatures
-    sgemm(
-      transB: true, m: rows, n: n, k: k, a: x, lda: k, b: weight.base.assumingMemoryBound(to: Float.self), ldb: k,
-      beta: epilogue == .accumulate ? 1 : 0, c: y, ldc: n)
+    let w = weight.base.assumingMemoryBound(to: Float.self)
+    let beta: Float = epilogue == .accumulate ? 1 : 0
+    if rows == 1 {
+      sgemv(m: n, n: k, a: w, lda: k, x: x, beta: beta, y: y)
+    } else {
+      sgemm(transB: true, m: rows, n: n, k: k, a: x, lda: k, b: w, ldb: k, beta: beta, c: y, ldc: n)
+    }
     Self.finish(y, rows: rows, width: n, columns: 0..<n, bias: bias, epilogue: epilogue)
   }
 
@@ -329,11 +333,14 @@ extension Optional where Wrapped == [Float] {
 
 /// The CPU kernels in use, for reports: "avx512" or "portable".
 public enum CPUKernels {
-  public static var name: String { ck_simd_level() >= 2 ? "avx512" : "portable" }
+  public static var name: String { ["portable", "avx2", "avx512"][Int(ck_simd_level())] }
 
-  /// Runs the portable C kernels even where AVX-512 is available (`true`), or selects by CPU again
-  /// (`false`). Process-wide; for tests that compare the two paths.
-  static func forcePortable(_ on: Bool) { ck_set_simd_level(on ? 0 : 2) }
+  /// Caps the kernel set (0 portable C, 1 AVX2, 2 AVX-512; nil: whatever the CPU has).
+  /// Process-wide; for tests that compare the paths.
+  static func cap(_ level: Int?) { ck_set_simd_level(Int32(level ?? -1)) }
+
+  /// Whether the small-batch products have a vector path on this CPU.
+  static var hasVectorProducts: Bool { ck_simd_level() >= 1 }
 
   /// binary16 conversions (round to nearest even), exposed for tests.
   static func toHalf(_ values: [Float]) -> [UInt16] {
