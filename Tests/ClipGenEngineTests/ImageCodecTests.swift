@@ -71,7 +71,7 @@ private func pngChunkTypes(_ data: Data) -> [String] {
   let parameters = #"{"prompt": "a red circle", "seed": 7, "temperature": 1.0}"#
 
   @Test func roundTripsPixelsAndText() throws {
-    var random = ImageTestRandom(seed: 3)
+    var random = TestRandom(seed: 3)
     let image = random.image(width: 37, height: 23)
     let text: [(key: String, value: String)] = [
       ("parameters", parameters), ("Comment", "café, 25 °C"), ("prompt", "一只猫 — a cat 🐱"), ("empty", ""),
@@ -86,7 +86,7 @@ private func pngChunkTypes(_ data: Data) -> [String] {
   }
 
   @Test func encodingIsDeterministic() throws {
-    var random = ImageTestRandom(seed: 4)
+    var random = TestRandom(seed: 4)
     let image = random.image(width: 64, height: 48)
     let first = try image.pngData(text: [("parameters", parameters)])
     let second = try image.pngData(text: [("parameters", parameters)])
@@ -153,7 +153,7 @@ private func pngChunkTypes(_ data: Data) -> [String] {
   func fullDiskNamesThePath() throws {
     let directory = URL(fileURLWithPath: try #require(ProcessInfo.processInfo.environment["CLIPGEN_FULL_DISK_DIR"]))
     let url = directory.appendingPathComponent("too-big.png")
-    var random = ImageTestRandom(seed: 12)
+    var random = TestRandom(seed: 12)
     let image = random.image(width: 512, height: 512)  // ~790 KB of noise
     #expect(throws: ImageError.unwritable(path: url.path, reason: "write failed: No space left on device")) {
       try image.writePNG(to: url)
@@ -204,7 +204,7 @@ private func pngChunkTypes(_ data: Data) -> [String] {
   }
 
   @Test func namedErrorsForBadInput() throws {
-    var random = ImageTestRandom(seed: 9)
+    var random = TestRandom(seed: 9)
     let noise = Data((0..<300).map { _ in UInt8(truncatingIfNeeded: random.next() | 1) })
     #expect(
       throws: ImageError.notAnImage(
@@ -299,7 +299,7 @@ private func pngChunkTypes(_ data: Data) -> [String] {
 
   /// Random byte damage never crashes and always ends in an ImageError or an image.
   @Test func damagedFilesFailCleanly() throws {
-    var random = ImageTestRandom(seed: 11)
+    var random = TestRandom(seed: 11)
     for name in ["png_palette2_interlaced.png", "png_rgba16.png", "jpeg_420.jpg", "jpeg_progressive.jpg"] {
       let original = try ImageFixtures.data(name)
       for _ in 0..<150 {

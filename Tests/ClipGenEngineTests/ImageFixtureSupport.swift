@@ -117,17 +117,8 @@ func maxFloatDifference(_ a: [Float], _ b: [Float]) -> Float {
   return worst
 }
 
-/// A small deterministic generator (SplitMix64) for test images.
-struct ImageTestRandom {
-  var state: UInt64
-  init(seed: UInt64) { state = seed }
-  mutating func next() -> UInt64 {
-    state &+= 0x9E37_79B9_7F4A_7C15
-    var z = state
-    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-    return z ^ (z >> 31)
-  }
+/// Random test images from the shared SplitMix64 generator.
+extension TestRandom {
   mutating func image(width: Int, height: Int) -> RGBImage {
     RGBImage(
       width: width, height: height, pixels: (0..<(width * height * 3)).map { _ in UInt8(truncatingIfNeeded: next()) })

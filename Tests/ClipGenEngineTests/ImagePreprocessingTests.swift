@@ -49,7 +49,7 @@ import Testing
     #expect(RGBImage.shorterSideSize(width: 23, height: 41, size: 32) == (32, 57))
     #expect(RGBImage.shorterSideSize(width: 300, height: 300, size: 224) == (224, 224))
     // Centre-crop offsets round half to even: excess 1 → 0, 3 → 2 (1.5 → 2), 5 → 2 (2.5 → 2).
-    var random = ImageTestRandom(seed: 5)
+    var random = TestRandom(seed: 5)
     let image = random.image(width: 37, height: 35)
     #expect(image.centerCropped(width: 36, height: 35) == image.cropped(x: 0, y: 0, width: 36, height: 35))
     #expect(image.centerCropped(width: 34, height: 35) == image.cropped(x: 2, y: 0, width: 34, height: 35))
@@ -85,7 +85,7 @@ import Testing
   }
 
   @Test func batchesStackImages() throws {
-    var random = ImageTestRandom(seed: 6)
+    var random = TestRandom(seed: 6)
     let images = [random.image(width: 40, height: 30), random.image(width: 20, height: 50)]
     let preprocessor = CLIPImagePreprocessor(size: 16)
     let batch = preprocessor.batch(images)
@@ -122,7 +122,7 @@ import Testing
   }
 
   @Test func roundTripAndBadShapes() throws {
-    var random = ImageTestRandom(seed: 8)
+    var random = TestRandom(seed: 8)
     let image = random.image(width: 8, height: 6)
     // taming: v/127.5 - 1 then truncating back loses nothing for exact grid values? It can lose one
     // step (float rounding below the integer); round-half-up recovers every byte.
