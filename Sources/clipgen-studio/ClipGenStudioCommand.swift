@@ -110,7 +110,12 @@ struct ClipGenStudioCommand: ParsableCommand {
 
     let env = StudioEnvironment(
       generator: generator, files: EngineImageFiles(), store: store, themes: themes, theme: chosenTheme,
-      styles: library, samplePrompts: resources.samplePrompts(), imageMode: ImageMode(rawValue: images),
+      styles: library,
+      // The model's own examples; samples/prompts.txt only for the built-in model without any.
+      samplePrompts: !generator.samplePrompts.isEmpty
+        ? generator.samplePrompts
+        : modelURL.standardizedFileURL == resources.defaultModel?.standardizedFileURL ? resources.samplePrompts() : [],
+      imageMode: ImageMode(rawValue: images),
       notices: notices)
     StudioSignals.install()
     let driver: CursesDriver

@@ -26,23 +26,32 @@ struct Generate: ParsableCommand {
   @Option(name: .customLong("n"), help: "Number of images to write.")
   var count: Int = 1
 
-  @Option(help: "Candidates to sample; CLIP keeps the n that match the prompt best (default: n).")
+  @Option(
+    help: """
+      Candidates to sample; CLIP keeps the n that match the prompt best \
+      (default: n × the model's candidates per image, else n).
+      """)
   var candidates: Int?
 
   @Option(help: "Random seed.")
   var seed: UInt64 = 0
 
-  @Option(help: "Sampling temperature (0: greedy).")
-  var temperature: Float = 1.0
+  @Option(help: "Sampling temperature (0: greedy; default: the model's, else 1).")
+  var temperature: Float?
 
-  @Option(help: "Keep only the k most likely tokens at each step.")
+  @Option(help: "Keep only the k most likely tokens at each step (0: all; default: the model's, else all).")
   var topK: Int?
 
-  @Option(help: "Nucleus sampling: keep the most likely tokens up to this total probability.")
-  var topP: Float = 1.0
+  @Option(
+    help: "Nucleus sampling: keep the most likely tokens up to this total probability (default: the model's, else 1).")
+  var topP: Float?
 
-  @Option(help: "Classifier-free guidance scale (1: off; needs a model with an unconditional embedding).")
-  var guidance: Float = 1.0
+  @Option(
+    help: """
+      Classifier-free guidance scale (1: off; needs a model with an unconditional embedding; \
+      default: the model's, else 1).
+      """)
+  var guidance: Float?
 
   @Option(help: "Output directory.")
   var out: String = "out"
@@ -70,9 +79,20 @@ struct Generate: ParsableCommand {
       do { img = try RGBImage.load(contentsOf: URL(fileURLWithPath: path)) } catch { throw CLIError("\(error)") }
       parts.append((.image(img, label: URL(fileURLWithPath: path).lastPathComponent), imageWeight))
     }
-    let sampling = SamplingSettings(temperature: temperature, topK: topK, topP: topP, guidanceScale: guidance)
+    // Every setting left unset comes from the model's own defaults (model.json), else the plain sampler.
+    let defaults = loaded.defaults
+    let fallback = defaults.sampling
+    let sampling = SamplingSettings(
+      temperature: temperature ?? fallback.temperature, topK: topK ?? fallback.topK, topP: topP ?? fallback.topP,
+      guidanceScale: guidance ?? fallback.guidanceScale)
+    let fromModel: [(String, Bool)] = [
+      ("temperature", temperature == nil && defaults.temperature != nil), ("top_k", topK == nil && defaults.topK != nil),
+      ("top_p", topP == nil && defaults.topP != nil), ("guidance_scale", guidance == nil && defaults.guidance != nil),
+      ("candidates", candidates == nil && defaults.candidates != nil),
+    ]
     let request = GenerationRequest(
-      prompt: Prompt(parts: parts), count: count, candidates: candidates, seed: seed, sampling: sampling)
+      prompt: Prompt(parts: parts), count: count, candidates: candidates ?? defaults.candidates(forCount: count),
+      seed: seed, sampling: sampling)
 
     let progress = ProgressLine(enabled: !quiet && isatty(STDERR_FILENO) != 0)
     let result: GenerationResult
@@ -108,11 +128,11 @@ struct Generate: ParsableCommand {
       let name = String(format: "image-%02d.png", rank)
       var parameters: [String: Any] = [
         "prompt": request.prompt.summary, "seed": seed, "candidate": generated.candidate,
-        "temperature": Double(temperature), "top_p": Double(topP), "guidance_scale": Double(guidance),
-        "candidates": request.candidates, "model": loaded.name,
+        "temperature": Double(sampling.temperature), "top_p": Double(sampling.topP),
+        "guidance_scale": Double(sampling.guidanceScale), "candidates": request.candidates, "model": loaded.name,
         "clip_score": (Double(generated.clipScore) * 1e6).rounded() / 1e6,
       ]
-      if let k = topK { parameters["top_k"] = k }
+      if let k = sampling.topK, k > 0 { parameters["top_k"] = k }
       let json = try jsonString(parameters)
       do {
         try generated.image.writePNG(to: outURL.appendingPathComponent(name), text: [("parameters", json), ("Software", "clipgen")])
@@ -126,8 +146,10 @@ struct Generate: ParsableCommand {
       "model": loaded.name, "model_dir": modelURL.path, "prompt": request.prompt.summary,
       "prompt_truncated": result.promptTruncated, "seed": seed, "n": count, "candidates": request.candidates,
       "sampling": [
-        "temperature": Double(temperature), "top_k": topK as Any, "top_p": Double(topP), "guidance_scale": Double(guidance),
+        "temperature": Double(sampling.temperature), "top_k": sampling.topK.flatMap { $0 > 0 ? $0 : nil } as Any,
+        "top_p": Double(sampling.topP), "guidance_scale": Double(sampling.guidanceScale),
       ],
+      "from_model_defaults": fromModel.filter(\.1).map(\.0),
       "images": entries,
       "timing": [
         "sampling_s": result.samplingSeconds, "decoding_s": result.decodingSeconds, "total_s": result.totalSeconds,

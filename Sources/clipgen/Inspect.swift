@@ -49,6 +49,7 @@ struct Inspect: ParsableCommand {
           "  format        clipgen model directory (format \(model.manifest.format), version \(model.manifest.version))"
         )
         out.append("  name          \(model.manifest.name ?? url.lastPathComponent)")
+        out += describeDefaults(model.manifest)
         for (name, weights, config) in model.components {
           out.append("")
           out.append("[\(name)] \(weights.path)")
@@ -185,6 +186,26 @@ func grouped(_ n: Int) -> String {
   for (i, c) in s.enumerated() {
     if i > 0, (s.count - i) % 3 == 0 { out.append(",") }
     out.append(c)
+  }
+  return out
+}
+
+/// The model's own sampling defaults and example prompts, as `inspect` lists them.
+func describeDefaults(_ manifest: ModelManifest) -> [String] {
+  var out: [String] = []
+  if let d = manifest.defaults {
+    var parts: [String] = []
+    if let t = d.temperature { parts.append("temperature \(t)") }
+    if let k = d.topK { parts.append("top-k \(k == 0 ? "all" : String(k))") }
+    if let p = d.topP { parts.append("top-p \(p)") }
+    if let g = d.guidance { parts.append("guidance \(g)") }
+    if let c = d.candidates { parts.append("\(c) candidate\(c == 1 ? "" : "s") per image") }
+    out.append("  defaults      \(parts.isEmpty ? "(none)" : parts.joined(separator: ", "))")
+  } else {
+    out.append("  defaults      none (temperature 1, all tokens, no guidance, 1 candidate)")
+  }
+  for (i, p) in (manifest.samplePrompts ?? []).prefix(5).enumerated() {
+    out.append("  \(i == 0 ? "examples      " : "              ")\(p)")
   }
   return out
 }

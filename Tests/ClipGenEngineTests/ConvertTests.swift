@@ -57,6 +57,11 @@ import Testing
     let converted = try ClipGenModel(directory: out)
     let reference = try ClipGenModel(directory: tiny)
     #expect(converted.gpt.config == reference.gpt.config)
+    // A converted published model carries HFAiLab's sampler settings (top-k capped at the
+    // vocabulary) and example prompts of its own, not the built-in model's.
+    #expect(converted.defaults == ModelConverter.publishedDefaults(vocabularySize: 64))
+    #expect(converted.defaults.topK == 64 && converted.defaults.topP == 0.95 && converted.defaults.candidates == 4)
+    #expect(converted.samplePrompts == ModelConverter.publishedSamplePrompts)
 
     let gptIO = try SafeTensorsFile(url: fixturesDirectory.appendingPathComponent("io/gpt.safetensors"))
     let (_, greedy) = try gptIO.integers("greedy_tokens")

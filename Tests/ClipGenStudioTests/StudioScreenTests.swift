@@ -209,7 +209,6 @@ struct StudioScreenTests {
   @Test func settingsFormChangesSamplingAndNamesBadValues() throws {
     let h = try StudioHarness()
     h.keys(.function(4))
-    assertSnapshot(h.screen, named: "settings")
     h.keys(.right, .right)  // temperature 1.0 → 1.2
     h.keys(.down, .right)  // top-k all → 1
     h.keys(.down, .down, .down)  // seed
@@ -229,6 +228,44 @@ struct StudioScreenTests {
     #expect(next.studio.state.settings.temperature == 1.2)
     #expect(next.studio.state.settings.seed == 1234)
     #expect(next.studio.state.randomSeed == false)
+  }
+
+  /// The model's own defaults (model.json) are where settings start; the form marks each value
+  /// still at its default; what was set for one model never applies to another.
+  @Test func modelDefaultsStartTheSettingsAndStayPerModel() throws {
+    let defaults = GenerationSettings(temperature: 0.7, topK: 20, guidanceScale: 2, candidates: 4)
+    let h = try StudioHarness(generator: ScriptedGenerator(defaults: defaults))
+    #expect(h.studio.state.settings == defaults)
+    h.keys(.function(4))
+    assertSnapshot(h.screen, named: "settings")
+    let rows = { (label: String) in h.screen.split(separator: "\n").first { $0.contains(label) }.map(String.init) ?? "" }
+    #expect(rows("Temperature").contains("0.7") && rows("Temperature").contains("model default"))
+    #expect(rows("Candidates").contains("4") && rows("Candidates").contains("model default"))
+    #expect(!rows("Seed").contains("model default"))
+    h.keys(.right, .right)  // temperature 0.7 → 0.9: no longer the model's
+    #expect(!rows("Temperature").contains("model default"))
+    h.keys(.down, .down, .down, .down, .down, .right)  // images 1 → 2: candidates follow (2 × 4)
+    #expect(rows("Candidates").contains("8") && rows("Candidates").contains("model default"))
+    h.keys(.enter)
+    #expect(h.studio.state.settings.temperature == 0.9)
+    #expect(h.studio.state.settings.count == 2 && h.studio.state.settings.candidates == 8)
+    // The same model again: the changed temperature is back, the rest are its defaults.
+    let again = try StudioHarness(generator: ScriptedGenerator(defaults: defaults), dataDirectory: h.dataDirectory)
+    #expect(again.studio.state.settings.temperature == 0.9)
+    #expect(again.studio.state.settings.topK == 20)
+    // A retrained model with new defaults brings them, keeping only what the user had changed.
+    var retrained = defaults
+    retrained.topK = 32
+    retrained.candidates = 6
+    let next = try StudioHarness(generator: ScriptedGenerator(defaults: retrained), dataDirectory: h.dataDirectory)
+    #expect(next.studio.state.settings.temperature == 0.9)
+    #expect(next.studio.state.settings.topK == 32)
+    #expect(next.studio.state.settings.count == 2 && next.studio.state.settings.candidates == 12)
+    // Another model: its own defaults, nothing from the first.
+    let other = GenerationSettings(temperature: 1, topK: 500, topP: 0.95, candidates: 2)
+    let o = try StudioHarness(
+      generator: ScriptedGenerator(modelName: "coco", defaults: other), dataDirectory: h.dataDirectory)
+    #expect(o.studio.state.settings == other)
   }
 
   @Test func stylePickerSearchesAndAppliesTheTemplate() throws {

@@ -45,7 +45,8 @@ final class FakeDriver: TerminalDriver {
 /// A generator with a 4×4 token grid that paints a picture from the seed and temperature. It can
 /// stop at a given token until the test lets it go, to look at the screen mid-run.
 final class ScriptedGenerator: Generator {
-  let modelName = "scripted"
+  let modelName: String
+  let defaultSettings: GenerationSettings
   let gridHeight = 4
   let gridWidth = 4
   let pauseAt: Int?
@@ -54,9 +55,14 @@ final class ScriptedGenerator: Generator {
   let failWith: String?
   let requests = Mutex<[StudioRequest]>([])
 
-  init(pauseAt: Int? = nil, failWith: String? = nil) {
+  init(
+    pauseAt: Int? = nil, failWith: String? = nil, modelName: String = "scripted",
+    defaults: GenerationSettings = GenerationSettings()
+  ) {
     self.pauseAt = pauseAt
     self.failWith = failWith
+    self.modelName = modelName
+    self.defaultSettings = defaults
   }
 
   static func picture(seed: UInt64, temperature: Float, rows: Int = 4) -> Pixmap {

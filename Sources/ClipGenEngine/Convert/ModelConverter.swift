@@ -84,6 +84,22 @@ public struct ConversionReport: Sendable {
 
 /// Converts published CLIP-GEN files into a clipgen model directory.
 public enum ModelConverter {
+  /// Sampling defaults for a converted published prior: HFAiLab/clip-gen's sampler (temperature 1,
+  /// top-k 500, top-p 0.95, no guidance: its priors have no unconditional embedding), reranking
+  /// 4 candidates per image — at paper scale about 10 s per image on a 2-core laptop CPU, so the
+  /// studio stays responsive (HFAiLab's demo draws 64 on a GPU).
+  public static func publishedDefaults(vocabularySize: Int) -> SamplingDefaults {
+    SamplingDefaults(temperature: 1, topK: min(500, vocabularySize), topP: 0.95, guidance: 1, candidates: 4)
+  }
+
+  /// Example prompts for a converted published model: captions in the style of COCO, the data set
+  /// HFAiLab's released prior was trained on.
+  public static let publishedSamplePrompts = [
+    "a bus parked on the side of a street", "a plate of food with broccoli and rice",
+    "a giraffe standing in a grassy field", "a man riding a wave on a surfboard", "a cat sitting on a laptop",
+    "a red fire hydrant on a sidewalk",
+  ]
+
   /// Converts the three components and their tokenizer into `directory`.
   /// - Parameters:
   ///   - request: the sources and options.
@@ -119,13 +135,17 @@ public enum ModelConverter {
     let (components, clipLayout, vqganLayout) = try writeComponents(
       request, into: staging, progress: progress, note: note)
 
+    let gptConfig = try JSONDecoder().decode(
+      GPTConfig.self, from: Data(contentsOf: staging.appendingPathComponent("gpt/config.json")))
     let manifest = ModelManifest(
       format: "clipgen", version: 1, name: request.name ?? directory.lastPathComponent,
       clip: .init(layout: clipLayout, config: "clip/config.json", weights: "clip/model.safetensors"),
       tokenizer: .init(vocab: "tokenizer/vocab.json", merges: "tokenizer/merges.txt", contextLength: 77),
       gpt: .init(layout: nil, config: "gpt/config.json", weights: "gpt/model.safetensors"),
       vqgan: .init(layout: vqganLayout, config: "vqgan/config.json", weights: "vqgan/model.safetensors"),
-      conditioning: .init(normalize: true))
+      conditioning: .init(normalize: true),
+      defaults: Self.publishedDefaults(vocabularySize: gptConfig.vocabSize),
+      samplePrompts: Self.publishedSamplePrompts)
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
     try writeAtomically(

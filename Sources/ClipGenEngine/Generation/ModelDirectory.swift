@@ -33,6 +33,74 @@ public struct ModelManifest: Codable, Sendable {
   public var gpt: Component
   public var vqgan: Component
   public var conditioning: Conditioning?
+  /// The sampling settings the model's author chose (`"defaults"`); a front end uses each one
+  /// unless the user sets that value.
+  public var defaults: SamplingDefaults?
+  /// Example prompts that suit this model (`"sample_prompts"`), for welcome screens and recall.
+  public var samplePrompts: [String]?
+
+  enum CodingKeys: String, CodingKey {
+    case format, version, name, clip, tokenizer, gpt, vqgan, conditioning, defaults
+    case samplePrompts = "sample_prompts"
+  }
+}
+
+/// `model.json`'s `"defaults"`: every field optional; a missing one falls back to the engine's
+/// plain sampler (temperature 1, all tokens, top-p 1, no guidance, one candidate per image).
+public struct SamplingDefaults: Codable, Sendable, Equatable {
+  public var temperature: Float?
+  /// 0 or absent: all tokens.
+  public var topK: Int?
+  public var topP: Float?
+  public var guidance: Float?
+  /// Candidates sampled per kept image; CLIP keeps the best (n images: n × this many sampled).
+  public var candidates: Int?
+
+  /// The most candidates per image a model may ask for by default.
+  public static let maximumCandidates = 64
+
+  public init(temperature: Float? = nil, topK: Int? = nil, topP: Float? = nil, guidance: Float? = nil, candidates: Int? = nil) {
+    self.temperature = temperature
+    self.topK = topK
+    self.topP = topP
+    self.guidance = guidance
+    self.candidates = candidates
+  }
+
+  enum CodingKeys: String, CodingKey {
+    case temperature, candidates, guidance
+    case topK = "top_k"
+    case topP = "top_p"
+  }
+
+  /// The sampling settings these defaults describe.
+  public var sampling: SamplingSettings {
+    SamplingSettings(
+      temperature: temperature ?? 1, topK: topK.flatMap { $0 > 0 ? $0 : nil }, topP: topP ?? 1,
+      guidanceScale: guidance ?? 1)
+  }
+
+  /// Candidates to sample for `count` kept images.
+  public func candidates(forCount count: Int) -> Int { max(count, count * (candidates ?? 1)) }
+
+  /// Checks every value against the model it belongs to; the error names `file` and the field.
+  public func validate(file: String, vocabularySize: Int, hasUnconditionalEmbedding: Bool) throws {
+    func fail(_ reason: String) -> GenerationError { .invalidModel(path: file, reason: reason) }
+    if let t = temperature, !(t.isFinite && t >= 0 && t <= 10) { throw fail("defaults.temperature must be in 0…10, got \(t)") }
+    if let k = topK, k < 0 || k > vocabularySize {
+      throw fail("defaults.top_k must be in 0…\(vocabularySize) (0: all tokens), got \(k)")
+    }
+    if let p = topP, !(p > 0 && p <= 1) { throw fail("defaults.top_p must be in (0, 1], got \(p)") }
+    if let g = guidance {
+      guard g.isFinite, g >= 0, g <= 100 else { throw fail("defaults.guidance must be in 0…100, got \(g)") }
+      if g != 1 && !hasUnconditionalEmbedding {
+        throw fail("defaults.guidance is \(g), but the prior has no unconditional embedding (uncond_emb) to guide with; use 1")
+      }
+    }
+    if let c = candidates, c < 1 || c > Self.maximumCandidates {
+      throw fail("defaults.candidates must be in 1…\(Self.maximumCandidates), got \(c)")
+    }
+  }
 }
 
 /// Everything loaded from a model directory, ready to generate. Immutable; share it freely.
@@ -52,6 +120,10 @@ public final class ClipGenModel: Sendable {
   public var normalizesCondition: Bool { manifest.conditioning?.normalize ?? true }
   public var contextLength: Int { manifest.tokenizer.contextLength ?? 77 }
   public var tokensPerImage: Int { gridHeight * gridWidth }
+  /// The model's own sampling defaults (empty when model.json has none).
+  public var defaults: SamplingDefaults { manifest.defaults ?? SamplingDefaults() }
+  /// The model's example prompts (empty when model.json has none).
+  public var samplePrompts: [String] { manifest.samplePrompts ?? [] }
 
   /// Loads `directory/model.json` and every file it names. Errors name the file (and the tensor
   /// or key) that is wrong. `gptPrecision` chooses how the prior's weights are stored for decoding
@@ -138,6 +210,12 @@ public final class ClipGenModel: Sendable {
       throw GenerationError.invalidModel(
         path: manifestURL.path,
         reason: "GPT n_cond_embd \(gptConfig.conditionWidth) differs from the CLIP embedding size \(clip.config.projectionDim)")
+    }
+    try manifest.defaults?.validate(
+      file: manifestURL.path, vocabularySize: gptConfig.vocabSize, hasUnconditionalEmbedding: gpt.hasUnconditionalEmbedding)
+    if let prompts = manifest.samplePrompts, prompts.count > 1000 || prompts.contains(where: { $0.utf8.count > 4096 }) {
+      throw GenerationError.invalidModel(
+        path: manifestURL.path, reason: "sample_prompts must be at most 1000 prompts of at most 4096 bytes each")
     }
     imagePreprocessor = CLIPImagePreprocessor(size: clip.config.vision.imageSize)
   }

@@ -86,6 +86,8 @@ public final class Studio {
       width: driver.width, height: driver.height, theme: env.theme, imageMode: mode, capabilities: caps,
       modelName: env.generator.modelName, gridHeight: env.generator.gridHeight, gridWidth: env.generator.gridWidth)
     state.samplePrompts = env.samplePrompts
+    state.modelDefaults = env.generator.defaultSettings
+    state.settings = state.modelDefaults
     restorePreferences()
     state.styleLibrary = env.styles
     let recent = (try? env.store.recentPrompts()) ?? []
@@ -101,21 +103,34 @@ public final class Studio {
 
   // MARK: Preferences
 
+  /// The settings the user last chose for this model, kept per model name together with the
+  /// model defaults they were chosen against.
+  struct SavedSettings: Codable {
+    var settings: GenerationSettings
+    var defaults: GenerationSettings
+  }
+
+  var settingsPreferenceKey: String { "settings:" + state.modelName }
+
   /// The sampling settings and seed mode of the last session (the theme is the executable's
-  /// business: a `--theme` flag wins over the remembered one).
+  /// business: a `--theme` flag wins over the remembered one). Settings start from the model's
+  /// defaults; only the values the user changed for this model are put back (see
+  /// `GenerationSettings.restored`).
   func restorePreferences() {
-    if let json = environment.store.preference("settings"), let data = json.data(using: .utf8),
-      let s = try? JSONDecoder().decode(GenerationSettings.self, from: data)
+    if let json = environment.store.preference(settingsPreferenceKey), let data = json.data(using: .utf8),
+      let saved = try? JSONDecoder().decode(SavedSettings.self, from: data)
     {
-      state.settings = s
+      state.settings = GenerationSettings.restored(
+        saved.settings, savedDefaults: saved.defaults, modelDefaults: state.modelDefaults)
     }
     if let r = environment.store.preference("randomSeed") { state.randomSeed = r == "true" }
   }
 
   func savePreferences() {
-    guard let data = try? JSONEncoder().encode(state.settings) else { return }
+    let saved = SavedSettings(settings: state.settings, defaults: state.modelDefaults)
+    guard let data = try? JSONEncoder().encode(saved) else { return }
     record {
-      try environment.store.setPreference("settings", String(decoding: data, as: UTF8.self))
+      try environment.store.setPreference(settingsPreferenceKey, String(decoding: data, as: UTF8.self))
       try environment.store.setPreference("randomSeed", state.randomSeed ? "true" : "false")
     }
   }
@@ -567,7 +582,8 @@ public final class Studio {
     case .function(2), .control("t"): openStylePicker()
     case .function(3), .control("o"): openImagePrompt()
     case .function(4), .control("s"):
-      state.overlay = .settings(SettingsForm(settings: state.settings, randomSeed: state.randomSeed))
+      state.overlay = .settings(
+        SettingsForm(settings: state.settings, randomSeed: state.randomSeed, defaults: state.modelDefaults))
     case .function(5), .control("g"): openCompare(prompt: state.editor.text)
     case .function(6): nextTheme()
     case .character("?") where !textEntry: state.overlay = .help(scroll: 0)

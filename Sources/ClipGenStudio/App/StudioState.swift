@@ -137,6 +137,8 @@ public struct SettingsForm: Sendable, Equatable {
   }
   public var settings: GenerationSettings
   public var randomSeed: Bool
+  /// The model's own settings: a value equal to its default is marked "model default".
+  public var defaults = GenerationSettings()
   public var field: Field = .temperature
   /// Text being typed into the current field (nil: showing the value).
   public var typing: String?
@@ -178,6 +180,8 @@ public struct StudioState: Sendable {
   public var style: PromptStyle?
   public var imagePrompt: ImagePrompt?
   public var settings = GenerationSettings()
+  /// The model's default settings (model.json's `defaults`); `settings` starts from them.
+  public var modelDefaults = GenerationSettings()
   /// Draw a new seed for each generation (the seed used is stored with it).
   public var randomSeed = true
   public var history: [HistoryEntry] = []

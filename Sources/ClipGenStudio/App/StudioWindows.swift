@@ -134,8 +134,7 @@ extension Studio {
         s.seed = direction > 0 ? s.seed &+ 1 : s.seed &- 1
       }
     case .count:
-      s.count = max(1, min(16, s.count + direction))
-      s.candidates = max(s.candidates, s.count)
+      s = s.withCount(max(1, min(16, s.count + direction)), defaults: form.defaults)
     case .candidates: s.candidates = max(s.count, min(64, s.candidates + direction))
     }
     form.settings = s
@@ -171,8 +170,7 @@ extension Studio {
       form.randomSeed = false
     case .count:
       guard let v = Int(t), (1...16).contains(v) else { return fail("is not an image count from 1 to 16") }
-      s.count = v
-      s.candidates = max(s.candidates, v)
+      s = s.withCount(v, defaults: form.defaults)
     case .candidates:
       guard let v = Int(t), (1...64).contains(v) else { return fail("is not a candidate count from 1 to 64") }
       s.candidates = max(v, s.count)

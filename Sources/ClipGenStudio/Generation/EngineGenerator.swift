@@ -14,6 +14,14 @@ extension Pixmap {
 extension ClipGenModel: Generator {
   public var modelName: String { name }
 
+  /// model.json's `defaults` as studio settings for one image.
+  public var defaultSettings: GenerationSettings {
+    let s = defaults.sampling
+    return GenerationSettings(
+      temperature: s.temperature, topK: s.topK, topP: s.topP, guidanceScale: s.guidanceScale, count: 1,
+      candidates: defaults.candidates(forCount: 1))
+  }
+
   /// The engine request for a studio request: text and image parts weighted (1 − w, w), the
   /// sampling settings, the seed and the counts.
   public func engineRequest(_ request: StudioRequest) -> GenerationRequest {

@@ -32,6 +32,50 @@ public struct GenerationSettings: Sendable, Equatable, Codable {
     self.candidates = max(candidates, count)
   }
 
+  /// Candidates these settings (as a model's defaults) sample for `count` kept images: the same
+  /// number per image.
+  public func defaultCandidates(forCount count: Int) -> Int { count * max(1, candidates / max(1, self.count)) }
+
+  /// These settings with the image count changed to `count`: candidates follow when they were at
+  /// the model's default, else they are only kept at least `count`.
+  public func withCount(_ count: Int, defaults: GenerationSettings) -> GenerationSettings {
+    var s = self
+    s.candidates =
+      candidates == defaults.defaultCandidates(forCount: self.count)
+      ? defaults.defaultCandidates(forCount: count) : max(candidates, count)
+    s.count = count
+    return s
+  }
+
+  /// Whether `field` holds the model's default value (the settings form says so beside it).
+  public func isModelDefault(_ field: SettingsForm.Field, defaults d: GenerationSettings) -> Bool {
+    switch field {
+    case .temperature: return temperature == d.temperature
+    case .topK: return (topK ?? 0) == (d.topK ?? 0)
+    case .topP: return topP == d.topP
+    case .guidance: return guidanceScale == d.guidanceScale
+    case .candidates: return candidates == d.defaultCandidates(forCount: count)
+    case .seed, .count: return false
+    }
+  }
+
+  /// The settings to start a session with: the model's defaults, keeping each value the user had
+  /// set away from the defaults it was saved against (`savedDefaults`). A model whose defaults
+  /// changed thus brings its new values, and nothing set against other defaults slips in unseen.
+  public static func restored(
+    _ saved: GenerationSettings, savedDefaults: GenerationSettings, modelDefaults: GenerationSettings
+  ) -> GenerationSettings {
+    var s = modelDefaults.withCount(max(1, saved.count), defaults: modelDefaults)
+    s.seed = saved.seed
+    let changed = { (f: SettingsForm.Field) in !saved.isModelDefault(f, defaults: savedDefaults) }
+    if changed(.temperature) { s.temperature = saved.temperature }
+    if changed(.topK) { s.topK = saved.topK }
+    if changed(.topP) { s.topP = saved.topP }
+    if changed(.guidance) { s.guidanceScale = saved.guidanceScale }
+    if changed(.candidates) { s.candidates = max(saved.candidates, s.count) }
+    return s
+  }
+
   /// "T 1.0 · k all · p 1.0" — the sampling part, as labels show it.
   public var samplingLabel: String {
     var s = "T \(formatSetting(temperature)) · k \(topK.map(String.init) ?? "all")"
@@ -129,6 +173,12 @@ public protocol Generator: AnyObject, Sendable {
   func generate(_ request: StudioRequest, progress: (GeneratorEvent) -> Bool) throws -> GeneratorOutput
   /// Decodes a partly sampled token grid for the live preview.
   func preview(tokens: [Int]) throws -> Pixmap
+  /// The settings the model's author chose (model.json's `defaults`), for one image.
+  var defaultSettings: GenerationSettings { get }
+}
+
+extension Generator {
+  public var defaultSettings: GenerationSettings { GenerationSettings() }
 }
 
 /// Why a file could not be written: the path and the system's reason ("No space left on device").

@@ -170,9 +170,12 @@ extension StudioRenderer {
       } else {
         value = SettingsForm.display(f, form)
       }
-      c.text(
-        (selected ? "◀ " : "  ") + value + (selected ? " ▶" : ""), x: inner.x + 18, y: y, style: s,
-        limit: inner.width - 19)
+      let shown = (selected ? "◀ " : "  ") + value + (selected ? " ▶" : "")
+      c.text(shown, x: inner.x + 18, y: y, style: s, limit: inner.width - 19)
+      if form.typing == nil || !selected, form.settings.isModelDefault(f, defaults: form.defaults) {
+        let x = inner.x + 18 + max(12, shown.terminalWidth + 2)
+        c.text("model default", x: x, y: y, style: selected ? s : c.style("muted"), limit: max(0, inner.maxX - x))
+      }
     }
     c.text(form.field.help, x: inner.x, y: inner.maxY - 3, role: "muted", limit: inner.width)
     c.text(

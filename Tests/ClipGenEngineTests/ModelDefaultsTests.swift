@@ -1,0 +1,106 @@
+// model.json's `"defaults"` and `"sample_prompts"`: validated on load (errors name the field),
+// used by `clipgen generate` for every setting the user leaves unset, shown by `clipgen inspect`.
+import Foundation
+import Testing
+
+@testable import ClipGenEngine
+
+@Suite(.serialized) struct ModelDefaultsTests {
+  let fixture = fixturesDirectory.appendingPathComponent("tiny_model")
+
+  /// The tiny fixture model with `extra` merged into its model.json, in a fresh directory.
+  func model(with extra: [String: Any]) throws -> URL {
+    let dir = try temporaryDirectory().appendingPathComponent("model")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    for part in ["clip", "gpt", "vqgan", "tokenizer"] {
+      try FileManager.default.createSymbolicLink(
+        at: dir.appendingPathComponent(part), withDestinationURL: fixture.appendingPathComponent(part))
+    }
+    var manifest = try #require(
+      try JSONSerialization.jsonObject(with: Data(contentsOf: fixture.appendingPathComponent("model.json")))
+        as? [String: Any])
+    manifest.merge(extra) { $1 }
+    try JSONSerialization.data(withJSONObject: manifest).write(to: dir.appendingPathComponent("model.json"))
+    return dir
+  }
+
+  let defaults: [String: Any] = ["temperature": 0.8, "top_k": 16, "top_p": 0.9, "guidance": 1.5, "candidates": 3]
+
+  @Test func defaultsAndSamplePromptsLoad() throws {
+    let m = try ClipGenModel(directory: try model(with: ["defaults": defaults, "sample_prompts": ["a", "b"]]))
+    #expect(m.defaults == SamplingDefaults(temperature: 0.8, topK: 16, topP: 0.9, guidance: 1.5, candidates: 3))
+    #expect(m.defaults.sampling == SamplingSettings(temperature: 0.8, topK: 16, topP: 0.9, guidanceScale: 1.5))
+    #expect(m.defaults.candidates(forCount: 2) == 6)
+    #expect(m.samplePrompts == ["a", "b"])
+    // No defaults: the plain sampler.
+    let plain = try ClipGenModel(directory: fixture)
+    #expect(plain.defaults.sampling == SamplingSettings())
+    #expect(plain.defaults.candidates(forCount: 3) == 3)
+    #expect(plain.samplePrompts.isEmpty)
+  }
+
+  @Test(arguments: [
+    ("top_k", 65, "defaults.top_k"), ("temperature", -1, "defaults.temperature"), ("top_p", 0, "defaults.top_p"),
+    ("candidates", 0, "defaults.candidates"), ("candidates", 1000, "defaults.candidates"),
+    ("guidance", -2, "defaults.guidance"),
+  ])
+  func badDefaultsNameTheField(key: String, value: Int, field: String) throws {
+    let dir = try model(with: ["defaults": [key: value]])
+    do {
+      _ = try ClipGenModel(directory: dir)
+      Issue.record("defaults.\(key) = \(value) was accepted")
+    } catch {
+      #expect("\(error)".contains(field), "\(error)")
+      #expect("\(error)".contains("model.json"), "\(error)")
+    }
+  }
+
+  @Test func generateUsesTheModelDefaultsUnlessTold() throws {
+    let exe = try clipgenExecutable()
+    let dir = try model(with: ["defaults": defaults])
+    let out = try temporaryDirectory()
+    func generate(_ name: String, _ flags: [String]) throws -> [String: Any] {
+      let o = out.appendingPathComponent(name)
+      let r = try run(
+        exe, ["generate", "a red circle", "--model", dir.path, "--seed", "5", "--out", o.path, "--quiet"] + flags)
+      #expect(r.status == 0, "clipgen failed: \(r.stderr)")
+      return try #require(
+        try JSONSerialization.jsonObject(with: Data(contentsOf: o.appendingPathComponent("manifest.json")))
+          as? [String: Any])
+    }
+    let byDefault = try generate("defaults", [])
+    let sampling = try #require(byDefault["sampling"] as? [String: Any])
+    #expect((sampling["temperature"] as? Double).map { abs($0 - 0.8) < 1e-6 } == true)
+    #expect(sampling["top_k"] as? Int == 16)
+    #expect((sampling["top_p"] as? Double).map { abs($0 - 0.9) < 1e-6 } == true)
+    #expect(sampling["guidance_scale"] as? Double == 1.5)
+    #expect(byDefault["candidates"] as? Int == 3)
+    #expect(
+      Set(byDefault["from_model_defaults"] as? [String] ?? [])
+        == ["temperature", "top_k", "top_p", "guidance_scale", "candidates"])
+    // The same values given as flags draw the same picture.
+    _ = try generate(
+      "explicit", ["--temperature", "0.8", "--top-k", "16", "--top-p", "0.9", "--guidance", "1.5", "--candidates", "3"])
+    let a = try Data(contentsOf: out.appendingPathComponent("defaults/image-00.png"))
+    let b = try Data(contentsOf: out.appendingPathComponent("explicit/image-00.png"))
+    #expect(try RGBImage(pngData: a).pixels == RGBImage(pngData: b).pixels)
+    // A flag wins over the model's value; --top-k 0 means all tokens; n images sample n × candidates.
+    let told = try generate("told", ["--temperature", "1", "--top-k", "0", "--n", "2"])
+    let toldSampling = try #require(told["sampling"] as? [String: Any])
+    #expect(toldSampling["temperature"] as? Double == 1)
+    #expect(toldSampling["top_k"] == nil || toldSampling["top_k"] is NSNull)
+    #expect(told["candidates"] as? Int == 6)
+    #expect(Set(told["from_model_defaults"] as? [String] ?? []) == ["top_p", "guidance_scale", "candidates"])
+  }
+
+  @Test func inspectShowsTheDefaultsAndExamples() throws {
+    let exe = try clipgenExecutable()
+    let dir = try model(with: ["defaults": defaults, "sample_prompts": ["a blue square at the top"]])
+    let r = try run(exe, ["inspect", dir.path])
+    #expect(r.status == 0, "\(r.stderr)")
+    #expect(
+      r.stdout.contains("defaults      temperature 0.8, top-k 16, top-p 0.9, guidance 1.5, 3 candidates per image"),
+      "\(r.stdout)")
+    #expect(r.stdout.contains("examples      a blue square at the top"), "\(r.stdout)")
+  }
+}
