@@ -11,30 +11,111 @@ Commands:
     builtin  the built-in model from nothing (world, CLIP, VQGAN, prior, export)
     ablation short prior runs varying lambda, noise, guidance (training/ablation.py)
     eval     generate, judge and report (see training/evaluate.py)
-Run `python -m training COMMAND --help` for the options.
+Run `python -m training COMMAND --help` for the options. From another directory than the
+repository root: PYTHONPATH=/path/to/clipgen python -m training ...
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
+import shlex
 import sys
 from pathlib import Path
 
 import torch
 
+CLIP_HELP = {
+    "steps": "optimisation steps", "batch": "pairs per step (global)",
+    "pool": "world images drawn from per step", "lr": "peak learning rate",
+    "checkpoint_every": "steps between checkpoints", "seed": "random seed",
+}
 
-def _add_dataclass(p: argparse.ArgumentParser, cls, prefix: str = "") -> None:
+
+def _add_dataclass(p: argparse.ArgumentParser, cls, prefix: str = "",
+                   helps: dict | None = None) -> None:
+    helps = helps or {}
     for f in dataclasses.fields(cls):
         flag = "--" + (prefix + f.name).replace("_", "-")
         default = f.default
         kind = type(default)
+        text = helps.get(f.name, f.name.replace("_", " "))
         if kind is bool:
             p.add_argument(flag, type=lambda s: s.lower() in ("1", "true", "yes", "on"),
-                           default=default, metavar="BOOL")
+                           default=default, metavar="BOOL", help=f"{text} (default {default})")
         else:
-            p.add_argument(flag, type=kind, default=default, help=f"(default {default})")
+            p.add_argument(flag, type=kind, default=default, help=f"{text} (default {default})")
+
+
+def _add_data(p: argparse.ArgumentParser, sizes: bool = True) -> None:
+    """The folder and how it is decoded (all part of the data set's fingerprint)."""
+    from .data import DEFAULT_MAX_PIXELS, VAL_FRACTION
+    from .models import SIZES
+
+    p.add_argument("--data", type=Path, required=True,
+                   help="folder of images (searched recursively; any format Pillow reads)")
+    if sizes:
+        p.add_argument("--size", choices=list(SIZES), default="builtin",
+                       help="model sizes: " + "; ".join(f"{k}: {v.note}"
+                                                        for k, v in SIZES.items()))
+        p.add_argument("--resolution", type=int, default=0,
+                       help="image size in pixels (default: the size's own: tiny/builtin 32, "
+                            "laptop 64, gpt2_medium 256)")
+    p.add_argument("--alpha-background", default="white",
+                   help="colour transparent pixels are flattened onto: white, black, #rrggbb "
+                        "(default white, as the engine does)")
+    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
+                   help="images with more pixels are skipped and listed in data-report.json "
+                        "(0: no limit; default Pillow's decompression-bomb limit)")
+    p.add_argument("--max-images", type=int, default=0,
+                   help="use at most this many images (a fixed subset; 0: all)")
+    p.add_argument("--val-fraction", type=float, default=VAL_FRACTION,
+                   help="fraction of files held out for validation, chosen by a hash of "
+                        "their path (default %(default)s)")
+
+
+def _decode_options(args, resolution: int):
+    from .data import DecodeOptions, parse_color
+
+    return DecodeOptions(resolution, parse_color(args.alpha_background), args.max_pixels,
+                         args.val_fraction, args.max_images)
+
+
+def _resolution(args) -> int:
+    from .common import UserError
+    from .models import size_preset
+
+    preset = size_preset(args.size)
+    r = args.resolution or preset.resolution
+    try:
+        preset.vqgan_config(r)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    return r
+
+
+def _run_size(out: Path, size: str | None) -> str:
+    """--size, else the one the run was started with (RUN/run.json), else builtin."""
+    path = Path(out) / "run.json"
+    if size:
+        return size
+    if path.exists():
+        return json.loads(path.read_text()).get("size", "builtin")
+    return "builtin"
+
+
+def _user_error(msg: str) -> Exception:
+    from .common import UserError
+
+    return UserError(msg)
+
+
+def _remember_size(out: Path, size: str) -> None:
+    from .common import atomic_write_text
+
+    atomic_write_text(Path(out) / "run.json", json.dumps({"size": size}) + "\n")
 
 
 def _take(args: argparse.Namespace, cls, prefix: str = ""):
@@ -52,65 +133,95 @@ def _threads(n: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Runs a command; a user error prints one line (status 2), Ctrl-C says where it stopped
+    and how to resume (status 130)."""
+    from .common import UserError, interrupted_message
+
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        return _main(argv)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\n" + interrupted_message(shlex.join(["python", "-m", "training", *argv])),
+              file=sys.stderr)
+        return 130
+
+
+def _main(argv: list[str]) -> int:
     from .clip_train import CLIPTrainConfig
+    from .models import SIZES
+    from .prior_train import HELP as PRIOR_HELP
     from .prior_train import PriorTrainConfig
+    from .vqgan_train import HELP as VQ_HELP
     from .vqgan_train import VQGANTrainConfig
 
     ap = argparse.ArgumentParser(prog="python -m training", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=0, help="torch threads per process (0: auto)")
     sub = ap.add_subparsers(dest="cmd", required=True)
+    run_help = "run directory: checkpoints, caches, metrics, report (started again: resumes)"
+    clip_help = ("CLIP: an engine model directory, a Hugging Face CLIP directory or a stand-in "
+                 "CLIP run")
 
     p = sub.add_parser("world", help="render the built-in world to a folder")
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--n", type=int, default=16000)
-    p.add_argument("--seed", type=int, default=100)
-    p.add_argument("--include-held-out", action="store_true")
+    p.add_argument("--out", type=Path, required=True, help="folder to write the PNGs to")
+    p.add_argument("--n", type=int, default=16000, help="number of images (default %(default)s)")
+    p.add_argument("--seed", type=int, default=100, help="random seed (default %(default)s)")
+    p.add_argument("--include-held-out", action="store_true",
+                   help="also draw the held-out shape x colour pairs")
 
     p = sub.add_parser("clip", help="train the stand-in CLIP on the built-in world")
-    p.add_argument("--out", type=Path, required=True)
-    _add_dataclass(p, CLIPTrainConfig)
+    p.add_argument("--out", type=Path, required=True, help=run_help)
+    _add_dataclass(p, CLIPTrainConfig, helps=CLIP_HELP)
 
     p = sub.add_parser("vqgan", help="stage 1: VQGAN on an image folder")
-    p.add_argument("--data", type=Path, required=True)
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--clip", type=Path, help="CLIP for the perceptual term (optional)")
-    _add_dataclass(p, VQGANTrainConfig)
+    _add_data(p)
+    p.add_argument("--out", type=Path, required=True, help=run_help)
+    p.add_argument("--clip", type=Path, help=clip_help + " (for the perceptual term; optional)")
+    _add_dataclass(p, VQGANTrainConfig, helps=VQ_HELP)
 
     p = sub.add_parser("shards", help="precompute CLIP embeddings and token grids")
-    p.add_argument("--data", type=Path, required=True)
+    _add_data(p, sizes=False)
     p.add_argument("--out", type=Path, required=True, help="run directory (has vqgan.pt)")
-    p.add_argument("--clip", type=Path, required=True)
+    p.add_argument("--clip", type=Path, required=True, help=clip_help)
 
     p = sub.add_parser("prior", help="stage 2: the conditional GPT from shards")
     p.add_argument("--out", type=Path, required=True, help="run directory (shards/, vqgan.pt)")
-    p.add_argument("--clip", type=Path, required=True)
-    p.add_argument("--name", default="prior")
-    _add_dataclass(p, PriorTrainConfig)
+    p.add_argument("--clip", type=Path, required=True, help=clip_help)
+    p.add_argument("--name", default="prior", help="checkpoint name (default %(default)s)")
+    p.add_argument("--size", choices=list(SIZES), default=None,
+                   help="prior size (default: the run's --size)")
+    _add_dataclass(p, PriorTrainConfig, helps=PRIOR_HELP)
 
     p = sub.add_parser("export", help="engine model directory from a run")
-    p.add_argument("--run", type=Path, required=True)
-    p.add_argument("--clip", type=Path, help="CLIP (default: the run's own stand-in)")
-    p.add_argument("--prior", default="prior")
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--name", default="custom")
+    p.add_argument("--run", type=Path, required=True, help="run directory")
+    p.add_argument("--clip", type=Path, help=clip_help + " (default: the run's own stand-in)")
+    p.add_argument("--prior", default="prior", help="prior checkpoint name (default prior)")
+    p.add_argument("--out", type=Path, required=True, help="model directory to write")
+    p.add_argument("--name", default="custom", help="model name in model.json")
 
     p = sub.add_parser("train", help="stage 1 + 2 + export on an image folder")
-    p.add_argument("--data", type=Path, required=True)
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--clip", type=Path, required=True)
-    p.add_argument("--export", type=Path)
-    p.add_argument("--name", default="custom")
-    _add_dataclass(p, VQGANTrainConfig, "vq_")
-    _add_dataclass(p, PriorTrainConfig, "prior_")
+    _add_data(p)
+    p.add_argument("--out", type=Path, required=True, help=run_help)
+    p.add_argument("--clip", type=Path, required=True, help=clip_help)
+    p.add_argument("--export", type=Path, help="model directory to write at the end")
+    p.add_argument("--name", default="custom", help="model name in model.json")
+    p.add_argument("--no-report", action="store_true",
+                   help="skip the report (grids on the validation files, report.html)")
+    _add_dataclass(p, VQGANTrainConfig, "vq_", VQ_HELP)
+    _add_dataclass(p, PriorTrainConfig, "prior_", PRIOR_HELP)
 
     p = sub.add_parser("builtin", help="the built-in model from nothing")
-    p.add_argument("--out", type=Path, default=Path("runs/model"))
-    p.add_argument("--export", type=Path, default=Path("samples/model"))
-    p.add_argument("--images", type=int, default=16000)
-    _add_dataclass(p, CLIPTrainConfig, "clip_")
-    _add_dataclass(p, VQGANTrainConfig, "vq_")
-    _add_dataclass(p, PriorTrainConfig, "prior_")
+    p.add_argument("--out", type=Path, default=Path("runs/model"), help=run_help)
+    p.add_argument("--export", type=Path, default=Path("samples/model"),
+                   help="model directory to write (default %(default)s)")
+    p.add_argument("--images", type=int, default=16000,
+                   help="world images rendered (default %(default)s)")
+    _add_dataclass(p, CLIPTrainConfig, "clip_", CLIP_HELP)
+    _add_dataclass(p, VQGANTrainConfig, "vq_", VQ_HELP)
+    _add_dataclass(p, PriorTrainConfig, "prior_", PRIOR_HELP)
 
     p = sub.add_parser("ablation", help="short priors: lambda, noise, guidance")
     from .ablation import add_arguments as ablation_arguments
@@ -123,11 +234,12 @@ def main(argv: list[str] | None = None) -> int:
     add_arguments(p)
 
     args = ap.parse_args(argv)
+    for name in ("data", "clip"):  # user errors before anything is loaded or trained
+        path = getattr(args, name, None)
+        if path is not None and not Path(path).exists():
+            raise _user_error(f"--{name} {path} does not exist")
     _threads(args.threads)
     from . import common, data, models, pipeline
-    from .export import export_model
-    from .prior_train import make_shards, train_prior
-    from .vqgan_train import train_vqgan
 
     d = common.init_distributed()
     if args.cmd == "world":
@@ -138,32 +250,43 @@ def main(argv: list[str] | None = None) -> int:
         train_clip(args.out, _take(args, CLIPTrainConfig), d)
     elif args.cmd == "vqgan":
         cfg = _take(args, VQGANTrainConfig)
+        res = _resolution(args)
         clip = pipeline.load_clip(args.clip)[0] if args.clip else None
-        res = models.builtin_vqgan_config().resolution
-        images, _ = pipeline.load_images(args.data, res, args.out, d)
-        train_vqgan(images, args.out, cfg, d, clip=clip)
+        f = pipeline.load_data(args.data, args.out, _decode_options(args, res), d)
+        if d.main:
+            _remember_size(args.out, args.size)
+        pipeline.stage_vqgan(f, args.out, cfg, d, models.size_preset(args.size).vqgan_config(res),
+                             clip)
     elif args.cmd == "shards":
         clip, _ = pipeline.load_clip(args.clip)
         vq = pipeline.load_vqgan(args.out)
-        images, _ = pipeline.load_images(args.data, vq.config.resolution, args.out, d)
-        if d.main:
-            make_shards(images, clip, vq, args.out)
+        f = pipeline.load_data(args.data, args.out,
+                               _decode_options(args, vq.config.resolution), d)
+        pipeline.stage_shards(f, clip, vq, args.out, d)
     elif args.cmd == "prior":
         clip, _ = pipeline.load_clip(args.clip)
         vq = pipeline.load_vqgan(args.out)
-        train_prior(args.out / "shards", args.out, _take(args, PriorTrainConfig), d, clip, vq,
-                    name=args.name)
+        if not (args.out / "shards" / "index.json").exists():
+            raise common.UserError(f"{args.out}/shards: no shards; run the shards stage first")
+        pipeline.stage_prior(args.out, _take(args, PriorTrainConfig), d, clip, vq,
+                             _run_size(args.out, args.size), name=args.name)
     elif args.cmd == "export":
         if d.main:
             clip_path = args.clip or args.run
             clip, _ = pipeline.load_clip(clip_path)
-            export_model(args.out, clip, pipeline._tokenizer_dir(clip_path),
-                         pipeline.load_prior(args.run, args.prior), pipeline.load_vqgan(args.run),
-                         name=args.name)
+            pipeline.export_run(args.run, args.out, clip, pipeline._tokenizer_dir(clip_path),
+                                pipeline.load_prior(args.run, args.prior),
+                                pipeline.load_vqgan(args.run), name=args.name, prior=args.prior)
     elif args.cmd == "train":
+        res = _resolution(args)
+        if d.main:
+            args.out.mkdir(parents=True, exist_ok=True)
+            _remember_size(args.out, args.size)
         pipeline.train_folder(args.data, args.out, args.clip, args.export, d,
                               _take(args, VQGANTrainConfig, "vq_"),
-                              _take(args, PriorTrainConfig, "prior_"), name=args.name)
+                              _take(args, PriorTrainConfig, "prior_"), size=args.size,
+                              opts=_decode_options(args, res), name=args.name,
+                              report=not args.no_report)
     elif args.cmd == "builtin":
         cfg = pipeline.BuiltinConfig(
             images=args.images, clip=_take(args, CLIPTrainConfig, "clip_"),

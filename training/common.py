@@ -9,6 +9,8 @@ order). Gradients are averaged by DistributedDataParallel.
 
 from __future__ import annotations
 
+import datetime
+import hashlib
 import json
 import math
 import os
@@ -19,6 +21,38 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
+
+
+class UserError(Exception):
+    """A mistake the user can fix (a missing folder, a bad option, a run that does not fit the
+    command): `python -m training` prints its message as one line and exits with status 2."""
+
+
+@dataclass
+class Where:
+    """Where the run is: the stage, its step and the last checkpoint written (for the message
+    Ctrl-C prints)."""
+
+    stage: str = ""
+    step: int = 0
+    total: int = 0
+    checkpoint: str = ""
+    checkpoint_step: int = 0
+
+
+WHERE = Where()
+
+
+def interrupted_message(command: str) -> str:
+    w = WHERE
+    if not w.stage:
+        return "interrupted; nothing was written yet"
+    s = f"interrupted in {w.stage} at step {w.step}/{w.total}"
+    if w.checkpoint:
+        s += f"; the last checkpoint ({w.checkpoint}) is at step {w.checkpoint_step}"
+    else:
+        s += "; no checkpoint of this stage yet"
+    return s + f". Run the same command again to resume: {command}"
 
 
 @dataclass
@@ -55,7 +89,9 @@ def init_distributed() -> Dist:
     if world <= 1:
         return Dist()
     if not dist.is_initialized():
-        dist.init_process_group("gloo")
+        # ranks wait at barriers while others decode or write shards: allow hours, not the
+        # default 30 minutes
+        dist.init_process_group("gloo", timeout=datetime.timedelta(hours=6))
     return Dist(dist.get_rank(), dist.get_world_size())
 
 
@@ -102,6 +138,7 @@ class Progress:
 
     def update(self, n: int = 1, **info: float) -> None:
         self.n += n
+        WHERE.stage, WHERE.step, WHERE.total = self.label, self.n, self.total
         now = time.time()
         if not self.enabled or (now - self.last < self.every and self.n < self.total):
             return
@@ -141,6 +178,8 @@ def atomic_save(obj, path: Path) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+    if isinstance(obj, dict) and "step" in obj:
+        WHERE.checkpoint, WHERE.checkpoint_step = str(path), int(obj["step"])
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -167,8 +206,8 @@ class MetricLog:
         if enabled:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             if truncate_after is not None and self.path.exists():
-                # on resume, drop rows past the checkpoint so curves have no duplicates
-                rows = [r for r in read_jsonl(self.path) if r.get("step", 0) <= truncate_after]
+                # on resume at step s, the loop logs step s again: keep only rows before it
+                rows = [r for r in read_jsonl(self.path) if r.get("step", 0) < truncate_after]
                 atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in rows))
             elif truncate_after is None and self.path.exists():
                 self.path.unlink()
@@ -191,3 +230,47 @@ def cosine_lr(step: int, total: int, base: float, warmup: int) -> float:
         return base * (step + 1) / warmup
     t = (step - warmup) / max(total - warmup, 1)
     return base * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+# -- fingerprints -----------------------------------------------------------------------------
+
+
+def weights_hash(module_or_state: torch.nn.Module | dict) -> str:
+    """sha256 (first 16 hex digits) over a state dict's names, shapes, dtypes and float32
+    values: the identity of a set of weights, whatever file they came from."""
+    sd = module_or_state.state_dict() if isinstance(module_or_state, torch.nn.Module) \
+        else module_or_state
+    h = hashlib.sha256()
+    for k in sorted(sd):
+        if k.endswith(".mask"):  # causal masks (buffers, not weights)
+            continue
+        v = sd[k].detach().cpu()
+        if v.is_floating_point():
+            v = v.float()
+        h.update(f"{k}{tuple(v.shape)}{v.dtype}".encode())
+        h.update(v.contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def short(fp: dict | str) -> str:
+    """A short printable id of a fingerprint."""
+    text = fp if isinstance(fp, str) else json.dumps(fp, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def describe_change(old: dict, new: dict) -> str:
+    """'files 1500 -> 1600, listing 3fa2.. -> 9bc1..' for the keys whose values differ."""
+    parts = []
+    for k in sorted(set(old) | set(new)):
+        a, b = old.get(k), new.get(k)
+        if a != b:
+            if isinstance(a, dict) and isinstance(b, dict):
+                parts.append(f"{k}: {describe_change(a, b)}")
+                continue
+
+            def fmt(v):
+                t = json.dumps(v) if not isinstance(v, str) else v
+                return t if len(t) <= 14 else t[:12] + ".."
+
+            parts.append(f"{k} {fmt(a)} -> {fmt(b)}")
+    return ", ".join(parts)

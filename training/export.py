@@ -37,7 +37,10 @@ def _save(sd: dict[str, torch.Tensor], path: Path, dtype: torch.dtype) -> None:
 
 def export_model(out: Path, clip: models.CLIP, tok_dir: Path, gpt: models.GPT,
                  vq: models.VQGAN, name: str = "builtin-shapes",
-                 dtype: torch.dtype = torch.float16, extra: dict | None = None) -> Path:
+                 dtype: torch.dtype = torch.float16, extra: dict | None = None,
+                 fingerprints: dict | None = None) -> Path:
+    """`fingerprints`: what the weights were made from (data set, VQGAN, CLIP, prior; see
+    pipeline.run_fingerprints), recorded in model.json under "fingerprints"."""
     out = Path(out)
     tmp = out.with_name(out.name + ".tmp")
     if tmp.exists():
@@ -68,6 +71,8 @@ def export_model(out: Path, clip: models.CLIP, tok_dir: Path, gpt: models.GPT,
                   "weights": "vqgan/model.safetensors"},
         "conditioning": {"normalize": True},
     }
+    if fingerprints:
+        manifest["fingerprints"] = fingerprints
     if extra:
         manifest.update(extra)
     (tmp / "model.json").write_text(json.dumps(manifest, indent=2) + "\n")

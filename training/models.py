@@ -12,6 +12,9 @@ gradients, commitment loss, dead-code restarts) and the VQGAN's patch discrimina
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -27,9 +30,11 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 __all__ = [
     "CLIP",
     "GPT",
+    "SIZES",
     "VQGAN",
     "CLIPConfig",
     "GPTConfig",
+    "SizePreset",
     "Tokenizer",
     "VQGANConfig",
     "builtin_clip_config",
@@ -83,6 +88,64 @@ def builtin_gpt_config(vocab_size: int, tokens: int, n_cond_embd: int) -> GPTCon
     )
 
 
+# -- named sizes ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SizePreset:
+    """A VQGAN + prior size. The VQGAN's downsampling factor is fixed; `--resolution` picks
+    the image size (a multiple of the factor) and so the token grid (resolution / factor)."""
+
+    name: str
+    resolution: int  # default image size (px)
+    vqgan: VQGANConfig  # at `resolution`; attention (if any) at the latent grid
+    n_layer: int  # prior
+    n_embd: int
+    n_head: int
+    note: str
+
+    @property
+    def factor(self) -> int:
+        return 2 ** (len(self.vqgan.ch_mult) - 1)
+
+    def vqgan_config(self, resolution: int | None = None) -> VQGANConfig:
+        r = resolution or self.resolution
+        if r % self.factor or r < self.factor:
+            raise ValueError(f"--resolution {r} is not a multiple of the {self.name} VQGAN's "
+                             f"downsampling factor {self.factor}")
+        attn = (r // self.factor,) if self.vqgan.attn_resolutions else ()
+        return replace(self.vqgan, resolution=r, attn_resolutions=attn)
+
+    def gpt_config(self, vocab_size: int, tokens: int, n_cond_embd: int) -> GPTConfig:
+        return GPTConfig(vocab_size=vocab_size, n_layer=self.n_layer, n_embd=self.n_embd,
+                         n_head=self.n_head, block_size=tokens, n_cond_embd=n_cond_embd,
+                         uncond_embedding=True, dropout=0.0)
+
+
+def _vq(embed_dim, n_embed, ch, ch_mult, num_res_blocks, z, attn=()) -> VQGANConfig:
+    return VQGANConfig(embed_dim=embed_dim, n_embed=n_embed, ch=ch, out_ch=3, ch_mult=ch_mult,
+                       num_res_blocks=num_res_blocks, attn_resolutions=attn, in_channels=3,
+                       resolution=32, z_channels=z, norm_eps=1e-6)
+
+
+SIZES: dict[str, SizePreset] = {p.name: p for p in (
+    SizePreset("tiny", 32, _vq(16, 64, 32, (1, 1, 1), 1, 32), 1, 32, 2,
+               "for tests: seconds per run"),
+    SizePreset("builtin", 32, builtin_vqgan_config(), 4, 128, 4,
+               "the committed model's sizes: f4, 512 codes; prior 4 x 128"),
+    SizePreset("laptop", 64, _vq(64, 1024, 64, (1, 1, 2, 2), 1, 64), 8, 256, 8,
+               "f8, 1024 codes; prior 8 x 256: a night on a laptop's CPU"),
+    SizePreset("gpt2_medium", 256, _vq(256, 16384, 128, (1, 1, 2, 2, 4), 2, 256, (16,)),
+               24, 1024, 16, "the paper's: f16, 16384 codes; GPT-2 medium prior: GPUs"),
+)}
+
+
+def size_preset(name: str) -> SizePreset:
+    if name not in SIZES:
+        raise KeyError(f"unknown size {name!r} (one of {', '.join(SIZES)})")
+    return SIZES[name]
+
+
 # -- CLIP helpers -----------------------------------------------------------------------------
 
 
@@ -104,6 +167,8 @@ def clip_normalize(x01: torch.Tensor, resolution: int) -> torch.Tensor:
 
 def uint8_to_unit(images) -> torch.Tensor:
     """uint8 [B, H, W, 3] (numpy or tensor) -> float [B, 3, H, W] in [0, 1]."""
+    if isinstance(images, np.ndarray) and not images.flags.writeable:
+        images = np.array(images)  # a read-only memory map: torch wants its own copy
     t = torch.as_tensor(images)
     return t.permute(0, 3, 1, 2).float() / 255.0
 

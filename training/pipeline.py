@@ -18,9 +18,17 @@ from safetensors.torch import load_file
 
 from . import data, models
 from .clip_train import CLIPTrainConfig, train_clip
-from .common import Dist, load_checkpoint, log
+from .common import (
+    Dist,
+    UserError,
+    atomic_write_text,
+    describe_change,
+    load_checkpoint,
+    log,
+    weights_hash,
+)
 from .export import export_model
-from .prior_train import PriorTrainConfig, make_shards, train_prior
+from .prior_train import PriorTrainConfig, make_shards, prior_inputs, train_prior
 from .reference import clip as ref_clip
 from .reference.gpt import GPTConfig
 from .reference.vqgan import VQGANConfig
@@ -58,7 +66,8 @@ def load_clip(path: Path) -> tuple[models.CLIP, models.Tokenizer]:
         clip = models.CLIP(models.CLIPConfig(**ck["config"]))
         clip.load_state_dict(ck["model"])
         return clip.eval(), models.Tokenizer.from_dir(path / "tokenizer")
-    raise FileNotFoundError(f"{path}: no CLIP found (model.json, config.json or clip.pt)")
+    raise UserError(f"--clip {path}: no CLIP there (looked for model.json, config.json + "
+                    f"model.safetensors, or clip.pt)")
 
 
 def load_vqgan(run: Path) -> models.VQGAN:
@@ -81,37 +90,130 @@ def load_prior(run: Path, name: str = "prior") -> models.GPT:
     return gpt.eval()
 
 
-def load_images(folder: Path, resolution: int, run: Path, d: Dist):
-    """Rank 0 decodes the folder (and caches it in the run), the others read the cache."""
+# -- the stages of a folder run ---------------------------------------------------------------
+#
+# Each stage records what it was made from (its inputs' fingerprints) in its checkpoint or
+# index and in RUN/fingerprints.json; started again, a stage whose inputs changed is refused
+# (the VQGAN: its data set) or rebuilt (the shards, the prior), and the export refuses a prior
+# trained on another VQGAN's tokens. The exported model.json carries the fingerprints.
+
+
+def record_fingerprint(run: Path, stage: str, value) -> None:
+    path = Path(run) / "fingerprints.json"
+    fp = json.loads(path.read_text()) if path.exists() else {}
+    fp[stage] = value
+    atomic_write_text(path, json.dumps(fp, indent=1) + "\n")
+
+
+def load_data(folder: Path, run: Path, opts: data.DecodeOptions, d: Dist) -> data.Folder:
+    """The folder decoded into RUN/cache (every rank decodes its share), with its report in
+    RUN/data-report.json."""
+    f = data.decode_folder(folder, opts, Path(run) / "cache", d)
     if d.main:
-        images, report = data.load_folder(folder, resolution, cache=Path(run) / "cache")
-        log(report.summary())
-        (Path(run) / "data-report.json").write_text(json.dumps(asdict(report), indent=1) + "\n")
+        log(f.report.summary())
+        atomic_write_text(Path(run) / "data-report.json",
+                          json.dumps(asdict(f.report), indent=1) + "\n")
+        record_fingerprint(run, "data", f.fingerprint)
+    return f
+
+
+def load_images(folder: Path, resolution: int, run: Path, d: Dist):
+    """(train images, report) of a folder at `resolution` with the default options."""
+    f = load_data(folder, run, data.DecodeOptions(resolution), d)
+    return f.train, f.report
+
+
+def stage_vqgan(f: data.Folder, run: Path, cfg: VQGANTrainConfig, d: Dist,
+                vq_model: VQGANConfig | None, clip: models.CLIP | None) -> models.VQGAN:
+    vq = train_vqgan(f.train, run, cfg, d, vq_model, clip=clip, val_images=f.val,
+                     inputs=f.fingerprint)
+    if d.main:
+        record_fingerprint(run, "vqgan", {"inputs": f.fingerprint, "weights": weights_hash(vq)})
+    return vq
+
+
+def stage_shards(f: data.Folder, clip: models.CLIP, vq: models.VQGAN, run: Path,
+                 d: Dist) -> Path:
+    """Shards of the training files (never the validation files), rebuilt when the data set,
+    the VQGAN or the CLIP changed."""
+    ck = load_checkpoint(Path(run) / "vqgan.pt")
+    if ck is not None and ck.get("inputs") not in (None, f.fingerprint):
+        raise UserError(f"{run}/vqgan.pt was trained on another data set than {f.report.root} "
+                        f"({describe_change(ck['inputs'], f.fingerprint)}); pass the same "
+                        f"--data and options as for the vqgan stage, or train into a new --out")
+    if d.main:
+        make_shards(f.train, clip, vq, run, data=f.fingerprint)
+        index = json.loads((Path(run) / "shards" / "index.json").read_text())
+        record_fingerprint(run, "shards", index["inputs"])
     d.barrier()
-    if not d.main:
-        images, report = data.load_folder(folder, resolution, cache=Path(run) / "cache",
-                                          show_progress=False)
-    return images, report
+    return Path(run) / "shards"
+
+
+def stage_prior(run: Path, cfg: PriorTrainConfig, d: Dist, clip: models.CLIP,
+                vq: models.VQGAN, size: str = "builtin", name: str = "prior") -> models.GPT:
+    gpt_model = models.size_preset(size).gpt_config(vq.config.n_embed, vq.config.grid**2,
+                                                    clip.config.embed_dim)
+    gpt = train_prior(Path(run) / "shards", run, cfg, d, clip, vq, gpt_model, name=name)
+    if d.main:
+        record_fingerprint(run, name, {"inputs": prior_inputs(Path(run) / "shards", gpt.config),
+                                       "weights": weights_hash(gpt)})
+    return gpt
+
+
+def run_fingerprints(run: Path, clip: models.CLIP, vq: models.VQGAN, gpt: models.GPT,
+                     prior: str = "prior") -> dict:
+    """The fingerprints an export records, after checking that the prior was trained on this
+    VQGAN's and this CLIP's tokens and embeddings (UserError otherwise)."""
+    ck = load_checkpoint(Path(run) / f"{prior}.pt") or {}
+    shards = (ck.get("inputs") or {}).get("shards") or {}
+    vq_hash, clip_hash = weights_hash(vq), weights_hash(clip)
+    how = f"run the prior stage again (python -m training prior --out {run} ...)"
+    if shards.get("vqgan") not in (None, vq_hash):
+        raise UserError(f"{run}/{prior}.pt was trained on another VQGAN's tokens (vqgan "
+                        f"{shards['vqgan']} then, {vq_hash} now); {how}")
+    if shards.get("clip") not in (None, clip_hash):
+        raise UserError(f"{run}/{prior}.pt was trained on another CLIP's embeddings (clip "
+                        f"{shards['clip']} then, {clip_hash} now); {how}")
+    vq_ck = load_checkpoint(Path(run) / "vqgan.pt") or {}
+    return {"data": shards.get("data") or vq_ck.get("inputs"), "vqgan": vq_hash,
+            "clip": clip_hash, "prior": weights_hash(gpt), "shards": shards or None}
+
+
+def export_run(run: Path, out: Path, clip: models.CLIP, tok_dir: Path, gpt: models.GPT,
+               vq: models.VQGAN, name: str, prior: str = "prior") -> Path:
+    """export_model with the run's fingerprints; the files readable by all (0644)."""
+    fp = run_fingerprints(run, clip, vq, gpt, prior)
+    out = export_model(out, clip, tok_dir, gpt, vq, name=name, fingerprints=fp)
+    for p in Path(out).rglob("*"):
+        p.chmod(0o755 if p.is_dir() else 0o644)
+    Path(out).chmod(0o755)
+    record_fingerprint(run, "export", {"path": str(out), **fp})
+    return out
 
 
 def train_folder(folder: Path, run: Path, clip_path: Path, export: Path | None, d: Dist,
                  vq_cfg: VQGANTrainConfig, prior_cfg: PriorTrainConfig,
-                 vq_model: VQGANConfig | None = None, gpt_model: GPTConfig | None = None,
-                 name: str = "custom") -> None:
-    """Stage 1 + stage 2 (+ export) on any image folder, with a given CLIP."""
+                 size: str = "builtin", opts: data.DecodeOptions | None = None,
+                 name: str = "custom", report: bool = True) -> None:
+    """Stage 1 + stage 2 (+ export, + the run's report) on any image folder, with a given
+    CLIP."""
     run = Path(run)
+    preset = models.size_preset(size)
+    opts = opts or data.DecodeOptions(preset.resolution)
+    vq_model = preset.vqgan_config(opts.resolution)
     clip, _ = load_clip(clip_path)
-    vq_model = vq_model or models.builtin_vqgan_config()
-    images, _ = load_images(folder, vq_model.resolution, run, d)
-    vq = train_vqgan(images, run, vq_cfg, d, vq_model, clip=clip)
-    if d.main:
-        make_shards(images, clip, vq, run)
-    d.barrier()
-    gpt = train_prior(run / "shards", run, prior_cfg, d, clip, vq, gpt_model)
+    f = load_data(folder, run, opts, d)
+    vq = stage_vqgan(f, run, vq_cfg, d, vq_model, clip)
+    stage_shards(f, clip, vq, run, d)
+    gpt = stage_prior(run, prior_cfg, d, clip, vq, size)
     if export is not None and d.main:
-        tok_dir = _tokenizer_dir(clip_path)
-        export_model(export, clip, tok_dir, gpt, vq, name=name)
+        export_run(run, export, clip, _tokenizer_dir(clip_path), gpt, vq, name)
         log(f"exported to {export}")
+    if report and d.main:
+        from .folder_report import write_report
+
+        page = write_report(run, f, clip, vq, gpt)
+        log(f"report: {page}")
 
 
 def _tokenizer_dir(clip_path: Path) -> Path:
@@ -142,27 +244,25 @@ def build_builtin(run: Path, export: Path | None, cfg: BuiltinConfig, d: Dist) -
     times["clip"] = time.time() - t
 
     t = time.time()
-    images, _ = load_images(folder, models.builtin_vqgan_config().resolution, run, d)
+    f = load_data(folder, run, data.DecodeOptions(models.builtin_vqgan_config().resolution), d)
     times["load"] = time.time() - t
     t = time.time()
-    vq = train_vqgan(images, run, cfg.vqgan, d, clip=clip)
+    vq = stage_vqgan(f, run, cfg.vqgan, d, models.builtin_vqgan_config(), clip)
     times["vqgan"] = time.time() - t
 
     t = time.time()
-    if d.main:
-        make_shards(images, clip, vq, run)
-    d.barrier()
+    stage_shards(f, clip, vq, run, d)
     times["shards"] = time.time() - t
 
     t = time.time()
-    gpt = train_prior(run / "shards", run, cfg.prior, d, clip, vq)
+    gpt = stage_prior(run, cfg.prior, d, clip, vq)
     times["prior"] = time.time() - t
     if d.main:
         times["total"] = time.time() - t_start
         (run / "timings.json").write_text(json.dumps(times, indent=1) + "\n")
         (run / "config.json").write_text(json.dumps(asdict(cfg), indent=1) + "\n")
     if export is not None and d.main:
-        export_model(export, clip, run / "tokenizer", gpt, vq)
+        export_run(run, export, clip, run / "tokenizer", gpt, vq, name="builtin-shapes")
         copy_training_log(run, Path(export) / "training-log")
         log(f"exported the built-in model to {export} ({times['total']:.0f} s in all)")
     return times
@@ -170,7 +270,7 @@ def build_builtin(run: Path, export: Path | None, cfg: BuiltinConfig, d: Dist) -
 
 TRAINING_LOG_FILES = ("config.json", "timings.json", "data-report.json", "clip-metrics.jsonl",
                       "clip-summary.json", "vqgan-metrics.jsonl", "vqgan-summary.json",
-                      "prior-metrics.jsonl")
+                      "prior-metrics.jsonl", "fingerprints.json")
 
 
 def copy_training_log(run: Path, dest: Path) -> None:

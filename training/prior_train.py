@@ -2,7 +2,10 @@
 
 Shards (`make_shards`): every training image once through the frozen CLIP image encoder
 (L2-normalised embedding, float16) and the frozen VQGAN encoder (token grid, raster order,
-int16), written as out/shards/shard-XXXXX.npz plus index.json.
+int16), written as out/shards/shard-XXXXX.npz plus index.json. index.json records the
+shards' inputs (the data set's fingerprint, the VQGAN's and the CLIP's weight hashes); shards
+whose inputs differ are rebuilt, and a prior checkpoint trained on other shards is set aside
+(`<name>.stale.pt`) and trained again, so no stage ever continues on stale tokens.
 
 Loss per step (global batch B; conditioning c = the image's normalised embedding):
     c~      = normalize(c + noise * eps / sqrt(E)),  eps ~ N(0, I)       (LAFITE-style; 0: off)
@@ -37,10 +40,12 @@ from .common import (
     atomic_save,
     atomic_write_text,
     cosine_lr,
+    describe_change,
     load_checkpoint,
     log,
     step_generator,
     unwrap,
+    weights_hash,
     wrap_ddp,
 )
 
@@ -65,18 +70,52 @@ class PriorTrainConfig:
     checkpoint_every: int = 200
 
 
+HELP = {
+    "steps": "optimisation steps (a finished run given more steps resumes and continues)",
+    "batch": "global batch (images per step, over all processes)",
+    "lr": "peak learning rate (cosine schedule)",
+    "warmup": "linear warm-up steps",
+    "weight_decay": "AdamW weight decay of the matrices",
+    "emb_lambda": "weight of the CLIP embedding loss L_emb (0: off; the paper's 0.2)",
+    "estimator": "how L_emb differentiates the token choice: straight-through|gumbel|soft",
+    "distance": "L_emb distance: cosine|l2",
+    "tau": "softmax / Gumbel temperature of the estimator",
+    "emb_batch": "rows of the global batch that get L_emb (decode + CLIP: the costly part)",
+    "noise": "std of the noise added to the condition, relative to its unit length (0: off)",
+    "cond_dropout": "probability of the unconditional embedding (for guidance; 0: off)",
+    "seed": "random seed (data order, noise, dropout)",
+    "checkpoint_every": "steps between checkpoints (a run resumes from the last one)",
+}
+
+
 # -- shards -----------------------------------------------------------------------------------
+
+
+def shard_inputs(images: np.ndarray, clip: models.CLIP, vq: models.VQGAN,
+                 data: dict | None = None) -> dict:
+    """What the shards are made of: the data set (its fingerprint, or the image count when
+    there is none), the VQGAN and the CLIP (weight hashes)."""
+    return {"data": data if data is not None else {"count": len(images)},
+            "vqgan": weights_hash(vq), "clip": weights_hash(clip)}
 
 
 @torch.no_grad()
 def make_shards(images: np.ndarray, clip: models.CLIP, vq: models.VQGAN, out: Path,
-                batch: int = 256, show_progress: bool = True) -> Path:
+                batch: int = 256, show_progress: bool = True, data: dict | None = None) -> Path:
+    """Writes out/shards/ unless shards of the same inputs are there (see shard_inputs)."""
     out = Path(out) / "shards"
     index_path = out / "index.json"
+    inputs = shard_inputs(images, clip, vq, data)
     if index_path.exists():
         idx = json.loads(index_path.read_text())
-        if idx.get("count") == len(images):
+        if idx.get("inputs") == inputs:
             return out
+        why = (describe_change(idx["inputs"], inputs) if "inputs" in idx
+               else "no record of their inputs")
+        log(f"shards: made from other inputs ({why}); making them again")
+        index_path.unlink()
+        for f in out.glob("shard-*.npz"):
+            f.unlink()
     out.mkdir(parents=True, exist_ok=True)
     clip.eval()
     vq.eval()
@@ -100,8 +139,14 @@ def make_shards(images: np.ndarray, clip: models.CLIP, vq: models.VQGAN, out: Pa
         files.append(name)
     atomic_write_text(index_path, json.dumps({
         "count": len(images), "files": files, "embed_dim": clip.config.embed_dim,
-        "grid": vq.config.grid, "n_embed": vq.config.n_embed}) + "\n")
+        "grid": vq.config.grid, "n_embed": vq.config.n_embed, "inputs": inputs}) + "\n")
     return out
+
+
+def prior_inputs(shards: Path, mcfg: models.GPTConfig) -> dict:
+    """A prior's inputs: its shards' inputs and its sizes."""
+    index = json.loads((Path(shards) / "index.json").read_text())
+    return {"shards": index.get("inputs"), "model": mcfg.to_json()}
 
 
 def load_shards(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
@@ -186,7 +231,18 @@ def train_prior(shards: Path, out: Path, cfg: PriorTrainConfig, d: Dist, clip: m
                              {"params": rest, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.95))
     ckpt_path = out / f"{name}.pt"
     start = 0
+    inputs = prior_inputs(shards, mcfg)
     ck = load_checkpoint(ckpt_path) if resume else None
+    if ck is not None and ck.get("inputs") != inputs and d.main:
+        why = (describe_change(ck["inputs"], inputs) if ck.get("inputs")
+               else "no record of its inputs")
+        stale = ckpt_path.with_suffix(".stale.pt")
+        log(f"{name}: {ckpt_path} was trained on other inputs ({why}); training it again "
+            f"from step 0 (the old checkpoint is kept as {stale})")
+        ckpt_path.replace(stale)
+    d.barrier()
+    if ck is not None and ck.get("inputs") != inputs:
+        ck = None
     if ck is not None:
         gpt.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
@@ -238,7 +294,8 @@ def train_prior(shards: Path, out: Path, cfg: PriorTrainConfig, d: Dist, clip: m
         bar.update(nll=float(nll.detach()), emb=float(l_emb.detach()))
         if ((step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps) and d.main:
             atomic_save({"model": gpt.state_dict(), "opt": opt.state_dict(), "step": step + 1,
-                         "config": mcfg.to_json(), "train": asdict(cfg)}, ckpt_path)
+                         "config": mcfg.to_json(), "train": asdict(cfg), "inputs": inputs},
+                        ckpt_path)
     return unwrap(gpt).eval()
 
 

@@ -35,12 +35,16 @@ from .common import (
     Dist,
     MetricLog,
     Progress,
+    UserError,
     atomic_save,
+    atomic_write_text,
     cosine_lr,
+    describe_change,
     load_checkpoint,
     log,
     step_generator,
     unwrap,
+    weights_hash,
     wrap_ddp,
 )
 
@@ -59,7 +63,22 @@ class VQGANTrainConfig:
     restart_every: int = 50  # dead-code restart period (0: off)
     seed: int = 0
     checkpoint_every: int = 250
-    val_fraction: float = 0.05
+
+
+HELP = {
+    "steps": "optimisation steps (a finished run given more steps resumes and continues)",
+    "batch": "global batch (images per step, over all processes)",
+    "lr": "peak learning rate (cosine schedule)",
+    "warmup": "linear warm-up steps",
+    "beta": "commitment loss weight",
+    "disc_start": "step at which the GAN terms switch on (-1: never)",
+    "disc_weight": "adversarial weight (times taming's adaptive weight)",
+    "disc_lr": "discriminator learning rate",
+    "perceptual_weight": "CLIP-feature perceptual term (needs --clip; 0: off)",
+    "restart_every": "dead-code restart period in steps (0: off)",
+    "seed": "random seed (data order, restarts)",
+    "checkpoint_every": "steps between checkpoints (a run resumes from the last one)",
+}
 
 
 def to_model_range(images_u8) -> torch.Tensor:
@@ -85,7 +104,7 @@ def evaluate(vq: models.VQGAN, images: np.ndarray, batch: int = 256) -> dict:
         used[idx.flatten()] = True
         y = vq.decode_indices(idx)
         yq = ((y.clamp(-1, 1) + 1) / 2 * 255).round()
-        xq = torch.as_tensor(images[i : i + batch]).permute(0, 3, 1, 2).float()
+        xq = torch.as_tensor(np.array(images[i : i + batch])).permute(0, 3, 1, 2).float()
         se += float(((yq - xq) ** 2).sum())
         count += xq.numel()
     mse = se / count
@@ -103,15 +122,18 @@ def _all_gather_cat(t: torch.Tensor, d: Dist) -> torch.Tensor:
 
 def train_vqgan(images: np.ndarray, out: Path, cfg: VQGANTrainConfig, d: Dist,
                 model_cfg: models.VQGANConfig | None = None, clip: models.CLIP | None = None,
-                resume: bool = True, val_images: np.ndarray | None = None) -> models.VQGAN:
+                resume: bool = True, val_images: np.ndarray | None = None,
+                inputs: dict | None = None) -> models.VQGAN:
     """Trains on uint8 [N, R, R, 3] images; writes out/vqgan.pt, vqgan-metrics.jsonl,
-    vqgan-summary.json."""
+    vqgan-summary.json (PSNR and codebook usage on `val_images`, the held-out files).
+    `inputs` (the data set's fingerprint) is stored in the checkpoint; resuming a checkpoint
+    whose inputs or sizes differ raises UserError: its weights belong to another data set."""
     out = Path(out)
     mcfg = model_cfg or models.builtin_vqgan_config()
     if images.shape[1] != mcfg.resolution:
         raise ValueError(f"images are {images.shape[1]}px, the VQGAN wants {mcfg.resolution}")
-    if val_images is None:
-        val_images = images[: max(1, int(len(images) * cfg.val_fraction))]
+    if val_images is None or len(val_images) == 0:
+        val_images = images[: max(1, int(len(images) * 0.05))]
     torch.manual_seed(cfg.seed)
     vq = models.VQGAN(mcfg)
     disc = models.PatchDiscriminator()
@@ -122,6 +144,7 @@ def train_vqgan(images: np.ndarray, out: Path, cfg: VQGANTrainConfig, d: Dist,
     start = 0
     ck = load_checkpoint(ckpt_path) if resume else None
     if ck is not None:
+        _check_resume(ck, ckpt_path, mcfg, inputs, d)
         vq.load_state_dict(ck["model"])
         disc.load_state_dict(ck["disc"])
         opt.load_state_dict(ck["opt"])
@@ -198,15 +221,35 @@ def train_vqgan(images: np.ndarray, out: Path, cfg: VQGANTrainConfig, d: Dist,
         if ((step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps) and d.main:
             atomic_save({"model": vq.state_dict(), "disc": disc.state_dict(),
                          "opt": opt.state_dict(), "dopt": dopt.state_dict(),
-                         "usage": usage, "step": step + 1, "config": mcfg.to_json()}, ckpt_path)
+                         "usage": usage, "step": step + 1, "config": mcfg.to_json(),
+                         "inputs": inputs or (ck or {}).get("inputs")}, ckpt_path)
     vq.eval()
     if d.main:
         summary = evaluate(vq, val_images)
+        summary.update(images=len(val_images), weights=weights_hash(vq))
         metrics.write(step=cfg.steps, **summary)
-        (out / "vqgan-summary.json").write_text(json.dumps(summary) + "\n")
+        atomic_write_text(out / "vqgan-summary.json", json.dumps(summary) + "\n")
         log(f"vqgan: PSNR {summary['psnr_db']:.2f} dB, codebook usage "
-            f"{summary['codebook_usage']:.3f} ({summary['codes_used']} codes)", d)
+            f"{summary['codebook_usage']:.3f} ({summary['codes_used']} codes) on "
+            f"{len(val_images)} held-out images", d)
     return vq
+
+
+def _check_resume(ck: dict, path: Path, mcfg: models.VQGANConfig, inputs: dict | None,
+                  d: Dist) -> None:
+    how = (f"train into a new --out, or delete {path} to train stage 1 again (the shards and "
+           f"the prior follow)")
+    if ck["config"] != mcfg.to_json():
+        change = describe_change(ck["config"], mcfg.to_json())
+        raise UserError(f"{path} has other VQGAN sizes ({change}); {how}")
+    old = ck.get("inputs")
+    if inputs is None:
+        return
+    if old is None:
+        log(f"vqgan: {path} has no record of its data set (an older run); assuming this one", d)
+    elif old != inputs:
+        raise UserError(f"{path} was trained on another data set ({describe_change(old, inputs)})"
+                        f"; {how}")
 
 
 class AutoencoderStep(torch.nn.Module):

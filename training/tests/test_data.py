@@ -1,11 +1,23 @@
-"""Image folders: recursion, formats and modes, broken files skipped and named."""
+"""Image folders: recursion, formats and modes, broken files skipped and named; the alpha
+rule (and the engine's fixtures for it); non-files; the pixel limit; the validation split;
+the decoded cache, decoded by several ranks."""
 
 from __future__ import annotations
 
+import json
+import os
+import warnings
+from pathlib import Path
+
 import numpy as np
+import pytest
 from PIL import Image
 
 from training import data
+from training.common import Dist, UserError
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = ROOT / "Tests" / "ClipGenEngineTests" / "Fixtures" / "alpha"
 
 
 def make_folder(root):
@@ -48,7 +60,7 @@ def test_load_folder_cache(tmp_path):
     b, rep = data.load_folder(tmp_path / "imgs", 16, cache=tmp_path / "cache",
                               show_progress=False)
     assert np.array_equal(a, b) and len(rep.skipped) == 3
-    assert len(list((tmp_path / "cache").glob("images-16-*.npz"))) == 1
+    assert len(list((tmp_path / "cache").glob("images-16-*/train.npy"))) == 1
 
 
 def test_square_crop_keeps_centre():
@@ -62,3 +74,160 @@ def test_alpha_composited_on_white():
     rgba = np.zeros((8, 8, 4), np.uint8)  # fully transparent black
     out = data.to_rgb(Image.fromarray(rgba, "RGBA"))
     assert np.asarray(out).min() == 255
+
+
+def test_alpha_rule_on_modes():
+    """RGBA, LA, P with a tRNS chunk: the documented integer rule, any background."""
+    rgba = np.array([[[200, 100, 0, 0], [200, 100, 0, 128], [200, 100, 0, 255]]], np.uint8)
+    out = np.asarray(data.flatten_alpha(Image.fromarray(rgba, "RGBA")))
+    assert out.tolist() == [[[255, 255, 255], [227, 177, 127], [200, 100, 0]]]
+    black = np.asarray(data.flatten_alpha(Image.fromarray(rgba, "RGBA"), (0, 0, 0)))
+    assert black.tolist() == [[[0, 0, 0], [100, 50, 0], [200, 100, 0]]]
+    la = Image.fromarray(np.array([[[10, 0], [10, 255]]], np.uint8), "LA")
+    assert np.asarray(data.flatten_alpha(la)).tolist() == [[[255] * 3, [10] * 3]]
+    p = Image.new("P", (2, 1))
+    p.putpalette([255, 0, 0, 0, 0, 255] + [0] * 762)
+    p.putdata([0, 1])
+    p.info["transparency"] = bytes([0, 255])
+    assert np.asarray(data.to_rgb(p)).tolist() == [[[255, 255, 255], [0, 0, 255]]]
+    plain = Image.fromarray(np.full((1, 1, 3), 7, np.uint8))
+    assert np.asarray(data.flatten_alpha(plain)).tolist() == [[[7, 7, 7]]]
+
+
+def test_alpha_rule_matches_pillow_composite():
+    rng = np.random.default_rng(1)
+    rgba = rng.integers(0, 256, (16, 16, 4), dtype=np.uint8)
+    ours = np.asarray(data.flatten_alpha(Image.fromarray(rgba, "RGBA")))
+    white = Image.new("RGBA", (16, 16), (255, 255, 255, 255))
+    theirs = np.asarray(Image.alpha_composite(white, Image.fromarray(rgba, "RGBA")))[..., :3]
+    assert np.abs(ours.astype(int) - theirs).max() <= 1
+
+
+def test_engine_alpha_fixtures_are_current(tmp_path):
+    """The committed fixtures are what flatten_alpha makes of them (the engine's tests
+    check its own flattening against expected.json)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "alpha_fixtures", ROOT / "training" / "scripts" / "alpha_fixtures.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    mod.write(tmp_path)
+    committed = json.loads((FIXTURES / "expected.json").read_text())
+    assert committed == json.loads((tmp_path / "expected.json").read_text())
+    modes = {r["file"]: r["mode"] for r in committed["images"]}
+    assert modes == {"rgba.png": "RGBA", "la.png": "LA", "p_trns.png": "P", "l_trns.png": "L",
+                     "rgb_trns.png": "RGB"}
+    for r in committed["images"]:
+        with Image.open(FIXTURES / r["file"]) as img:
+            assert data.to_rgb(img).tobytes().hex() == r["white"]
+            assert len(bytes.fromhex(r["white"])) == 8 * 8 * 3
+            assert bytes.fromhex(r["white"]) != bytes.fromhex(r["black"])
+
+
+def test_parse_color():
+    assert data.parse_color("white") == (255, 255, 255)
+    assert data.parse_color("#102030") == (16, 32, 48)
+    assert data.parse_color("1,2,3") == (1, 2, 3)
+    with pytest.raises(UserError):
+        data.parse_color("mauve-ish")
+
+
+def test_non_files_are_counted_and_listed(tmp_path):
+    Image.new("RGB", (8, 8)).save(tmp_path / "ok.png")
+    (tmp_path / "folder.png").mkdir()  # a directory named like an image
+    Image.new("RGB", (8, 8)).save(tmp_path / "folder.png" / "inside.png")
+    os.symlink(tmp_path / "missing.png", tmp_path / "broken.png")
+    os.symlink(tmp_path, tmp_path / "loop")
+    listing = data.scan(tmp_path)
+    assert listing.files == ["folder.png/inside.png", "ok.png"]
+    kinds = dict(listing.not_files)
+    assert set(kinds) == {"folder.png", "broken.png", "loop"}, kinds
+    assert "broken symlink" in kinds["broken.png"] and "loop" in kinds["loop"]
+    f = data.decode_folder(tmp_path, data.DecodeOptions(8), tmp_path / "cache",
+                           show_progress=False)
+    assert len(f.report.not_files) == 3 and "broken.png" in f.report.summary()
+
+
+def test_pixel_limit_lists_images_without_warnings(tmp_path):
+    Image.new("RGB", (40, 30)).save(tmp_path / "big.png")
+    Image.new("RGB", (8, 8)).save(tmp_path / "small.png")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no DecompressionBombWarning may escape
+        f = data.decode_folder(tmp_path, data.DecodeOptions(8, max_pixels=1000, val_fraction=0),
+                               tmp_path / "cache", show_progress=False)
+    assert f.report.loaded == 1 and f.report.skipped == []
+    assert [p for p, _ in f.report.too_large] == ["big.png"]
+    assert "1200 pixels" in f.report.too_large[0][1]
+
+
+def test_user_errors_for_missing_and_empty_folders(tmp_path):
+    with pytest.raises(UserError, match="does not exist"):
+        data.scan(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="no image files"):
+        data.decode_folder(tmp_path / "empty", data.DecodeOptions(8), tmp_path / "c")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "x.png").write_text("no")
+    with pytest.raises(UserError, match="no readable images"):
+        data.decode_folder(tmp_path / "bad", data.DecodeOptions(8), tmp_path / "c",
+                           show_progress=False)
+
+
+def _numbered(root: Path, n: int) -> None:
+    for i in range(n):
+        d = root / f"d{i % 3}"
+        d.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (9, 7), (i, 255 - i, (7 * i) % 256)).save(d / f"{i:03d}.png")
+
+
+def test_validation_split_by_file(tmp_path):
+    """Validation files are chosen by their path alone: never in the training arrays, the
+    same when files are added, and the arrays hold exactly those files' pixels."""
+    _numbered(tmp_path / "a", 60)
+    opts = data.DecodeOptions(8, val_fraction=0.2)
+    f = data.decode_folder(tmp_path / "a", opts, tmp_path / "cache", show_progress=False)
+    assert set(f.train_files).isdisjoint(f.val_files)
+    assert len(f.train_files) + len(f.val_files) == 60 and 3 <= len(f.val_files) <= 25
+    assert f.train.shape[0] == len(f.train_files) and f.val.shape[0] == len(f.val_files)
+    for files, arr in ((f.train_files, f.train), (f.val_files, f.val)):
+        for rel, im in zip(files, arr, strict=True):
+            assert np.array_equal(im, data.load_image(tmp_path / "a" / rel, 8)), rel
+    _numbered(tmp_path / "b", 90)  # the same 60 files and 30 more
+    g = data.decode_folder(tmp_path / "b", opts, tmp_path / "cache2", show_progress=False)
+    assert set(f.val_files) == set(g.val_files) & set(f.train_files + f.val_files)
+    assert data.split_files(["x.png", "y.png"], 0.01)[1]  # never an empty validation set
+
+
+def test_max_images_is_a_stable_subset(tmp_path):
+    _numbered(tmp_path, 30)
+    f = data.decode_folder(tmp_path, data.DecodeOptions(8, max_images=10, val_fraction=0),
+                           tmp_path / "c", show_progress=False)
+    assert f.report.found == 10 and len(f.train_files) == 10
+    assert f.train_files == data.limit_files(data.scan(tmp_path).files, 10)
+
+
+class _Rank(Dist):
+    def barrier(self) -> None:  # the ranks run one after the other in this test
+        pass
+
+
+def test_ranks_decode_their_own_chunks(tmp_path, monkeypatch):
+    """Under torchrun each rank decodes every world-th chunk; rank 0 only joins them. Here
+    rank 1 runs first (its chunks appear, no join), then rank 0 decodes the rest and joins;
+    the result equals one process's."""
+    _numbered(tmp_path / "imgs", 11)
+    monkeypatch.setattr(data, "_chunk_size", lambda r: 2)
+    opts = data.DecodeOptions(8, val_fraction=0.2)
+    calls = []
+    real = data._decode_chunk
+    monkeypatch.setattr(data, "_decode_chunk", lambda *a: (calls.append(a[3].name), real(*a)))
+    with pytest.raises(FileNotFoundError):  # rank 1 alone: nobody joined the chunks
+        data.decode_folder(tmp_path / "imgs", opts, tmp_path / "c", _Rank(1, 2), False)
+    assert calls == ["chunk-00001.npz", "chunk-00003.npz", "chunk-00005.npz"]
+    calls.clear()
+    two = data.decode_folder(tmp_path / "imgs", opts, tmp_path / "c", _Rank(0, 2), False)
+    assert calls == ["chunk-00000.npz", "chunk-00002.npz", "chunk-00004.npz"]
+    one = data.decode_folder(tmp_path / "imgs", opts, tmp_path / "c1", show_progress=False)
+    assert np.array_equal(one.train, two.train) and np.array_equal(one.val, two.val)
+    assert one.train_files == two.train_files and not list((tmp_path / "c").rglob("chunk-*"))
