@@ -16,7 +16,7 @@ endif
 SWIFT_TEST_FLAGS ?=
 
 .PHONY: build debug studio test test-swift test-python deps apt python vocab fixtures bench lint format clean \
-	model eval ablation
+	model defaults eval ablation
 
 ## Install missing system packages (Debian).
 apt:
@@ -75,22 +75,32 @@ test-python: python
 
 ## The built-in model from nothing (world, stand-in CLIP, VQGAN, prior) -> samples/model.
 ## Two processes (torchrun, gloo) of one thread each: the fastest use of 2 cores.
+## Resumable: run it again after an interruption and it continues; FRESH=1 starts over.
+## The model's default sampling settings are then chosen by a sweep (make defaults).
 MODEL_RUN ?= runs/model
 model: python
-	rm -rf $(MODEL_RUN)
+	$(if $(FRESH),rm -rf $(MODEL_RUN))
 	@start=$$(date +%s); \
 	OMP_NUM_THREADS=1 $(PY) -m torch.distributed.run --standalone --nproc-per-node=2 \
 	  -m training --threads 1 builtin --out $(MODEL_RUN) --export samples/model && \
 	echo "make model: $$(( $$(date +%s) - start )) s"
+	$(MAKE) --no-print-directory defaults
+
+## Choose samples/model's default sampling settings (model.json "defaults") by a sweep on
+## in-distribution validation prompts; the sweep goes to samples/model/training-log/.
+defaults: python
+	OMP_NUM_THREADS=1 $(PY) -m training.defaults --model samples/model
 
 ## Short priors varying lambda, noise and guidance (read by make eval's report).
 ablation: python
 	$(PY) -m training --threads 1 ablation --model samples/model --out runs/ablation --steps 900 --n 4
 
-## Generate through the CLI, judge: runs/eval/report.json + report.html (ablation included).
+## Generate through the CLI with the model's own defaults, judge: runs/eval/report.json +
+## report.html (ablation included). EVAL_FLAGS overrides settings, e.g. EVAL_FLAGS="--guidance 1".
+EVAL_FLAGS ?=
 eval: python build
 	@test -f runs/ablation/ablation.json || $(MAKE) --no-print-directory ablation
-	$(PY) -m training --threads 1 eval --model samples/model --out runs/eval
+	$(PY) -m training --threads 1 eval --model samples/model --out runs/eval $(EVAL_FLAGS)
 
 ## The engine against the PyTorch reference on the same random weights, in one run:
 ## runs/bench/bench.json (PRESET=builtin|gpt2-medium, BATCH=candidates sampled together).

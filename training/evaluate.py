@@ -2,8 +2,10 @@
 
 In-distribution prompts: the canonical caption of every training combination (156);
 held-out prompts: those of the held-out shape x colour pairs (24). Each prompt gets
-`--n-in` / `--n-held` images, each the best of `--candidates` samples by CLIP score (the
-engine's reranking). The judge (training/judge.py) reads the four attributes off each image.
+`--n-in` / `--n-held` images, sampled with the model's own defaults (model.json
+"defaults", chosen by training/defaults.py) unless a setting is given here: the CLI is
+called without those flags, so it is exactly what a user gets. The judge
+(training/judge.py) reads the four attributes off each image.
 
 report.json follows DESIGN section 5 and adds the settings, per-prompt results, the
 Python sampler's numbers on the same weights when asked (`--compare-python`), and the
@@ -29,6 +31,7 @@ from PIL import Image
 from . import judge, models, world
 from .clip_train import zero_shot_top1
 from .common import read_jsonl
+from .defaults import read_defaults
 from .export import load_model_dir
 from .sample import generate as py_generate
 from .vqgan_train import evaluate as vq_evaluate
@@ -46,11 +49,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="also generate with the Python sampler and report both")
     p.add_argument("--n-in", type=int, default=1)
     p.add_argument("--n-held", type=int, default=4)
-    p.add_argument("--candidates", type=int, default=16)
-    p.add_argument("--temperature", type=float, default=0.7)
-    p.add_argument("--top-k", type=int, default=20)
-    p.add_argument("--top-p", type=float, default=1.0)
-    p.add_argument("--guidance", type=float, default=2.0)
+    p.add_argument("--candidates", type=int, default=None,
+                   help="candidates per kept image (default: the model's)")
+    p.add_argument("--temperature", type=float, default=None,
+                   help="default: the model's (model.json defaults), else 1")
+    p.add_argument("--top-k", type=int, default=None, help="0: all; default: the model's")
+    p.add_argument("--top-p", type=float, default=None, help="default: the model's, else 1")
+    p.add_argument("--guidance", type=float, default=None, help="default: the model's, else 1")
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--ablation", type=Path, default=Path("runs/ablation"))
     p.add_argument("--vq-images", type=int, default=2000)
@@ -61,18 +66,35 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 # -- generation -------------------------------------------------------------------------------
 
 
-def generate_cli(cli: Path, model: Path, prompt: str, n: int, args, out_dir: Path,
+SETTINGS = ("temperature", "top_k", "top_p", "guidance", "candidates")
+
+
+def resolve_settings(args) -> tuple[dict, dict, str]:
+    """(settings used, the overrides given here, where they came from): the model's defaults
+    with every setting given on the command line in its place."""
+    overrides = {k: getattr(args, k) for k in SETTINGS if getattr(args, k) is not None}
+    used = {**read_defaults(args.model), **overrides}
+    if not overrides:
+        source = "model defaults"
+    else:
+        source = "model defaults with " + ", ".join(f"{k} {v}" for k, v in overrides.items())
+    return used, overrides, source
+
+
+def generate_cli(cli: Path, model: Path, prompt: str, n: int, overrides: dict, out_dir: Path,
                  seed: int) -> tuple[list[np.ndarray], list[float]]:
+    """Through the Swift CLI; only the settings in `overrides` are passed, the CLI takes the
+    rest from the model's defaults."""
     out_dir.mkdir(parents=True, exist_ok=True)
     cmd = [str(cli), "generate", prompt, "--model", str(model), "--n", str(n), "--seed", str(seed),
-           "--temperature", str(args.temperature), "--candidates", str(max(args.candidates, n)),
            "--out", str(out_dir)]
-    if args.top_k:
-        cmd += ["--top-k", str(args.top_k)]
-    if args.top_p < 1:
-        cmd += ["--top-p", str(args.top_p)]
-    if args.guidance != 1:
-        cmd += ["--guidance", str(args.guidance)]
+    flags = {"temperature": "--temperature", "top_k": "--top-k", "top_p": "--top-p",
+             "guidance": "--guidance"}
+    for k, flag in flags.items():
+        if k in overrides:
+            cmd += [flag, str(overrides[k])]
+    if "candidates" in overrides:
+        cmd += ["--candidates", str(n * overrides["candidates"])]
     # One BLAS thread per call unless told otherwise: on a busy 2-core machine OpenBLAS
     # threads spinning against other work made a call ~12x slower (1.0 s vs 12.5 s).
     env = {**os.environ, "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS", "1")}
@@ -135,6 +157,7 @@ def run_eval(args) -> dict:
         args.run = (Path("runs/model") if (Path("runs/model") / "timings.json").exists()
                     else Path(args.model) / "training-log")
     clip, tok, gpt, vq = load_model_dir(args.model)
+    settings, overrides, source = resolve_settings(args)
     in_scenes, held = world.training_scenes(), world.held_out_scenes()
     if args.max_prompts:
         in_scenes = world.sample_scenes(args.max_prompts, 5, in_scenes)
@@ -142,13 +165,14 @@ def run_eval(args) -> dict:
 
     def cli_gen(prompt, n, seed):
         d = out / "images" / prompt.replace(" ", "_")
-        return generate_cli(args.cli, args.model, prompt, n, args, d, seed)
+        return generate_cli(args.cli, args.model, prompt, n, overrides, d, seed)
 
     def py_gen(prompt, n, seed):
-        imgs, scores = py_generate(clip, tok, gpt, vq, prompt, n=n, candidates=args.candidates,
-                                   seed=seed, temperature=args.temperature,
-                                   top_k=args.top_k or None, top_p=args.top_p,
-                                   guidance=args.guidance)
+        imgs, scores = py_generate(clip, tok, gpt, vq, prompt, n=n,
+                                   candidates=n * settings["candidates"], seed=seed,
+                                   temperature=settings["temperature"],
+                                   top_k=settings["top_k"] or None, top_p=settings["top_p"],
+                                   guidance=settings["guidance"])
         return list(imgs), scores
 
     samplers = {"cli": cli_gen, "python": py_gen}
@@ -162,7 +186,9 @@ def run_eval(args) -> dict:
         t = time.time()
         results[name] = {"in_distribution": eval_prompts(in_scenes, args.n_in, gen),
                          "held_out": eval_prompts(held, args.n_held, gen),
-                         "seconds": time.time() - t}
+                         "seconds": time.time() - t,
+                         "calls": len(in_scenes) + len(held),
+                         "images": len(in_scenes) * args.n_in + len(held) * args.n_held}
 
     rng_scenes = world.sample_scenes(args.vq_images, 777, world.training_scenes())
     vq_images = world.render_many(rng_scenes, 777)
@@ -177,10 +203,10 @@ def run_eval(args) -> dict:
         "vqgan": {"psnr_db": vq_stats["psnr_db"], "codebook_usage": vq_stats["codebook_usage"]},
         "clip": {"zero_shot_caption_top1": top1},
         "settings": {"sampler": main_name, "model": str(args.model), "n_in": args.n_in,
-                     "n_held": args.n_held, "candidates": args.candidates,
-                     "temperature": args.temperature, "top_k": args.top_k,
-                     "top_p": args.top_p, "guidance": args.guidance,
+                     "n_held": args.n_held, "source": source, **settings,
                      "held_out_pairs": [list(p) for p in world.HELD_OUT]},
+        # Wall time per kept image, one CLI call per prompt (start-up and model load included).
+        "seconds_per_image": main["seconds"] / max(main["images"], 1),
         "held_out_by_pair": breakdown(
             main["held_out"]["rows"], lambda r: f"{r['want']['color']} {r['want']['shape']}"),
         "in_distribution_by_shape": breakdown(
