@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def _main(argv: list[str]) -> int:
+def build_parser() -> argparse.ArgumentParser:
     from .clip_train import CLIPTrainConfig
     from .models import SIZES
     from .prior_train import HELP as PRIOR_HELP
@@ -233,7 +233,15 @@ def _main(argv: list[str]) -> int:
 
     add_arguments(p)
 
-    args = ap.parse_args(argv)
+    return ap
+
+
+def _main(argv: list[str]) -> int:
+    from .clip_train import CLIPTrainConfig
+    from .prior_train import PriorTrainConfig
+    from .vqgan_train import VQGANTrainConfig
+
+    args = build_parser().parse_args(argv)
     for name in ("data", "clip"):  # user errors before anything is loaded or trained
         path = getattr(args, name, None)
         if path is not None and not Path(path).exists():
