@@ -35,6 +35,7 @@ from . import world_v2 as world
 FOREGROUND = 45.0  # colour distance from the background that counts as foreground
 MIN_CONTRAST = 60.0  # no pixel this far from the background: no object at all
 VOTE_RESIDUAL = 40.0  # how far from a colour's background-to-colour segment a vote may lie
+PURE = 0.75  # a voting pixel is at least this much its colour (not background)
 PIXEL_ART_RATIO = 0.35  # within-block / across-block differences below this: pixel art
 ON_SEGMENT = 20.0  # a pixel this near the background-to-colour segment is colour, bg or a mix
 PLAIN_ABOVE = 0.85  # share of the interior in the object's colour above this: plain fill
@@ -173,14 +174,15 @@ def blockiness(img: np.ndarray) -> float:
     return within / max(between, 1e-6)
 
 
-def _votes(pixels: np.ndarray, bgs: np.ndarray, palette: np.ndarray
+def _votes(pixels: np.ndarray, bgs: np.ndarray, palette: np.ndarray, min_a: float = 0.0
            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per pixel: nearest colour segment index, its residual and its mixing weight a."""
+    """Per pixel: nearest colour segment index (among those where the pixel's mixing weight a
+    is at least min_a, when any is), its residual and a."""
     v = palette[None] - bgs[:, None]  # [N, C, 3]
     p = (pixels - bgs)[:, None]  # [N, 1, 3]
     a = np.clip((p * v).sum(-1) / np.maximum((v * v).sum(-1), 1e-6), 0, 1)  # [N, C]
     res = np.sqrt(((p - a[..., None] * v) ** 2).sum(-1))  # [N, C]
-    best = res.argmin(1)
+    best = (res + np.where(a < min_a, 1e6, 0.0)).argmin(1)
     idx = np.arange(len(best))
     return best, res[idx, best], a[idx, best]
 
@@ -260,10 +262,16 @@ def _colour_and_fill(img: np.ndarray, bg: np.ndarray, fg: np.ndarray, mask: np.n
     background-to-colour segment, interior pixels). The interior is the silhouette less a
     one-pixel rim (at 64 px)."""
     strong = mask & fg
-    best, res, a = _votes(img[strong], bg[strong], palette)
-    ok = (res < VOTE_RESIDUAL) & (a > 0.5)
-    if ok.any():
-        k = int(np.bincount(best[ok], minlength=len(palette)).argmax())
+    pixels, bgs = img[strong], bg[strong]
+    _, res, _ = _votes(pixels, bgs, palette)
+    candidates = res < VOTE_RESIDUAL  # colour, background or a mix of the two (not white)
+    if candidates.any():
+        # only the purest pixels vote: on a dark background a half-covered orange pixel is
+        # as brown as a brown one, so edges would outvote the inside of small objects
+        d = np.sqrt(((pixels - bgs) ** 2).sum(-1))
+        far = candidates & (d >= 0.8 * np.percentile(d[candidates], 95))
+        best, _, _ = _votes(pixels[far], bgs[far], palette, min_a=PURE)
+        k = int(np.bincount(best, minlength=len(palette)).argmax())
     else:
         mean = img[strong].mean(0) if strong.any() else img[mask].mean(0)
         k = int(((palette - mean) ** 2).sum(-1).argmin())

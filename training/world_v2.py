@@ -186,6 +186,23 @@ class Scene:
             raise ValueError(f"unknown background or style in {self}")
 
 
+def canonical(attributes: dict[str, str]) -> dict[str, str]:
+    """The same attributes with a pair's relation written as "left of" or "above" (swapping
+    the objects): "a red circle right of a blue square" means what "a blue square left of a
+    red circle" means."""
+    out = dict(attributes)
+    if out.get("relation") in ("right of", "below"):
+        out["relation"] = INVERSE[out["relation"]]
+        for k in ("shape", "color"):
+            if k in out or k + "2" in out:
+                first, second = out.pop(k, None), out.pop(k + "2", None)
+                if second is not None:
+                    out[k] = second
+                if first is not None:
+                    out[k + "2"] = first
+    return out
+
+
 def held_out_reasons(scene: Scene, config: WorldConfig = DEFAULT) -> set[str]:
     """Why the generator may not see `scene`: a subset of {"color", "style", "pair"}."""
     reasons = set()
@@ -235,9 +252,11 @@ def sample_scenes(n: int, seed: int, config: WorldConfig = DEFAULT,
     rng = random.Random(seed)
     out: list[Scene] = []
     while len(out) < n:
-        s = random_scene(rng, config)
-        if held_out or not is_held_out(s, config):
-            out.append(s)
+        pair = rng.random() < config.pair_fraction  # drawn first: rejection keeps the share
+        s = random_scene(rng, config, pair)
+        while not held_out and is_held_out(s, config):
+            s = random_scene(rng, config, pair)
+        out.append(s)
     return out
 
 
