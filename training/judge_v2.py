@@ -335,3 +335,27 @@ def score(image: np.ndarray | Image.Image, wanted: dict[str, str],
     out = {k: got.get(k, "none") == v for k, v in wanted.items()}
     out["all"] = all(out.values())
     return out
+
+
+def accuracy(n: int = 600, seed: int = 11, blur: float = 0.0,
+             config: world.WorldConfig = world.DEFAULT) -> dict[str, float]:
+    """Per-attribute accuracy of the judge on n seeded renders of the whole world (optionally
+    Gaussian-blurred by `blur` pixels): how far its verdicts can be trusted."""
+    from PIL import ImageFilter
+
+    right: dict[str, list[bool]] = {}
+    for i, s in enumerate(world.sample_scenes(n, seed, config, held_out=True)):
+        img = world.render(s, seed=i, config=config)
+        if blur:
+            img = img.filter(ImageFilter.GaussianBlur(blur))
+        for k, ok in score(img, s.attributes(), config).items():
+            right.setdefault(k, []).append(ok)
+    return {k: float(np.mean(v)) for k, v in right.items()}
+
+
+if __name__ == "__main__":  # python -m training.judge_v2 [n] [blur]
+    import sys
+
+    args = sys.argv[1:]
+    result = accuracy(int(args[0]) if args else 600, blur=float(args[1]) if len(args) > 1 else 0)
+    print(" ".join(f"{k} {v:.3f}" for k, v in result.items()))
