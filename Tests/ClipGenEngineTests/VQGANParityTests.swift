@@ -49,8 +49,11 @@ struct VQGANFixture {
           + "\(image.maxAbsDifference(reference) / reference.maxAbs)")
       expectParity(image, reference, "\(layout) winograd=\(winograd) decoded image \(b)")
     }
-    // The single-grid entry point agrees with the batch.
-    #expect(try vqgan.decode(indices: grids[count - 1], gridHeight: side, gridWidth: side) == images[count - 1])
+    // The single-grid entry point agrees with the batch. Not bit for bit: OpenBLAS's thread count
+    // is process-wide, and a VQGAN call in a test running beside this one switches it while this
+    // one multiplies, which changes the summation order (seen: 1.4e-6 apart, 1 run in 5).
+    let single = try vqgan.decode(indices: grids[count - 1], gridHeight: side, gridWidth: side)
+    #expect(single.maxAbsDifference(images[count - 1]) <= 1e-5, "single and batch decodes differ")
   }
 
   @Test(arguments: VQGANLayout.allCases, [true, false])
