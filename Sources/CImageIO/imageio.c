@@ -79,6 +79,7 @@ static void free_texts(cimg_text *texts, size_t count) {
 void cimg_image_release(cimg_image *image) {
   if (image == NULL) return;
   free(image->pixels);
+  free(image->alpha);
   free_texts(image->texts, image->text_count);
   memset(image, 0, sizeof *image);
 }
@@ -114,6 +115,7 @@ typedef struct png_reader {
   uint8_t *raw;       // rows as libpng delivers them (1-4 channels, 8 or 16 bits)
   png_bytep *rows;
   uint8_t *pixels;    // the RGB result
+  uint8_t *alpha;     // opacity per pixel, when the image has any transparency (else NULL)
 } png_reader;
 
 static void png_reader_read(png_structp png, png_bytep destination, size_t length) {
@@ -142,6 +144,35 @@ static void png_rows_to_rgb(
   png_reader *reader, png_structp png, png_infop info, uint32_t width, uint32_t height, size_t row_bytes,
   int color_type, int output_depth, int channels) {
   uint8_t palette[256][3];
+  uint8_t palette_alpha[256];
+  memset(palette_alpha, 255, sizeof palette_alpha);
+  // tRNS: alpha per palette entry, or one gray / RGB value that is fully transparent (compared at
+  // the stored bit depth; 8-bit output of sub-byte gray is scaled, so the key is scaled likewise).
+  png_bytep trans_alpha = NULL;
+  int trans_count = 0;
+  png_color_16p trans_color = NULL;
+  int has_trns = png_get_valid(png, info, PNG_INFO_tRNS) != 0 &&
+                 png_get_tRNS(png, info, &trans_alpha, &trans_count, &trans_color) != 0;
+  if (has_trns && color_type == PNG_COLOR_TYPE_PALETTE && trans_alpha != NULL) {
+    if (trans_count > 256) trans_count = 256;
+    for (int i = 0; i < trans_count; i++) palette_alpha[i] = trans_alpha[i];
+  }
+  int stored_depth = png_get_bit_depth(png, info);
+  unsigned key_gray = 0, key_r = 0, key_g = 0, key_b = 0;
+  int gray_key = has_trns && trans_color != NULL && color_type == PNG_COLOR_TYPE_GRAY && output_depth == 8;
+  int rgb_key = has_trns && trans_color != NULL && color_type == PNG_COLOR_TYPE_RGB && output_depth == 8;
+  if (gray_key) {
+    unsigned g = trans_color->gray;
+    // Sub-byte gray was expanded to 8 bits (v * 255 / max); 16-bit was stripped to its high byte.
+    key_gray = stored_depth < 8 ? g * 255u / ((1u << stored_depth) - 1u) : stored_depth == 16 ? g >> 8 : g;
+  }
+  if (rgb_key) {
+    int shift = stored_depth == 16 ? 8 : 0;
+    key_r = trans_color->red >> shift;
+    key_g = trans_color->green >> shift;
+    key_b = trans_color->blue >> shift;
+  }
+  uint8_t *alpha = reader->alpha;
   if (color_type == PNG_COLOR_TYPE_PALETTE) {
     // Indices past the PLTE entries map to black, as in Pillow.
     memset(palette, 0, sizeof palette);
@@ -159,8 +190,10 @@ static void png_rows_to_rgb(
   for (uint32_t y = 0; y < height; y++) {
     const uint8_t *in = reader->raw + (size_t)y * row_bytes;
     uint8_t *out = reader->pixels + (size_t)y * width * 3;
+    uint8_t *a = alpha != NULL ? alpha + (size_t)y * width : NULL;
     if (color_type == PNG_COLOR_TYPE_PALETTE) {
       for (uint32_t x = 0; x < width; x++) memcpy(out + 3 * x, palette[in[x]], 3);
+      if (a != NULL) for (uint32_t x = 0; x < width; x++) a[x] = palette_alpha[in[x]];
     } else if (output_depth == 16) {
       // Only 16-bit gray without alpha is left at 16 bits: Pillow's "I;16" → RGB clips at 255.
       for (uint32_t x = 0; x < width; x++) {
@@ -173,10 +206,18 @@ static void png_rows_to_rgb(
         uint8_t v = in[(size_t)x * channels];
         out[3 * x] = out[3 * x + 1] = out[3 * x + 2] = v;
       }
+      if (a != NULL && channels == 2) for (uint32_t x = 0; x < width; x++) a[x] = in[2 * x + 1];
+      if (a != NULL && channels == 1 && gray_key) for (uint32_t x = 0; x < width; x++) a[x] = in[x] == key_gray ? 0 : 255;
     } else if (channels == 3) {
       memcpy(out, in, (size_t)width * 3);
+      if (a != NULL && rgb_key) {
+        for (uint32_t x = 0; x < width; x++) {
+          a[x] = in[3 * x] == key_r && in[3 * x + 1] == key_g && in[3 * x + 2] == key_b ? 0 : 255;
+        }
+      }
     } else {
       for (uint32_t x = 0; x < width; x++) memcpy(out + 3 * x, in + 4 * x, 3);
+      if (a != NULL) for (uint32_t x = 0; x < width; x++) a[x] = in[4 * x + 3];
     }
   }
 }
@@ -276,7 +317,11 @@ static cimg_status decode_png(
   reader->raw = malloc(row_bytes * height);
   reader->rows = malloc(sizeof(png_bytep) * height);
   reader->pixels = malloc((size_t)width * height * 3);
-  if (reader->raw == NULL || reader->rows == NULL || reader->pixels == NULL) {
+  // An opacity plane when the image can be transparent (alpha channel, or tRNS on 8-bit output).
+  int transparent = (color_type & PNG_COLOR_MASK_ALPHA) != 0 ||
+                    (png_get_valid(png, info, PNG_INFO_tRNS) != 0 && output_depth == 8);
+  if (transparent) reader->alpha = malloc((size_t)width * height);
+  if (reader->raw == NULL || reader->rows == NULL || reader->pixels == NULL || (transparent && reader->alpha == NULL)) {
     status = fail(error, CIMG_ERR_OUT_OF_MEMORY, "out of memory for a %u×%u image", (unsigned)width, (unsigned)height);
     goto cleanup;
   }
@@ -305,8 +350,10 @@ succeed:
   out->width = (int32_t)png_get_image_width(png, info);
   out->height = (int32_t)png_get_image_height(png, info);
   out->pixels = reader->pixels;
+  out->alpha = reader->alpha;
   out->format = CIMG_FORMAT_PNG;
   reader->pixels = NULL;
+  reader->alpha = NULL;
   status = CIMG_OK;
 
 cleanup:
@@ -314,6 +361,7 @@ cleanup:
   free(reader->raw);
   free(reader->rows);
   free(reader->pixels);
+  free(reader->alpha);
   free(reader);
   return status;
 }

@@ -20,6 +20,13 @@ struct Generate: ParsableCommand {
   @Option(help: "An image (PNG or JPEG) to condition on, through the CLIP image encoder.")
   var image: String?
 
+  @Option(
+    help: """
+      What transparent pixels of --image become: flattened onto white (the default, as the training \
+      kit does), black, grey, #rrggbb or r,g,b; 'ignore' keeps the colours stored under them (OpenAI CLIP's convert("RGB")).
+      """)
+  var alphaBackground: String = "white"
+
   @Option(help: "Weight of --image when mixed with a text prompt (text has weight 1).")
   var imageWeight: Float = 1
 
@@ -63,6 +70,9 @@ struct Generate: ParsableCommand {
     if (prompt ?? "").isEmpty && image == nil { throw ValidationError("give a PROMPT, an --image, or both") }
     if count < 1 { throw ValidationError("--n must be at least 1") }
     if let c = candidates, c < count { throw ValidationError("--candidates (\(c)) must be at least --n (\(count))") }
+    if AlphaRule(parsing: alphaBackground) == nil {
+      throw ValidationError("--alpha-background '\(alphaBackground)': use white, black, grey, #rrggbb, r,g,b or ignore")
+    }
   }
 
   func run() throws {
@@ -76,7 +86,9 @@ struct Generate: ParsableCommand {
     if let p = prompt, !p.isEmpty { parts.append((.text(p), 1)) }
     if let path = image {
       let img: RGBImage
-      do { img = try RGBImage.load(contentsOf: URL(fileURLWithPath: path)) } catch { throw CLIError("\(error)") }
+      do {
+        img = try RGBImage.load(contentsOf: URL(fileURLWithPath: path), alpha: AlphaRule(parsing: alphaBackground) ?? .default)
+      } catch { throw CLIError("\(error)") }
       parts.append((.image(img, label: URL(fileURLWithPath: path).lastPathComponent), imageWeight))
     }
     // Every setting left unset comes from the model's own defaults (model.json), else the plain sampler.

@@ -75,7 +75,11 @@ typedef struct cimg_text {
 typedef struct cimg_image {
   int32_t width;
   int32_t height;
+  /// RGB, 3 bytes a pixel, rows top to bottom; the colour channels as stored, alpha not applied.
   uint8_t *pixels;
+  /// Opacity, 1 byte a pixel (0 transparent … 255 opaque), or NULL when the image has none: PNG
+  /// alpha channels (RGBA, gray+alpha) and tRNS transparency (palette entries, a gray or RGB key).
+  uint8_t *alpha;
   int32_t format;
   size_t text_count;
   cimg_text *texts;

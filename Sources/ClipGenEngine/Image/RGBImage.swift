@@ -43,6 +43,66 @@ public struct RGBImage: Sendable, Equatable {
   }
 }
 
+// MARK: - Transparency
+
+/// What decoding does with transparent pixels (PNG alpha channels and tRNS). One rule, the same
+/// as the training kit's `training.data.flatten_alpha`: each channel c with opacity a becomes
+/// `(c·a + bg·(255 − a) + 127) / 255` in integers, over white unless told otherwise — so a
+/// transparent clip-art PNG conditions on what a person sees, not on the colours hidden under
+/// its transparent pixels.
+public enum AlphaRule: Sendable, Equatable {
+  /// Composite over a background colour.
+  case flatten(red: UInt8, green: UInt8, blue: UInt8)
+  /// Keep the stored colours and drop alpha, as Pillow's and OpenAI CLIP's `convert("RGB")` do.
+  case ignore
+
+  /// Flatten onto white: what the engine and the training kit do by default.
+  public static let `default` = AlphaRule.flatten(red: 255, green: 255, blue: 255)
+
+  /// Parses `white`, `black`, `grey`/`gray`, `#rrggbb`, `r,g,b` or `ignore` (the name the CLI
+  /// option takes); nil when it is none of those.
+  public init?(parsing text: String) {
+    let t = text.trimmingCharacters(in: .whitespaces).lowercased()
+    switch t {
+    case "white": self = .default
+    case "black": self = .flatten(red: 0, green: 0, blue: 0)
+    case "grey", "gray": self = .flatten(red: 128, green: 128, blue: 128)
+    case "ignore", "none": self = .ignore
+    default:
+      var parts: [UInt8] = []
+      if t.hasPrefix("#"), t.count == 7 {
+        let hex = Array(t.dropFirst())
+        for i in stride(from: 0, to: 6, by: 2) {
+          guard let v = UInt8(String(hex[i...i + 1]), radix: 16) else { return nil }
+          parts.append(v)
+        }
+      } else {
+        let fields = t.split(separator: ",", omittingEmptySubsequences: false)
+        guard fields.count == 3 else { return nil }
+        for f in fields {
+          guard let v = UInt8(f.trimmingCharacters(in: .whitespaces)) else { return nil }
+          parts.append(v)
+        }
+      }
+      self = .flatten(red: parts[0], green: parts[1], blue: parts[2])
+    }
+  }
+
+  /// Applies the rule to RGB pixels with an opacity plane of `pixels.count / 3` bytes.
+  func apply(to pixels: inout [UInt8], alpha: UnsafeBufferPointer<UInt8>) {
+    guard case .flatten(let r, let g, let b) = self else { return }
+    precondition(alpha.count * 3 == pixels.count, "AlphaRule: \(alpha.count) alpha bytes for \(pixels.count / 3) pixels")
+    let background = [UInt32(r), UInt32(g), UInt32(b)]
+    for i in 0..<alpha.count {
+      let a = UInt32(alpha[i])
+      if a == 255 { continue }
+      for c in 0..<3 {
+        pixels[3 * i + c] = UInt8((UInt32(pixels[3 * i + c]) * a + background[c] * (255 - a) + 127) / 255)
+      }
+    }
+  }
+}
+
 // MARK: - Decoding
 
 extension RGBImage {
@@ -51,7 +111,10 @@ extension RGBImage {
   ///   - url: a file URL.
   ///   - maximumSide: images with a longer width or height are refused with `.tooLarge`.
   /// - Throws: `ImageError` naming `url.path`.
-  public static func load(contentsOf url: URL, maximumSide: Int = RGBImage.maximumSide) throws -> RGBImage {
+  ///   - alpha: what transparent pixels become (default: flattened onto white).
+  public static func load(
+    contentsOf url: URL, maximumSide: Int = RGBImage.maximumSide, alpha: AlphaRule = .default
+  ) throws -> RGBImage {
     precondition(maximumSide > 0, "RGBImage.load: maximumSide \(maximumSide)")
     let path = url.path
     guard url.isFileURL else { throw ImageError.unreadable(path: url.absoluteString, reason: "not a file URL") }
@@ -60,7 +123,7 @@ extension RGBImage {
     let status = cimg_decode_file(path, Int32(clamping: maximumSide), 0, &decoded, &error)
     defer { cimg_image_release(&decoded) }
     try check(status, error: error, decoded: decoded, source: path, maximumSide: maximumSide)
-    return RGBImage(taking: decoded)
+    return RGBImage(taking: decoded, alpha: alpha)
   }
 
   /// Decodes a PNG or JPEG held in memory (chosen by its first bytes).
@@ -68,17 +131,24 @@ extension RGBImage {
   ///   - data: the encoded file.
   ///   - source: how errors name the data (a path, a URL, "image data").
   ///   - maximumSide: images with a longer width or height are refused with `.tooLarge`.
-  public init(encoded data: Data, source: String = "image data", maximumSide: Int = RGBImage.maximumSide) throws {
-    let (decoded, _) = try Self.decode(data, source: source, maximumSide: maximumSide, text: false)
+  ///   - alpha: what transparent pixels become (default: flattened onto white).
+  public init(
+    encoded data: Data, source: String = "image data", maximumSide: Int = RGBImage.maximumSide,
+    alpha: AlphaRule = .default
+  ) throws {
+    let (decoded, _) = try Self.decode(data, source: source, maximumSide: maximumSide, text: false, alpha: alpha)
     self = decoded
   }
 
   /// Decodes a PNG held in memory; anything else (JPEG included) is refused with `.notAnImage`.
-  public init(pngData data: Data, source: String = "PNG data", maximumSide: Int = RGBImage.maximumSide) throws {
+  public init(
+    pngData data: Data, source: String = "PNG data", maximumSide: Int = RGBImage.maximumSide,
+    alpha: AlphaRule = .default
+  ) throws {
     guard Self.hasPNGSignature(data) else {
       throw ImageError.notAnImage(source: source, detail: "no PNG signature")
     }
-    try self.init(encoded: data, source: source, maximumSide: maximumSide)
+    try self.init(encoded: data, source: source, maximumSide: maximumSide, alpha: alpha)
   }
 
   /// The text chunks (tEXt, zTXt, iTXt) of a PNG, in file order, before and after the image data.
@@ -86,7 +156,7 @@ extension RGBImage {
   /// chunks after IDAT only through them), so a damaged image throws as `init(encoded:)` would.
   public static func readPNGText(_ data: Data, source: String = "PNG data") throws -> [(key: String, value: String)] {
     guard hasPNGSignature(data) else { throw ImageError.notAnImage(source: source, detail: "no PNG signature") }
-    return try decode(data, source: source, maximumSide: maximumSide, text: true).text
+    return try decode(data, source: source, maximumSide: maximumSide, text: true, alpha: .default).text
   }
 
   /// `readPNGText` on a file.
@@ -104,7 +174,7 @@ extension RGBImage {
     data.starts(with: [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A])
   }
 
-  private static func decode(_ data: Data, source: String, maximumSide: Int, text: Bool) throws -> (
+  private static func decode(_ data: Data, source: String, maximumSide: Int, text: Bool, alpha: AlphaRule) throws -> (
     image: RGBImage, text: [(key: String, value: String)]
   ) {
     precondition(maximumSide > 0, "RGBImage: maximumSide \(maximumSide)")
@@ -128,15 +198,17 @@ extension RGBImage {
         ? String(decoding: bytes, as: UTF8.self) : latin1String(bytes.baseAddress, count: bytes.count)
       chunks.append((key: key, value: value))
     }
-    return (RGBImage(taking: decoded), chunks)
+    return (RGBImage(taking: decoded, alpha: alpha), chunks)
   }
 
   /// Copies a successful decode's pixels (the caller still releases `decoded`).
-  private init(taking decoded: cimg_image) {
-    let count = Int(decoded.width) * Int(decoded.height) * 3
-    self.init(
-      width: Int(decoded.width), height: Int(decoded.height),
-      pixels: Array(UnsafeBufferPointer(start: decoded.pixels, count: count)))
+  private init(taking decoded: cimg_image, alpha rule: AlphaRule) {
+    let pixelCount = Int(decoded.width) * Int(decoded.height)
+    var pixels = Array(UnsafeBufferPointer(start: decoded.pixels, count: pixelCount * 3))
+    if let alpha = decoded.alpha {
+      rule.apply(to: &pixels, alpha: UnsafeBufferPointer(start: alpha, count: pixelCount))
+    }
+    self.init(width: Int(decoded.width), height: Int(decoded.height), pixels: pixels)
   }
 
   private static func check(
