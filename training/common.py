@@ -50,6 +50,8 @@ def interrupted_message(command: str) -> str:
     s = f"interrupted in {w.stage} at step {w.step}/{w.total}"
     if w.checkpoint:
         s += f"; the last checkpoint ({w.checkpoint}) is at step {w.checkpoint_step}"
+    elif w.checkpoint_step:
+        s += f"; its last checkpoint is at step {w.checkpoint_step}"
     else:
         s += "; no checkpoint of this stage yet"
     return s + f". Run the same command again to resume: {command}"
@@ -135,6 +137,9 @@ class Progress:
         self.tty = sys.stderr.isatty()
         self.every = every if not self.tty else 0.2
         self.last = 0.0
+        if enabled:  # a new stage: where Ctrl-C would leave it
+            WHERE.stage, WHERE.step, WHERE.total = label, start, total
+            WHERE.checkpoint, WHERE.checkpoint_step = "", start
 
     def update(self, n: int = 1, **info: float) -> None:
         self.n += n

@@ -322,9 +322,11 @@ def decode_folder(root: Path, opts: DecodeOptions, cache: Path, d: Dist | None =
         raise UserError(f"no image files under {root} (looked for "
                         f"{', '.join(sorted(s[1:] for s in IMAGE_SUFFIXES))})")
     out = Path(cache) / f"images-{opts.resolution}-{_key(fp)}"
-    done = out / "images.json"
+    done, failed = out / "images.json", out / "failed.txt"
     if not done.exists():
         out.mkdir(parents=True, exist_ok=True)
+        if d.main:
+            failed.unlink(missing_ok=True)
         per = _chunk_size(opts.resolution)
         chunks = [files[i : i + per] for i in range(0, len(files), per)]
         mine = [c for c in range(len(chunks)) if c % d.world == d.rank]
@@ -337,8 +339,13 @@ def decode_folder(root: Path, opts: DecodeOptions, cache: Path, d: Dist | None =
             bar.update(len(chunks[c]) * (d.world if d.main else 1))
         d.barrier()
         if d.main:
-            _join_chunks(out, len(chunks), listing, files, opts, fp)
+            try:
+                _join_chunks(out, len(chunks), listing, files, opts, fp)
+            except UserError as e:  # every rank must hear of it, not wait for rank 0
+                atomic_write_text(failed, str(e))
         d.barrier()
+        if failed.exists():
+            raise UserError(failed.read_text())
     meta = json.loads(done.read_text())
     report = FolderReport(**{k: v for k, v in meta["report"].items()})
     report.skipped = [tuple(x) for x in report.skipped]
@@ -383,23 +390,17 @@ def _join_chunks(out: Path, n_chunks: int, listing: Listing, files: list[str],
                         f"no readable images under {listing.root}")
     val_set = set(val_files)
     r = opts.resolution
-    train = np.lib.format.open_memmap(out / ".train.npy", "w+", np.uint8,
-                                      (len(train_files), r, r, 3))
-    val = np.lib.format.open_memmap(out / ".val.npy", "w+", np.uint8, (len(val_files), r, r, 3))
-    ti = vi = 0
-    for c, m in enumerate(metas):
-        with np.load(out / f"chunk-{c:05d}.npz") as z:
-            imgs = z["images"]
-        for f, im in zip(m["loaded"], imgs, strict=True):
-            if f in val_set:
-                val[vi] = im
-                vi += 1
-            else:
-                train[ti] = im
-                ti += 1
-    train.flush()
-    val.flush()
-    del train, val
+    # plain sequential writes (not a memory map): the join's memory is one chunk
+    with open(out / ".train.npy", "wb") as ft, open(out / ".val.npy", "wb") as fv:
+        for fh, n in ((ft, len(train_files)), (fv, len(val_files))):
+            np.lib.format.write_array_header_1_0(fh, {"descr": "|u1", "fortran_order": False,
+                                                      "shape": (n, r, r, 3)})
+        for c, m in enumerate(metas):
+            with np.load(out / f"chunk-{c:05d}.npz") as z:
+                imgs = z["images"]
+            is_val = np.array([f in val_set for f in m["loaded"]], dtype=bool)
+            ft.write(np.ascontiguousarray(imgs[~is_val]).tobytes())
+            fv.write(np.ascontiguousarray(imgs[is_val]).tobytes())
     os.replace(out / ".train.npy", out / "train.npy")
     os.replace(out / ".val.npy", out / "val.npy")
     report = FolderReport(
