@@ -186,6 +186,58 @@ def builtin_sample_prompts() -> list[str]:
             "a small green cross on the left", world.prompt(held)]
 
 
+# -- world v2 ------------------------------------------------------------------------------
+
+
+def v2_cases(n: int, seed: int, config=None) -> list[Case]:
+    """n in-distribution *validation* prompts of world v2: `evaluation_prompts` with another
+    seed than the evaluation's (other sizes, positions, colours, pairs), every kind (single,
+    style, background, pair) in proportion; never a held-out combination."""
+    from . import world_v2 as w2
+
+    config = config or w2.DEFAULT
+    prompts = w2.evaluation_prompts("in_distribution", config, seed=seed + 1)
+    assert not any(w2.is_held_out(p.scene, config) for p in prompts)
+    rng = np.random.default_rng(seed)
+    by_kind: dict[str, list] = {}
+    for p in prompts:
+        by_kind.setdefault(p.kind, []).append(p)
+    picked = []
+    for kind, ps in sorted(by_kind.items()):
+        k = max(1, round(n * len(ps) / len(prompts)))
+        picked += [ps[i] for i in sorted(rng.permutation(len(ps))[:k])]
+    return [(p.text, p.attributes()) for p in picked[:max(n, len(by_kind))]]
+
+
+def v2_judge(config=None) -> Judge:
+    """All attributes right, by judge_v2 (geometric, no CLIP)."""
+    from . import judge_v2
+    from . import world_v2 as w2
+
+    config = config or w2.DEFAULT
+
+    def judge(img: np.ndarray, wanted: dict) -> bool:
+        return bool(judge_v2.score(img, wanted, config)["all"])
+
+    return judge
+
+
+def v2_sample_prompts(config=None) -> list[str]:
+    """Examples for the studio: a single object, a pair, a style, a background, then
+    held-out ones (a shape x colour and a shape pair never in the generator's images)."""
+    from . import world_v2 as w2
+
+    config = config or w2.DEFAULT
+    inside = w2.evaluation_prompts("in_distribution", config, seed=3)
+    held = w2.evaluation_prompts("held_out", config, seed=3)
+    out = []
+    for kind in ("single", "pair", "style", "background"):
+        out += [p.text for p in inside if p.kind == kind][:1]
+    out += [p.text for p in held if p.kind == "single"][:1]
+    out += [p.text for p in held if p.kind == "pair"][:1]
+    return out
+
+
 def python_generator(model_dir: Path):
     """gen(prompt, setting, seed) -> one image, through the Python sampler on the model's
     exported weights."""
@@ -214,18 +266,31 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=4242, help="seed of the prompts and samples")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--dry-run", action="store_true", help="print the choice, write nothing")
+    p.add_argument("--world", choices=("v1", "v2"), default="v1",
+                   help="the model's world: v1 (32 px, one shape) or v2 (training/world_v2.py)")
+    p.add_argument("--world-config", choices=("default", "tiny"), default="default",
+                   help="world v2's configuration (tiny: the tests')")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     if not (args.model / "model.json").is_file():
         raise SystemExit(f"error: {args.model}: no model.json (an engine model directory)")
     gen, has_guidance = python_generator(args.model)
-    cases = builtin_cases(args.prompts, args.seed)
+    if args.world == "v2":
+        from . import world_v2 as w2
+
+        config = {"default": w2.DEFAULT, "tiny": w2.TINY}[args.world_config]
+        cases = v2_cases(args.prompts, args.seed, config)
+        judge, examples = v2_judge(config), v2_sample_prompts(config)
+    else:
+        cases, judge, examples = (builtin_cases(args.prompts, args.seed), builtin_judge,
+                                  builtin_sample_prompts())
     print(f"sweeping on {len(cases)} in-distribution validation prompts x {args.repeats}")
-    record = sweep(gen, cases, builtin_judge, Grid(), has_guidance, args.repeats, args.seed)
+    record = sweep(gen, cases, judge, Grid(), has_guidance, args.repeats, args.seed)
+    record["world"] = args.world
     print(f"chosen: {record['defaults']}  all {record['chosen']['accuracy']:.3f} "
           f"({record['seconds']:.0f} s)")
     if not args.dry_run:
-        write_defaults(args.model, record["defaults"], builtin_sample_prompts(), record)
+        write_defaults(args.model, record["defaults"], examples, record)
         print(f"wrote {args.model / 'model.json'} and training-log/defaults-sweep.json")
 
 
