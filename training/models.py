@@ -103,6 +103,20 @@ class SizePreset:
     n_embd: int
     n_head: int
     note: str
+    # measured seconds per training step at one thread, per image (VQGAN, default resolution)
+    # and per row (prior, default tokens): training/scripts/time_sizes.py; None: not measured
+    vq_s_per_image: float | None = None
+    prior_s_per_row: float | None = None
+
+    def estimate_s(self, resolution: int, vq_steps: int, vq_batch: int, prior_steps: int,
+                   prior_batch: int, processes: int = 1) -> float | None:
+        """A rough time for both stages on CPUs (pixels and tokens scale the step time)."""
+        if self.vq_s_per_image is None or self.prior_s_per_row is None:
+            return None
+        area = (resolution / self.resolution) ** 2
+        vq = vq_steps * vq_batch * self.vq_s_per_image * area
+        prior = prior_steps * prior_batch * self.prior_s_per_row * area
+        return (vq + prior) / max(processes, 1)
 
     @property
     def factor(self) -> int:
@@ -130,13 +144,16 @@ def _vq(embed_dim, n_embed, ch, ch_mult, num_res_blocks, z, attn=()) -> VQGANCon
 
 SIZES: dict[str, SizePreset] = {p.name: p for p in (
     SizePreset("tiny", 32, _vq(16, 64, 32, (1, 1, 1), 1, 32), 1, 32, 2,
-               "for tests: seconds per run"),
+               "for tests: seconds per run", 0.027, 0.0035),
     SizePreset("builtin", 32, builtin_vqgan_config(), 4, 128, 4,
-               "the committed model's sizes: f4, 512 codes; prior 4 x 128"),
+               "the committed model's sizes: f4, 512 codes; prior 4 x 128",
+               0.036, 0.0125),
     SizePreset("laptop", 64, _vq(64, 1024, 64, (1, 1, 2, 2), 1, 64), 8, 256, 8,
-               "f8, 1024 codes; prior 8 x 256: a night on a laptop's CPU"),
+               "f8, 1024 codes; prior 8 x 256: a night on a laptop's CPU",
+               0.16, 0.042),
     SizePreset("gpt2_medium", 256, _vq(256, 16384, 128, (1, 1, 2, 2, 4), 2, 256, (16,)),
-               24, 1024, 16, "the paper's: f16, 16384 codes; GPT-2 medium prior: GPUs"),
+               24, 1024, 16, "the paper's: f16, 16384 codes; GPT-2 medium prior: GPUs",
+               34.0, None),
 )}
 
 

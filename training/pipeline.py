@@ -203,6 +203,12 @@ def train_folder(folder: Path, run: Path, clip_path: Path, export: Path | None, 
     vq_model = preset.vqgan_config(opts.resolution)
     clip, _ = load_clip(clip_path)
     f = load_data(folder, run, opts, d)
+    est = preset.estimate_s(opts.resolution, vq_cfg.steps, vq_cfg.batch, prior_cfg.steps,
+                            prior_cfg.batch, d.world)
+    log(f"estimate: about {est / 3600:.1f} h for {vq_cfg.steps} VQGAN + {prior_cfg.steps} prior "
+        f"steps at --size {size} on {d.world} CPU process(es) of one thread (measured on a "
+        f"2-core machine; each stage shows its own ETA)" if est is not None else
+        f"estimate: no CPU figure for --size {size} (meant for GPUs)", d)
     vq = stage_vqgan(f, run, vq_cfg, d, vq_model, clip)
     stage_shards(f, clip, vq, run, d)
     gpt = stage_prior(run, prior_cfg, d, clip, vq, size)

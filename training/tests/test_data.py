@@ -231,3 +231,16 @@ def test_ranks_decode_their_own_chunks(tmp_path, monkeypatch):
     one = data.decode_folder(tmp_path / "imgs", opts, tmp_path / "c1", show_progress=False)
     assert np.array_equal(one.train, two.train) and np.array_equal(one.val, two.val)
     assert one.train_files == two.train_files and not list((tmp_path / "c").rglob("chunk-*"))
+
+
+def test_alpha_background_changes_pixels_and_cache(tmp_path):
+    rgba = np.zeros((8, 8, 4), np.uint8)  # fully transparent black
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "t.png")
+    Image.new("RGB", (8, 8)).save(tmp_path / "u.png")
+    w = data.decode_folder(tmp_path, data.DecodeOptions(8, val_fraction=0), tmp_path / "c",
+                           show_progress=False)
+    b = data.decode_folder(tmp_path, data.DecodeOptions(8, (0, 0, 0), val_fraction=0),
+                           tmp_path / "c", show_progress=False)
+    assert w.train[w.train_files.index("t.png")].min() == 255
+    assert b.train[b.train_files.index("t.png")].max() == 0
+    assert w.fingerprint != b.fingerprint and w.fingerprint["alpha_background"] == [255] * 3

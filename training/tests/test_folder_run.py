@@ -189,6 +189,11 @@ def test_sizes_and_resolution():
     assert models.SIZES["laptop"].vqgan_config(128).grid == 16
     with pytest.raises(ValueError, match="multiple"):
         models.SIZES["laptop"].vqgan_config(60)
+    b = models.SIZES["builtin"]
+    one = b.estimate_s(32, 1000, 16, 1000, 64)
+    assert one == pytest.approx(1000 * 16 * 0.036 + 1000 * 64 * 0.0125)
+    assert b.estimate_s(64, 1000, 16, 1000, 64, processes=2) == pytest.approx(one * 2)
+    assert med.estimate_s(256, 10, 8, 10, 8) is None
 
 
 def test_ctrl_c_says_where_and_how_to_resume_from_any_directory(tmp_path):
