@@ -205,7 +205,9 @@ def train_folder(folder: Path, run: Path, clip_path: Path, export: Path | None, 
     f = load_data(folder, run, opts, d)
     est = preset.estimate_s(opts.resolution, vq_cfg.steps, vq_cfg.batch, prior_cfg.steps,
                             prior_cfg.batch, d.world)
-    log(f"estimate: about {est / 3600:.1f} h for {vq_cfg.steps} VQGAN + {prior_cfg.steps} prior "
+    when = (f"{est / 3600:.1f} h" if est is not None and est >= 3600 else
+            f"{(est or 0) / 60:.0f} min")
+    log(f"estimate: about {when} for {vq_cfg.steps} VQGAN + {prior_cfg.steps} prior "
         f"steps at --size {size} on {d.world} CPU process(es) of one thread (measured on a "
         f"2-core machine; each stage shows its own ETA)" if est is not None else
         f"estimate: no CPU figure for --size {size} (meant for GPUs)", d)
