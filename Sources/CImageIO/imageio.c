@@ -754,6 +754,22 @@ cimg_status cimg_write_file_atomic(const char *path, const uint8_t *data, size_t
   if (closed != 0) goto failed;
   step = "rename";
   if (rename(temporary, path) != 0) goto failed;
+  // Flush the directory too, so the rename itself survives a crash (best effort: some file
+  // systems refuse to fsync a directory).
+  char *slash = strrchr(temporary, '/');
+  if (slash == temporary) {
+    slash[1] = '\0';
+  } else if (slash != NULL) {
+    *slash = '\0';
+  } else {
+    temporary[0] = '.';
+    temporary[1] = '\0';
+  }
+  int directory = open(temporary, O_RDONLY | O_DIRECTORY);
+  if (directory >= 0) {
+    (void)fsync(directory);
+    close(directory);
+  }
   free(temporary);
   return CIMG_OK;
 

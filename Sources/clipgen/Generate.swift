@@ -27,8 +27,8 @@ struct Generate: ParsableCommand {
       """)
   var alphaBackground: String = "white"
 
-  @Option(help: "Weight of --image when mixed with a text prompt (text has weight 1).")
-  var imageWeight: Float = 1
+  @Option(help: "The share of --image when mixed with a text prompt, 0…1 (the text gets the rest).")
+  var imageWeight: Float = 0.5
 
   @Option(name: .customLong("n"), help: "Number of images to write.")
   var count: Int = 1
@@ -69,6 +69,7 @@ struct Generate: ParsableCommand {
   func validate() throws {
     if (prompt ?? "").isEmpty && image == nil { throw ValidationError("give a PROMPT, an --image, or both") }
     if count < 1 { throw ValidationError("--n must be at least 1") }
+    if !(0...1).contains(imageWeight) { throw ValidationError("--image-weight must be between 0 and 1, got \(imageWeight)") }
     if let c = candidates, c < count { throw ValidationError("--candidates (\(c)) must be at least --n (\(count))") }
     if AlphaRule(parsing: alphaBackground) == nil {
       throw ValidationError("--alpha-background '\(alphaBackground)': use white, black, grey, #rrggbb, r,g,b or ignore")
@@ -82,20 +83,20 @@ struct Generate: ParsableCommand {
     let loaded: ClipGenModel
     do { loaded = try ClipGenModel(directory: modelURL) } catch { throw CLIError("cannot load the model: \(error)") }
 
-    var parts: [(part: Prompt.Part, weight: Float)] = []
-    if let p = prompt, !p.isEmpty { parts.append((.text(p), 1)) }
+    var imagePart: (image: RGBImage, label: String)?
     if let path = image {
-      let img: RGBImage
       do {
-        img = try RGBImage.load(contentsOf: URL(fileURLWithPath: path), alpha: AlphaRule(parsing: alphaBackground) ?? .default)
+        let url = URL(fileURLWithPath: path)
+        imagePart = (
+          try RGBImage.load(contentsOf: url, alpha: AlphaRule(parsing: alphaBackground) ?? .default), url.lastPathComponent
+        )
       } catch { throw CLIError("\(error)") }
-      parts.append((.image(img, label: URL(fileURLWithPath: path).lastPathComponent), imageWeight))
     }
     // Every setting left unset comes from the model's own defaults (model.json), else the plain sampler.
     let defaults = loaded.defaults
     let fallback = defaults.sampling
     let sampling = SamplingSettings(
-      temperature: temperature ?? fallback.temperature, topK: topK ?? fallback.topK, topP: topP ?? fallback.topP,
+      temperature: temperature ?? fallback.temperature, topK: (topK ?? fallback.topK).flatMap { $0 > 0 ? $0 : nil }, topP: topP ?? fallback.topP,
       guidanceScale: guidance ?? fallback.guidanceScale)
     let fromModel: [(String, Bool)] = [
       ("temperature", temperature == nil && defaults.temperature != nil), ("top_k", topK == nil && defaults.topK != nil),
@@ -103,8 +104,11 @@ struct Generate: ParsableCommand {
       ("candidates", candidates == nil && defaults.candidates != nil),
     ]
     let request = GenerationRequest(
-      prompt: Prompt(parts: parts), count: count, candidates: candidates ?? defaults.candidates(forCount: count),
-      seed: seed, sampling: sampling)
+      prompt: .mixing(text: prompt, image: imagePart, imageWeight: imageWeight), count: count,
+      candidates: candidates ?? defaults.candidates(forCount: count), seed: seed, sampling: sampling)
+    let record = GenerationParameters(
+      prompt: prompt ?? "", imagePrompt: imagePart?.label, imageWeight: imageWeight, seed: seed, sampling: sampling,
+      count: count, candidates: request.candidates, model: loaded.name)
 
     let progress = ProgressLine(enabled: !quiet && isatty(STDERR_FILENO) != 0)
     let result: GenerationResult
@@ -135,42 +139,27 @@ struct Generate: ParsableCommand {
     } catch {
       throw CLIError("\(outURL.path): cannot create the output directory: \(error.localizedDescription)")
     }
-    var entries: [[String: Any]] = []
+    var images: [ManifestImage] = []
     for (rank, generated) in result.images.enumerated() {
       let name = String(format: "image-%02d.png", rank)
-      var parameters: [String: Any] = [
-        "prompt": request.prompt.summary, "seed": seed, "candidate": generated.candidate,
-        "temperature": Double(sampling.temperature), "top_p": Double(sampling.topP),
-        "guidance_scale": Double(sampling.guidanceScale), "candidates": request.candidates, "model": loaded.name,
-        "clip_score": (Double(generated.clipScore) * 1e6).rounded() / 1e6,
-      ]
-      if let k = sampling.topK, k > 0 { parameters["top_k"] = k }
-      let json = try jsonString(parameters)
+      let parameters = record.forImage(candidate: generated.candidate, clipScore: generated.clipScore)
       do {
-        try generated.image.writePNG(to: outURL.appendingPathComponent(name), text: [("parameters", json), ("Software", "clipgen")])
+        try generated.image.writePNG(to: outURL.appendingPathComponent(name), text: try parameters.pngText())
       } catch { throw CLIError("\(error)") }
-      var entry = parameters
-      entry["file"] = name
-      entry["tokens"] = generated.tokens
-      entries.append(entry)
+      images.append(ManifestImage(file: name, tokens: generated.tokens, parameters: parameters))
     }
-    let manifest: [String: Any] = [
-      "model": loaded.name, "model_dir": modelURL.path, "prompt": request.prompt.summary,
-      "prompt_truncated": result.promptTruncated, "seed": seed, "n": count, "candidates": request.candidates,
-      "sampling": [
-        "temperature": Double(sampling.temperature), "top_k": sampling.topK.flatMap { $0 > 0 ? $0 : nil } as Any,
-        "top_p": Double(sampling.topP), "guidance_scale": Double(sampling.guidanceScale),
-      ],
-      "from_model_defaults": fromModel.filter(\.1).map(\.0),
-      "images": entries,
-      "timing": [
-        "sampling_s": result.samplingSeconds, "decoding_s": result.decodingSeconds, "total_s": result.totalSeconds,
-        "tokens_per_s": result.tokensPerSecond,
-      ],
-    ]
+    let manifest = Manifest(
+      model: loaded.name, modelDirectory: modelURL.path, prompt: request.prompt.summary,
+      promptTruncated: result.promptTruncated, seed: seed, count: count, candidates: request.candidates,
+      sampling: sampling, fromModelDefaults: fromModel.filter(\.1).map(\.0), images: images,
+      timing: .init(
+        samplingSeconds: result.samplingSeconds, decodingSeconds: result.decodingSeconds, totalSeconds: result.totalSeconds,
+        tokensPerSecond: result.tokensPerSecond))
     let manifestURL = outURL.appendingPathComponent("manifest.json")
     do {
-      try writeAtomically(Data((try jsonString(manifest, pretty: true) + "\n").utf8), to: manifestURL)
+      let encoder = JSONEncoder()
+      encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+      try writeAtomically(try encoder.encode(manifest) + Data("\n".utf8), to: manifestURL)
     } catch { throw CLIError("\(error)") }
     if !quiet {
       FileHandle.standardError.write(
@@ -179,10 +168,50 @@ struct Generate: ParsableCommand {
   }
 }
 
-func jsonString(_ object: Any, pretty: Bool = false) throws -> String {
-  var options: JSONSerialization.WritingOptions = [.sortedKeys, .withoutEscapingSlashes]
-  if pretty { options.insert(.prettyPrinted) }
-  return String(decoding: try JSONSerialization.data(withJSONObject: object, options: options), as: UTF8.self)
+/// `manifest.json`: the generation, and each image's file, token grid and record.
+struct Manifest: Encodable {
+  struct Timing: Encodable {
+    var samplingSeconds, decodingSeconds, totalSeconds, tokensPerSecond: Double
+    enum CodingKeys: String, CodingKey {
+      case samplingSeconds = "sampling_s"
+      case decodingSeconds = "decoding_s"
+      case totalSeconds = "total_s"
+      case tokensPerSecond = "tokens_per_s"
+    }
+  }
+  var model, modelDirectory, prompt: String
+  var promptTruncated: Bool
+  var seed: UInt64
+  var count, candidates: Int
+  var sampling: SamplingSettings
+  /// The settings taken from model.json's defaults (the rest were given on the command line).
+  var fromModelDefaults: [String]
+  var images: [ManifestImage]
+  var timing: Timing
+
+  enum CodingKeys: String, CodingKey {
+    case model, prompt, seed, candidates, sampling, images, timing
+    case modelDirectory = "model_dir"
+    case promptTruncated = "prompt_truncated"
+    case count = "n"
+    case fromModelDefaults = "from_model_defaults"
+  }
+}
+
+/// One image of the manifest: its record's fields, then `file` and `tokens`.
+struct ManifestImage: Encodable {
+  var file: String
+  var tokens: [Int]
+  var parameters: GenerationParameters
+
+  enum CodingKeys: String, CodingKey { case file, tokens }
+
+  func encode(to encoder: Encoder) throws {
+    try parameters.encode(to: encoder)
+    var c = encoder.container(keyedBy: CodingKeys.self)
+    try c.encode(file, forKey: .file)
+    try c.encode(tokens, forKey: .tokens)
+  }
 }
 
 /// One self-overwriting status line on stderr (only on a terminal).

@@ -1,3 +1,4 @@
+import ClipGenEngine
 import Foundation
 import Testing
 

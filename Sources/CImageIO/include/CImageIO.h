@@ -134,7 +134,8 @@ cimg_status cimg_encode_png(
 void cimg_buffer_release(uint8_t *buffer);
 
 /// Writes `size` bytes to `path` atomically: into a new temporary file beside it (same directory,
-/// named `<path>.tmp-XXXXXX`, mode 0644), flushed to disk, then renamed over `path`. On failure the
+/// named `<path>.tmp-XXXXXX`, mode 0644), flushed to disk, then renamed over `path`, and the
+/// directory flushed (best effort). On failure the
 /// temporary file is removed, `path` is untouched and the message says which step failed and why
 /// (strerror: "No space left on device", "Permission denied", ...).
 cimg_status cimg_write_file_atomic(const char *path, const uint8_t *data, size_t size, cimg_error *error);

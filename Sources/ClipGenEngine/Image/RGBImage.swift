@@ -313,14 +313,10 @@ extension RGBImage {
   ///   permission denied, no space left on device), or `ImageError.invalidText`.
   public func writePNG(to url: URL, text: [(key: String, value: String)] = []) throws {
     let data = try pngData(text: text)
-    guard url.isFileURL else { throw ImageError.unwritable(path: url.absoluteString, reason: "not a file URL") }
-    var error = cimg_error()
-    let status = data.withUnsafeBytes { raw in
-      cimg_write_file_atomic(url.path, raw.bindMemory(to: UInt8.self).baseAddress, raw.count, &error)
-    }
-    guard status == CIMG_OK else {
-      let message = withUnsafeBytes(of: error.message) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-      throw ImageError.unwritable(path: url.path, reason: message)
+    do {
+      try writeAtomically(data, to: url)
+    } catch let e as FileWriteError {
+      throw ImageError.unwritable(path: e.path, reason: e.reason)
     }
   }
 

@@ -344,16 +344,3 @@ public enum SafeTensorsWriter {
     return String(arr.dropFirst().dropLast())
   }
 }
-
-/// Writes `data` to `url` via a temporary file in the same directory and a rename; errors name the path.
-public func writeAtomically(_ data: Data, to url: URL) throws {
-  let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())")
-  do {
-    try data.write(to: tmp)
-    if FileManager.default.fileExists(atPath: url.path) { try FileManager.default.removeItem(at: url) }
-    try FileManager.default.moveItem(at: tmp, to: url)
-  } catch {
-    try? FileManager.default.removeItem(at: tmp)
-    throw WeightError.unreadable(file: url.path, reason: "cannot write: \(error.localizedDescription)")
-  }
-}

@@ -1,5 +1,6 @@
 // The studio's controller: reads terminal events and worker messages on the UI thread, changes
 // the state, starts and cancels generations, keeps the history, and presents frames.
+import ClipGenEngine
 import Foundation
 
 /// Messages for the UI thread from background work.
@@ -420,18 +421,15 @@ public final class Studio {
 
   // MARK: Generating
 
-  func parameters(_ r: GenerationRecord) -> [(key: String, value: String)] {
-    var p: [String: Any] = [
-      "prompt": r.styledPrompt, "typed_prompt": r.prompt, "seed": r.seed, "temperature": r.temperature,
-      "top_p": r.topP, "guidance_scale": r.guidanceScale, "model": r.modelName, "count": r.count,
-      "candidates": r.candidates, "generator": "clipgen-studio",
-    ]
-    if let k = r.topK { p["top_k"] = k }
-    if let s = r.styleName { p["style"] = s }
-    if let i = r.imagePath { p["image_prompt"] = i }
-    if let w = r.imageWeight { p["image_weight"] = w }
-    let data = (try? JSONSerialization.data(withJSONObject: p, options: [.sortedKeys])) ?? Data()
-    return [(key: "parameters", value: String(decoding: data, as: UTF8.self))]
+  /// The history row as the engine's generation record (what its PNGs carry).
+  func parameters(_ r: GenerationRecord) -> GenerationParameters {
+    let s = r.settings
+    return GenerationParameters(
+      prompt: r.styledPrompt, typedPrompt: r.prompt, style: r.styleName,
+      imagePrompt: r.imagePath.map { ($0 as NSString).lastPathComponent }, imageWeight: r.imageWeight.map(Float.init),
+      seed: r.seed,
+      sampling: SamplingSettings(temperature: s.temperature, topK: s.topK, topP: s.topP, guidanceScale: s.guidanceScale),
+      count: r.count, candidates: r.candidates, model: r.modelName)
   }
 
   func request(text: String, imagePrompt: ImagePrompt?, settings: GenerationSettings) -> StudioRequest {
@@ -479,8 +477,7 @@ public final class Studio {
       } ?? []
     let task = GenerationTask(
       historyID: id, request: request(text: row.styledPrompt, imagePrompt: imagePrompt, settings: settings),
-      files: files,
-      pngText: parameters(row))
+      files: files, parameters: parameters(row))
     if let id { openRows[job] = [0: id] }
     state.run = RunProgress(
       job: job, historyID: id, prompt: row.styledPrompt, total: state.gridHeight * state.gridWidth,

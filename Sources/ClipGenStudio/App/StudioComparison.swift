@@ -118,7 +118,7 @@ extension Studio {
       tasks.append(
         GenerationTask(
           historyID: id, request: request(text: row.styledPrompt, imagePrompt: cmp.imagePrompt, settings: settings),
-          column: i, files: files, pngText: parameters(row)))
+          column: i, files: files, parameters: parameters(row)))
     }
     cmp.job = job
     state.compare = cmp

@@ -22,16 +22,13 @@ extension ClipGenModel: Generator {
       candidates: defaults.candidates(forCount: 1))
   }
 
-  /// The engine request for a studio request: text and image parts weighted (1 − w, w), the
-  /// sampling settings, the seed and the counts.
+  /// The engine request for a studio request: text and image mixed by the engine's one rule
+  /// (`Prompt.mixing`), the sampling settings, the seed and the counts.
   public func engineRequest(_ request: StudioRequest) -> GenerationRequest {
-    var parts: [(part: Prompt.Part, weight: Float)] = []
-    let w = request.image == nil ? 0 : request.imageWeight
-    if !request.text.isEmpty { parts.append((.text(request.text), Float(1 - w))) }
-    if let image = request.image { parts.append((.image(image.rgbImage, label: request.imageLabel), Float(w))) }
+    let image = request.image.map { (image: $0.rgbImage, label: request.imageLabel) }
     let s = request.settings
     return GenerationRequest(
-      prompt: Prompt(parts: parts), count: s.count, candidates: s.candidates, seed: s.seed,
+      prompt: .mixing(text: request.text, image: image, imageWeight: Float(request.imageWeight)), count: s.count, candidates: s.candidates, seed: s.seed,
       sampling: SamplingSettings(temperature: s.temperature, topK: s.topK, topP: s.topP, guidanceScale: s.guidanceScale)
     )
   }
@@ -62,8 +59,8 @@ extension ClipGenModel: Generator {
   public func preview(tokens: [Int]) throws -> Pixmap { Pixmap(try previewImage(tokens: tokens)) }
 }
 
-/// PNG and JPEG through the engine; PNGs written to a temporary file and renamed, so a full disk
-/// leaves no half-written image.
+/// PNG and JPEG through the engine; PNGs written with the engine's `writeAtomically`, so a full
+/// disk leaves no half-written image.
 public struct EngineImageFiles: ImageFiles {
   public init() {}
 
@@ -74,34 +71,5 @@ public struct EngineImageFiles: ImageFiles {
     let data = try image.rgbImage.pngData(text: text)
     try writeAtomically(data, to: url)
   }
-
-  func writeAtomically(_ data: Data, to url: URL) throws {
-    let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).\(getpid()).tmp")
-    let fd = open(tmp.path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-    guard fd >= 0 else { throw FileWriteError(path: url.path, reason: String(cString: strerror(errno))) }
-    var failure: String?
-    data.withUnsafeBytes { raw in
-      var offset = 0
-      while offset < raw.count {
-        let n = write(fd, raw.baseAddress! + offset, raw.count - offset)
-        if n < 0 {
-          if errno == EINTR { continue }
-          failure = String(cString: strerror(errno))
-          return
-        }
-        offset += n
-      }
-    }
-    if failure == nil && fsync(fd) != 0 { failure = String(cString: strerror(errno)) }
-    if close(fd) != 0 && failure == nil { failure = String(cString: strerror(errno)) }
-    if let failure {
-      unlink(tmp.path)
-      throw FileWriteError(path: url.path, reason: failure)
-    }
-    guard rename(tmp.path, url.path) == 0 else {
-      let reason = String(cString: strerror(errno))
-      unlink(tmp.path)
-      throw FileWriteError(path: url.path, reason: reason)
-    }
-  }
 }
+

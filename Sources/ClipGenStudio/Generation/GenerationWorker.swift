@@ -1,6 +1,7 @@
 // Runs generations off the UI thread. The worker samples, decodes live previews at each
 // completed token row, saves the finished images as PNGs, and posts what happened to the
 // studio's inbox; the UI thread reads the inbox between key presses.
+import ClipGenEngine
 import Foundation
 import Synchronization
 
@@ -34,16 +35,17 @@ public struct GenerationTask: Sendable {
   /// PNG files to write the images to, in order (fewer than the images: the rest are not saved).
   public var files: [URL]
   /// Text chunks to put in each PNG (the generation parameters).
-  public var pngText: [(key: String, value: String)]
+  /// The generation's record; each saved PNG carries it with its own candidate and CLIP score.
+  public var parameters: GenerationParameters
 
   public init(
-    historyID: Int64?, request: StudioRequest, column: Int = 0, files: [URL], pngText: [(key: String, value: String)]
+    historyID: Int64?, request: StudioRequest, column: Int = 0, files: [URL], parameters: GenerationParameters
   ) {
     self.historyID = historyID
     self.request = request
     self.column = column
     self.files = files
-    self.pngText = pngText
+    self.parameters = parameters
   }
 }
 
@@ -157,7 +159,8 @@ public final class GenerationWorker: Sendable {
         }
         let url = task.files[i]
         do {
-          try files.writePNG(picture.image, to: url, text: task.pngText)
+          let record = task.parameters.forImage(candidate: picture.candidate, clipScore: picture.clipScore)
+          try files.writePNG(picture.image, to: url, text: try record.pngText())
           saved.append(url)
         } catch {
           saved.append(nil)

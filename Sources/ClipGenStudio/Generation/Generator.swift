@@ -1,6 +1,7 @@
 // The seam between the studio and the engine. The studio asks a `Generator` for images and
 // shows what it reports; `ClipGenModel` is the real one (EngineGenerator.swift). Unit tests of
 // the app state may script one; the studio binary and its end-to-end test use the engine.
+import ClipGenEngine
 import Foundation
 
 /// The sampling settings the studio exposes, with the seed and the image counts.
@@ -179,19 +180,6 @@ public protocol Generator: AnyObject, Sendable {
 
 extension Generator {
   public var defaultSettings: GenerationSettings { GenerationSettings() }
-}
-
-/// Why a file could not be written: the path and the system's reason ("No space left on device").
-public struct FileWriteError: Error, CustomStringConvertible {
-  public var path: String
-  public var reason: String
-
-  public init(path: String, reason: String) {
-    self.path = path
-    self.reason = reason
-  }
-
-  public var description: String { "cannot write \(path): \(reason)" }
 }
 
 /// Reading and writing image files (PNG and JPEG in, PNG with text chunks out).
