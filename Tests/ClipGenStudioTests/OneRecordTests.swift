@@ -62,6 +62,13 @@ struct OneRecordTests {
       #expect(record.prompt == "a red circle" && record.imagePrompt == "rgba.png" && record.imageWeight == 0.3)
       #expect(record.seed == 7 && record.count == 2 && record.candidates == 3 && record.topK == 16)
       #expect(record.clipScore != nil && record.candidate != nil)
+      // The history keeps the same record (without the image's own candidate and score).
+      let stored = try JSONDecoder().decode(
+        GenerationParameters.self, from: Data(try #require(row.generation.parameters).utf8))
+      var generationRecord = record
+      generationRecord.candidate = nil
+      generationRecord.clipScore = nil
+      #expect(stored == generationRecord)
     }
   }
 }

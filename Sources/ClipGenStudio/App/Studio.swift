@@ -460,6 +460,7 @@ public final class Studio {
       modelName: environment.generator.modelName, createdAt: environment.now())
     if let styledPrompt { row.styledPrompt = styledPrompt }
     if style == nil, let styleName { row.styleName = styleName }
+    row.parameters = try? parameters(row).json()
     var id: Int64?
     do {
       row = try environment.store.begin(row)

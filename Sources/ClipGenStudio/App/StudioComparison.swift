@@ -104,6 +104,7 @@ extension Studio {
         prompt: cmp.prompt, style: cmp.style, imagePath: cmp.imagePrompt?.path, imageWeight: cmp.imagePrompt?.weight,
         settings: settings, modelName: environment.generator.modelName, comparisonID: cmp.comparisonID,
         createdAt: environment.now())
+      row.parameters = try? parameters(row).json()
       var id: Int64?
       do {
         row = try environment.store.begin(row)

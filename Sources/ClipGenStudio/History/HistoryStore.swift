@@ -57,6 +57,9 @@ public struct GenerationRecord: Codable, Sendable, Equatable, FetchableRecord, M
   public var processID: Int32
   /// The text was longer than the model's context and was cut.
   public var truncated: Bool
+  /// The engine's generation record as JSON: the same record (less each image's candidate and
+  /// CLIP score) that its PNGs carry. Absent on rows from before it was kept.
+  public var parameters: String?
 
   public var seed: UInt64 {
     get { UInt64(bitPattern: seedBits) }
@@ -243,6 +246,9 @@ public final class HistoryStore: Sendable {
         t.primaryKey("key", .text)
         t.column("value", .text).notNull()
       }
+    }
+    m.registerMigration("v3: the generation record") { db in
+      try db.alter(table: "generation") { t in t.add(column: "parameters", .text) }
     }
     return m
   }
