@@ -50,6 +50,7 @@ struct Inspect: ParsableCommand {
         )
         out.append("  name          \(model.manifest.name ?? url.lastPathComponent)")
         out += describeDefaults(model.manifest)
+        out += describeFingerprints(modelJSON: url.appendingPathComponent("model.json"))
         for (name, weights, config) in model.components {
           out.append("")
           out.append("[\(name)] \(weights.path)")
@@ -206,6 +207,42 @@ func describeDefaults(_ manifest: ModelManifest) -> [String] {
   }
   for (i, p) in (manifest.samplePrompts ?? []).prefix(5).enumerated() {
     out.append("  \(i == 0 ? "examples      " : "              ")\(p)")
+  }
+  return out
+}
+
+/// What the training kit recorded the weights were made from (`model.json`'s `"fingerprints"`:
+/// the data set listing, resolution and alpha background; the VQGAN, CLIP and prior), and
+/// whether the prior's tokens came from this VQGAN and CLIP.
+func describeFingerprints(modelJSON url: URL) -> [String] {
+  guard let data = try? Data(contentsOf: url),
+    let root = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+    let fingerprints = root["fingerprints"] as? [String: Any]
+  else { return [] }
+  func text(_ v: Any) -> String {
+    switch v {
+    case let s as String: return s.count > 16 ? String(s.prefix(16)) + "…" : s
+    case let a as [Any]: return "[" + a.map(text).joined(separator: ", ") + "]"
+    default: return "\(v)"
+    }
+  }
+  var out = ["  made from"]
+  for key in fingerprints.keys.sorted() where key != "shards" {
+    if let nested = fingerprints[key] as? [String: Any] {
+      for k in nested.keys.sorted() { out.append("    \(key).\(k) = \(text(nested[k]!))") }
+    } else {
+      out.append("    \(key) = \(text(fingerprints[key]!))")
+    }
+  }
+  if let shards = fingerprints["shards"] as? [String: Any] {
+    let stale = ["vqgan", "clip"].filter { k in
+      guard let a = shards[k] as? String, let b = fingerprints[k] as? String else { return false }
+      return a != b
+    }
+    out.append(
+      stale.isEmpty
+        ? "    the prior's tokens and embeddings come from this VQGAN and CLIP"
+        : "    warning: the prior was trained on another \(stale.joined(separator: " and ")) than this model's")
   }
   return out
 }

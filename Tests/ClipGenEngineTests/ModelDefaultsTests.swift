@@ -93,6 +93,23 @@ import Testing
     #expect(Set(told["from_model_defaults"] as? [String] ?? []) == ["top_p", "guidance_scale", "candidates"])
   }
 
+  @Test func inspectShowsTheTrainingFingerprints() throws {
+    let exe = try clipgenExecutable()
+    let data: [String: Any] = ["listing": String(repeating: "ab", count: 32), "files": 24, "resolution": 64]
+    let fingerprints: [String: Any] = [
+      "data": data, "vqgan": "ec522bd4e8f1189f", "clip": "9d1218f00b6f6e4c", "prior": "2d981288b86266c0",
+      "shards": ["data": data, "vqgan": "ec522bd4e8f1189f", "clip": "9d1218f00b6f6e4c"],
+    ]
+    let r = try run(exe, ["inspect", try model(with: ["fingerprints": fingerprints]).path])
+    #expect(r.status == 0, "\(r.stderr)")
+    #expect(r.stdout.contains("data.resolution = 64") && r.stdout.contains("vqgan = ec522bd4e8f1189f"), "\(r.stdout)")
+    #expect(r.stdout.contains("come from this VQGAN and CLIP"), "\(r.stdout)")
+    var stale = fingerprints
+    stale["shards"] = ["data": data, "vqgan": "0000000000000000", "clip": "9d1218f00b6f6e4c"]
+    let s = try run(exe, ["inspect", try model(with: ["fingerprints": stale]).path])
+    #expect(s.stdout.contains("warning: the prior was trained on another vqgan"), "\(s.stdout)")
+  }
+
   @Test func inspectShowsTheDefaultsAndExamples() throws {
     let exe = try clipgenExecutable()
     let dir = try model(with: ["defaults": defaults, "sample_prompts": ["a blue square at the top"]])
