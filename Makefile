@@ -16,7 +16,7 @@ endif
 SWIFT_TEST_FLAGS ?=
 
 .PHONY: build debug studio test test-swift test-python deps apt python vocab fixtures bench lint format clean \
-	model defaults eval ablation
+	model defaults eval ablation model-v2 eval-v2 gallery
 
 ## Install missing system packages (Debian).
 apt:
@@ -90,6 +90,30 @@ model: python
 ## in-distribution validation prompts; the sweep goes to samples/model/training-log/.
 defaults: python
 	OMP_NUM_THREADS=1 $(PY) -m training.defaults --model samples/model
+
+## The generation-2 built-in model (world v2: 64 px, one or two objects, backgrounds, styles;
+## 16 x 16 tokens, 1024 codes; 256-token prior) -> samples/model-v2 (training/builtin_v2.py).
+## Two processes of one thread each train it; the defaults sweep then runs in one process with
+## both threads. Resumable: run it again after an interruption; FRESH=1 starts over.
+## `make model` keeps building the generation-1 model until the v2 model is trained and committed.
+MODEL_V2_RUN ?= runs/model-v2
+MODEL_V2 ?= samples/model-v2
+model-v2: python
+	$(if $(FRESH),rm -rf $(MODEL_V2_RUN))
+	@start=$$(date +%s); \
+	OMP_NUM_THREADS=1 $(PY) -m torch.distributed.run --standalone --nproc-per-node=2 \
+	  -m training.builtin_v2 --threads 1 --no-sweep --out $(MODEL_V2_RUN) --export $(MODEL_V2) && \
+	$(PY) -m training.builtin_v2 --threads 2 --out $(MODEL_V2_RUN) --export $(MODEL_V2) && \
+	echo "make model-v2: $$(( $$(date +%s) - start )) s"
+
+## The v2 model through the CLI with its own defaults: runs/eval-v2/report.{json,html}.
+eval-v2: python build
+	$(PY) -m training.evaluate_v2 --model $(MODEL_V2) --out runs/eval-v2 --cli .build/release/clipgen $(EVAL_FLAGS)
+
+## A labelled grid of prompts (in-distribution and held-out) through the CLI -> docs/gallery.png.
+GALLERY_MODEL ?= samples/model
+gallery: python build
+	$(PY) -m training.gallery --model $(GALLERY_MODEL) --out docs/gallery.png --cli .build/release/clipgen
 
 ## Short priors varying lambda, noise and guidance (read by make eval's report).
 ablation: python
