@@ -37,10 +37,15 @@ let package = Package(
       name: "ClipGenEngine",
       dependencies: ["COpenBLAS", "CImageIO", "CKernels"],
       swiftSettings: releaseSpeed),
+    // PyTorch zip/pickle/TorchScript reading, layout detection, conversion and inspection: only
+    // the CLI links it (the studio never links a pickle reader).
+    .target(name: "ClipGenConvert", dependencies: ["ClipGenEngine"], swiftSettings: releaseSpeed),
+    // `clipgen bench`: random-weight models at published shapes and the measurements.
+    .target(name: "ClipGenBench", dependencies: ["ClipGenEngine", "CKernels"], swiftSettings: releaseSpeed),
     .executableTarget(
       name: "clipgen",
       dependencies: [
-        "ClipGenEngine",
+        "ClipGenEngine", "ClipGenConvert", "ClipGenBench",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       swiftSettings: releaseSpeed),
@@ -61,7 +66,7 @@ let package = Package(
     .testTarget(name: "ClipGenStudioTests", dependencies: ["ClipGenStudio"], exclude: ["Snapshots", "Tools"]),
     .testTarget(
       name: "ClipGenEngineTests",
-      dependencies: ["ClipGenEngine"],
+      dependencies: ["ClipGenEngine", "ClipGenConvert", "ClipGenBench"],
       exclude: ["Fixtures", "TokenizerHardStrings.json"]),
   ],
   swiftLanguageModes: [.v5]

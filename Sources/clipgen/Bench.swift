@@ -2,6 +2,7 @@
 // encode, seconds per image, peak memory). `make bench` adds the PyTorch reference on the same
 // weights.
 import ArgumentParser
+import ClipGenBench
 import ClipGenEngine
 import Foundation
 

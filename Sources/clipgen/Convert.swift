@@ -1,6 +1,7 @@
 // `clipgen convert --clip … --gpt … --vqgan … --out DIR`: published CLIP-GEN files (PyTorch
 // checkpoints, Hugging Face folders, safetensors) into a clipgen model directory.
 import ArgumentParser
+import ClipGenConvert
 import ClipGenEngine
 import Foundation
 

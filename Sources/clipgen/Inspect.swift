@@ -1,6 +1,7 @@
 // `clipgen inspect PATH [--prompt TEXT]`: what a model directory or any checkpoint holds, and how a
 // prompt tokenizes (with a clear warning when CLIP's 77-token context cuts it).
 import ArgumentParser
+import ClipGenConvert
 import ClipGenEngine
 import Foundation
 

@@ -4,6 +4,7 @@
 import Foundation
 import Testing
 
+@testable import ClipGenBench
 @testable import ClipGenEngine
 
 @Suite(.serialized) struct BenchTests {

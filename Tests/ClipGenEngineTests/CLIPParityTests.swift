@@ -4,6 +4,7 @@
 import Foundation
 import Testing
 
+@testable import ClipGenConvert
 @testable import ClipGenEngine
 
 /// Reference inputs and outputs of the tiny CLIP (`Fixtures/io/clip.safetensors`, float64 reference

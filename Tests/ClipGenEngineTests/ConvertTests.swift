@@ -4,6 +4,7 @@
 import Foundation
 import Testing
 
+@testable import ClipGenConvert
 @testable import ClipGenEngine
 
 @Suite(.serialized) struct ConvertTests {

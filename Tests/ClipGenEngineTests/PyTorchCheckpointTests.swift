@@ -5,6 +5,7 @@
 import Foundation
 import Testing
 
+@testable import ClipGenConvert
 @testable import ClipGenEngine
 
 let checkpointFixtures = fixturesDirectory.appendingPathComponent("checkpoints")

@@ -10,11 +10,24 @@ public struct ModelManifest: Codable, Sendable {
     /// JSON configuration (optional for OpenAI-layout CLIP, whose sizes are read from the shapes).
     public var config: String?
     public var weights: String
+
+    public init(layout: String? = nil, config: String? = nil, weights: String) {
+      self.layout = layout
+      self.config = config
+      self.weights = weights
+    }
   }
   public struct Tokenizer: Codable, Sendable {
     public var vocab: String
     public var merges: String
     public var contextLength: Int?
+
+    public init(vocab: String, merges: String, contextLength: Int? = nil) {
+      self.vocab = vocab
+      self.merges = merges
+      self.contextLength = contextLength
+    }
+
     enum CodingKeys: String, CodingKey {
       case vocab, merges
       case contextLength = "context_length"
@@ -23,6 +36,8 @@ public struct ModelManifest: Codable, Sendable {
   public struct Conditioning: Codable, Sendable {
     /// L2-normalise CLIP embeddings before the prior's `cond_proj` (the prior was trained so).
     public var normalize: Bool?
+
+    public init(normalize: Bool? = nil) { self.normalize = normalize }
   }
 
   public var format: String
@@ -38,6 +53,23 @@ public struct ModelManifest: Codable, Sendable {
   public var defaults: SamplingDefaults?
   /// Example prompts that suit this model (`"sample_prompts"`), for welcome screens and recall.
   public var samplePrompts: [String]?
+
+  public init(
+    format: String = "clipgen", version: Int = 1, name: String? = nil, clip: Component, tokenizer: Tokenizer,
+    gpt: Component, vqgan: Component, conditioning: Conditioning? = nil, defaults: SamplingDefaults? = nil,
+    samplePrompts: [String]? = nil
+  ) {
+    self.format = format
+    self.version = version
+    self.name = name
+    self.clip = clip
+    self.tokenizer = tokenizer
+    self.gpt = gpt
+    self.vqgan = vqgan
+    self.conditioning = conditioning
+    self.defaults = defaults
+    self.samplePrompts = samplePrompts
+  }
 
   enum CodingKeys: String, CodingKey {
     case format, version, name, clip, tokenizer, gpt, vqgan, conditioning, defaults
@@ -222,7 +254,7 @@ public final class ClipGenModel: Sendable {
 }
 
 /// A readable account of a JSON decoding error: which key, where.
-func describeDecodingError(_ error: Error) -> String {
+package func describeDecodingError(_ error: Error) -> String {
   guard let e = error as? DecodingError else { return "\(error)" }
   func path(_ ctx: DecodingError.Context) -> String {
     let p = ctx.codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")

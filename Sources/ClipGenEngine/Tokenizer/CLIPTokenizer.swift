@@ -504,8 +504,8 @@ public final class CLIPTokenizer: Sendable {
 /// GPT-2's reversible byte -> printable character table, as CLIP uses it: the printable
 /// Latin-1 bytes (`!`...`~`, `¡`...`¬`, `®`...`ÿ`) stand for themselves; every other byte b
 /// becomes U+0100 + n, n counting those bytes in order.
-enum ByteLevelAlphabet {
-  static let characters: [Unicode.Scalar] = {
+package enum ByteLevelAlphabet {
+  package static let characters: [Unicode.Scalar] = {
     var table = [Unicode.Scalar](repeating: "\0", count: 256)
     var next: UInt32 = 256
     for byte in 0..<256 {

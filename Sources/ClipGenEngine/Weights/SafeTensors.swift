@@ -43,10 +43,10 @@ public enum DType: String, Sendable, CaseIterable {
 }
 
 /// A read-only memory mapping of a whole file, unmapped when released. Immutable after init.
-final class MappedFile: @unchecked Sendable {
-  let bytes: UnsafeRawBufferPointer
+package final class MappedFile: @unchecked Sendable {
+  package let bytes: UnsafeRawBufferPointer
 
-  init(path: String) throws {
+  package init(path: String) throws {
     let fd = open(path, O_RDONLY)
     guard fd >= 0 else { throw WeightError.unreadable(file: path, reason: String(cString: strerror(errno))) }
     defer { close(fd) }
@@ -263,7 +263,7 @@ public final class SafeTensorsFile: WeightSource, @unchecked Sendable {
 }
 
 /// Converts `count` little-endian values of `dtype` to `Float`.
-func convertToFloat(_ raw: UnsafeRawBufferPointer, dtype: DType, count n: Int, into dst: FloatPointer) {
+package func convertToFloat(_ raw: UnsafeRawBufferPointer, dtype: DType, count n: Int, into dst: FloatPointer) {
   switch dtype {
   case .f32:
     for i in 0..<n { dst[i] = Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self))) }

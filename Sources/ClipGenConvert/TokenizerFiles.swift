@@ -3,6 +3,7 @@
 // derived from its merges exactly as OpenAI's `SimpleTokenizer` (clip/simple_tokenizer.py)
 // builds it: the 256 byte characters, the same with `</w>`, one token per merge, then
 // `<|startoftext|>` and `<|endoftext|>`.
+import ClipGenEngine
 import Foundation
 
 /// Where a tokenizer comes from, and writing it as `vocab.json` + `merges.txt`.

@@ -1,6 +1,7 @@
 // What a weights file, a Hugging Face folder or a clipgen model directory holds: its format, which
 // component and key layout, how many tensors and parameters of which dtypes, the sizes (inferred
 // when the file carries none), and what else a checkpoint stores at its top level.
+import ClipGenEngine
 import Foundation
 
 /// A summary of one weights file.

@@ -1,5 +1,6 @@
 // Writing a safetensors file one tensor at a time, so converting a 1.4 GB checkpoint never holds
 // more than one tensor in memory. Through a temporary file and a rename, like `writeAtomically`.
+import ClipGenEngine
 import Foundation
 
 enum SafeTensorsStreamWriter {

@@ -6,6 +6,7 @@
 // as long as they are finite and of realistic scale (N(0, 1/fan_in) for matrices, as trained
 // networks roughly are), so no download is needed. The directory uses the same files and names
 // as a converted checkpoint, so it loads through the normal path (memory-mapped safetensors).
+import ClipGenEngine
 import Foundation
 
 /// A named set of model shapes to benchmark.

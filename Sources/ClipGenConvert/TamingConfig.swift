@@ -1,6 +1,7 @@
 // VQGAN sizes from the configs published next to the checkpoints: taming-transformers' YAML
 // (`configs/*.yaml`, `model.params.{embed_dim, n_embed, ddconfig}`), the same as JSON, a
 // Lightning checkpoint's `hyper_parameters`, or the engine's own `config.json`.
+import ClipGenEngine
 import Foundation
 
 extension VQGANConfig {

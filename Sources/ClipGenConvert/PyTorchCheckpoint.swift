@@ -3,6 +3,7 @@
 // CLIP models) and the legacy pre-1.6 `torch.save` stream. The file is memory-mapped; the pickle
 // (`data.pkl`) is run by `PickleMachine`; tensors are strided views of storages kept in
 // `data/<key>` entries (torch/serialization.py) and are only read when asked for.
+import ClipGenEngine
 import Foundation
 import Synchronization
 

@@ -2,6 +2,8 @@
 // directory record (and its ZIP64 form), the central directory, local headers; stored and
 // deflated entries. `torch.save` writes stored entries whose data starts on a 64-byte boundary,
 // so tensor bytes are read in place, without a copy.
+import ClipGenEngine
+import Foundation
 
 /// One member of a zip archive.
 struct ZipEntry: Sendable {

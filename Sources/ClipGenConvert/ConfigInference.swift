@@ -1,6 +1,7 @@
 // Model sizes read from tensor shapes, for checkpoints that carry no config: HFAiLab's GPT
 // (`models/gpt.py`) and both VQGAN layouts (taming's `VQModel`, HFAiLab's `VQGAN`). What shapes
 // cannot tell (the GPT's head count, the VQGAN's training resolution) comes from an argument.
+import ClipGenEngine
 import Foundation
 
 /// The indices `N` of names `prefix + "N." + …`, checked to be `0..<count`.

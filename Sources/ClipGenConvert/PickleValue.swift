@@ -2,6 +2,8 @@
 // tensors (rebuilt by reference to their storage, not read), and everything else kept opaque
 // with its class name, so training state (optimizers, Lightning's hyper-parameters, numpy
 // scalars) never stops a checkpoint from loading.
+import ClipGenEngine
+import Foundation
 
 /// The dtype of a PyTorch storage class (`torch.FloatStorage` → `.f32`, …).
 public enum PyTorchStorageType {

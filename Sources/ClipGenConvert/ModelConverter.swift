@@ -3,6 +3,7 @@
 // its source to prove it loads (errors then name the source file), and only the tensors the
 // engine read are written, under their published names. The result is assembled in a staging
 // folder, loaded back with `ClipGenModel`, and only then moved into place.
+import ClipGenEngine
 import Foundation
 import Synchronization
 

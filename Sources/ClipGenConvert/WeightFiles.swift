@@ -1,6 +1,7 @@
 // Opening any published weights file by its content (not its extension): safetensors, a PyTorch
 // zip / TorchScript / legacy checkpoint, or a Hugging Face model folder; and telling which of the
 // three CLIP-GEN components a set of tensors is, in which key layout.
+import ClipGenEngine
 import Foundation
 
 /// Errors converting or inspecting published checkpoints; each names the file or option at fault.

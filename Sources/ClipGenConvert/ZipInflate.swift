@@ -2,6 +2,8 @@
 // RFCs so the engine needs no zlib module. PyTorch stores tensor data uncompressed; compressed
 // entries are the small ones (TorchScript code, other tools' zips) and OpenAI's gzipped BPE file,
 // so this favours simplicity over speed (about 50-100 MB/s).
+import ClipGenEngine
+import Foundation
 
 /// Why compressed data could not be decoded.
 struct InflateError: Error, CustomStringConvertible {

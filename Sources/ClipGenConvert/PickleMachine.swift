@@ -4,6 +4,8 @@
 // The names PyTorch rebuilds tensors and containers with are interpreted
 // (`torch._utils._rebuild_tensor_v2`, `_rebuild_parameter`, `collections.OrderedDict`, …); any
 // other class becomes an opaque `PickleObject` that still records what was set on it.
+import ClipGenEngine
+import Foundation
 
 /// Mutable containers while the pickle runs (the memo shares them; SETITEMS/APPENDS/BUILD mutate
 /// them after they were stored). Frozen into `PickleValue`s at STOP.

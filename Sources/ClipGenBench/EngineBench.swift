@@ -3,6 +3,7 @@
 // in one batch), seconds per VQGAN decode and per CLIP encode, seconds per image end to end, peak
 // memory. Every number comes from `ClipGenModel.generate` or the model's own calls, so the bench
 // measures what users run.
+import ClipGenEngine
 import Foundation
 
 /// What to measure and how.
