@@ -49,9 +49,13 @@ def main() -> None:
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     p.add_argument("--stages", nargs="+", default=["clip", "vqgan", "prior"])
     p.add_argument("--precisions", nargs="+", default=["f32", "bf16"], choices=("f32", "bf16"))
+    p.add_argument("--emb-lambda", type=float, default=None,
+                   help="the prior's L_emb weight (default: the plan's; 0: no L_emb)")
     p.add_argument("--out", type=Path, default=Path("runs/time-v2.json"))
     args = p.parse_args()
     plan = b2.BuiltinV2Config() if args.size == "v2" else b2.tiny_config()
+    if args.emb_lambda is not None:
+        plan.prior.emb_lambda = args.emb_lambda
     sizes = b2.SIZES[args.size]
     conf = sizes.world_config
     d = Dist()
@@ -93,6 +97,7 @@ def main() -> None:
                                         sizes.gpt_config(clip.config.embed_dim))
                     s = per_step(run / f"{stage}-metrics.jsonl", args.steps)
                     row = {"stage": stage, "threads": threads, "bf16": bf16,
+                           "emb_lambda": plan.prior.emb_lambda if stage == "prior" else None,
                            "seconds_per_step": round(s, 3), "batch": cfg.batch,
                            "wall": round(time.time() - t, 1)}
                     results.append(row)
