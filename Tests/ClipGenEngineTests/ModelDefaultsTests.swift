@@ -55,6 +55,42 @@ import Testing
     }
   }
 
+  /// A model is checked as a whole when it loads: the tokenizer against the text encoder.
+  @Test(arguments: [-1, 0, 1, 78, 1000, 1 << 62])
+  func contextLengthMustFitTheTextEncoder(length: Int) throws {
+    var tokenizer = try #require(
+      try JSONSerialization.jsonObject(with: Data(contentsOf: fixture.appendingPathComponent("model.json")))
+        as? [String: Any])["tokenizer"] as! [String: Any]
+    tokenizer["context_length"] = length
+    do {
+      _ = try ClipGenModel(directory: try model(with: ["tokenizer": tokenizer]))
+      Issue.record("context_length \(length) was accepted")
+    } catch {
+      #expect("\(error)".contains("tokenizer.context_length is \(length)"), "\(error)")
+    }
+  }
+
+  @Test func aVocabularyLargerThanTheEmbeddingTableIsRefused() throws {
+    let dir = try model(with: [:])
+    let tokenizerDir = dir.appendingPathComponent("tokenizer")
+    try FileManager.default.removeItem(at: tokenizerDir)
+    try FileManager.default.createDirectory(at: tokenizerDir, withIntermediateDirectories: true)
+    let source = fixture.appendingPathComponent("tokenizer")
+    var vocab = try #require(
+      try JSONSerialization.jsonObject(with: Data(contentsOf: source.appendingPathComponent("vocab.json")))
+        as? [String: Int])
+    vocab["zzzz</w>"] = 1_000_000
+    try JSONSerialization.data(withJSONObject: vocab).write(to: tokenizerDir.appendingPathComponent("vocab.json"))
+    try FileManager.default.copyItem(
+      at: source.appendingPathComponent("merges.txt"), to: tokenizerDir.appendingPathComponent("merges.txt"))
+    do {
+      _ = try ClipGenModel(directory: dir)
+      Issue.record("a vocabulary with id 1000000 was accepted")
+    } catch {
+      #expect("\(error)".contains("ids up to 1000000") && "\(error)".contains("vocab.json"), "\(error)")
+    }
+  }
+
   @Test func generateUsesTheModelDefaultsUnlessTold() throws {
     let exe = try clipgenExecutable()
     let dir = try model(with: ["defaults": defaults])

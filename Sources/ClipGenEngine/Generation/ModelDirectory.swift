@@ -206,6 +206,21 @@ public final class ClipGenModel: Sendable {
       throw GenerationError.invalidModel(path: manifestURL.path, reason: "clip.layout '\(other)' is not 'hf' or 'openai'")
     }
 
+    // The tokenizer and the text encoder must fit each other: every id a row of the embedding
+    // table, every position one of the position table.
+    let positions = clip.config.text.maxPositionEmbeddings
+    let context = manifest.tokenizer.contextLength ?? 77
+    guard context >= 2, context <= positions else {
+      throw GenerationError.invalidModel(
+        path: manifestURL.path,
+        reason: "tokenizer.context_length is \(context); it must be in 2…\(positions) (the CLIP text encoder's positions)")
+    }
+    guard tokenizer.largestID < clip.config.text.vocabSize else {
+      throw GenerationError.invalidModel(
+        path: url(manifest.tokenizer.vocab).path,
+        reason: "the vocabulary has ids up to \(tokenizer.largestID), but the CLIP text encoder's vocab_size is \(clip.config.text.vocabSize)")
+    }
+
     guard let gptConfig = try config(GPTConfig.self, manifest.gpt.config, component: "GPT") else {
       throw GenerationError.invalidModel(path: manifestURL.path, reason: "gpt.config is required")
     }

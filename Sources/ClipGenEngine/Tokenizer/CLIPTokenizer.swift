@@ -60,6 +60,8 @@ public final class CLIPTokenizer: Sendable {
   public let endOfTextID: Int
   /// Number of entries in `vocab.json` (49408 for OpenAI's CLIP).
   public let vocabularySize: Int
+  /// The largest id in the vocabulary (a model's embedding table must have more rows).
+  public let largestID: Int
   /// Number of merge rules read from `merges.txt` (48894 for OpenAI's CLIP).
   public let mergeCount: Int
 
@@ -126,6 +128,7 @@ public final class CLIPTokenizer: Sendable {
     startOfTextID = bos
     endOfTextID = eos
     vocabularySize = vocabulary.count
+    largestID = vocabulary.values.max() ?? 0
     mergeCount = mergeLines.count
     idByToken = vocabulary
 
