@@ -309,7 +309,7 @@ class V2Task:
                 named.append(_key({k: v for k, v in twin.attributes().items()
                                    if k not in omitted}))
         per = 1 + self.hard_negatives
-        ids = models.tokenize(tok, texts, cfg.train_context).view(len(idx), per, -1)
+        ids = models.tokenize(_memoized(tok), texts, cfg.train_context).view(len(idx), per, -1)
         keys = [_key(s.attributes()) for s in scenes]
         match = torch.tensor([[compatible(n, k) for n in named] for k in keys],
                              dtype=torch.float32)  # [img, txt]
@@ -319,6 +319,23 @@ class V2Task:
     @torch.no_grad()
     def metrics(self, clip, tok, cfg: CLIPTrainConfig) -> dict:
         return clip_metrics_v2(clip, tok, self.config, self.eval_images, cfg.seed + 12)
+
+
+def _memoized(tok):
+    """The tokenizer with its BPE of a word cached (a pure function of the word): the world's
+    few hundred words are merged once instead of 400 times a batch (half of a step's time)."""
+    if not getattr(tok, "_bpe_cached", False):
+        cache: dict[str, list[str]] = {}
+        bpe_word = tok.bpe
+
+        def cached(piece: str) -> list[str]:
+            if piece not in cache:
+                cache[piece] = bpe_word(piece)
+            return cache[piece]
+
+        tok.bpe = cached
+        tok._bpe_cached = True
+    return tok
 
 
 def single_scenes(config) -> list:
