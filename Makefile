@@ -63,7 +63,7 @@ fixtures: python
 
 ## Every test: Swift (engine parity, tokenizer, CLI, studio — including the studio's end-to-end
 ## test, which drives the real clipgen-studio binary in tmux) and the training kit.
-test: apt python vocab test-swift test-python
+test: apt python vocab lint test-swift test-python
 
 test-swift:
 	swift build --build-tests

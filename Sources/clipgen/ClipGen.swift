@@ -25,7 +25,9 @@ struct ClipGen: ParsableCommand {
 func defaultModelDirectory() -> URL? {
   let fm = FileManager.default
   var candidates = [URL(fileURLWithPath: fm.currentDirectoryPath).appendingPathComponent("samples/model")]
-  if let env = ProcessInfo.processInfo.environment["CLIPGEN_MODEL"] { candidates.insert(URL(fileURLWithPath: env), at: 0) }
+  if let env = ProcessInfo.processInfo.environment["CLIPGEN_MODEL"] {
+    candidates.insert(URL(fileURLWithPath: env), at: 0)
+  }
   var dir = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
   for _ in 0..<4 {
     candidates.append(dir.appendingPathComponent("samples/model"))

@@ -69,7 +69,9 @@ struct Generate: ParsableCommand {
   func validate() throws {
     if (prompt ?? "").isEmpty && image == nil { throw ValidationError("give a PROMPT, an --image, or both") }
     if count < 1 { throw ValidationError("--n must be at least 1") }
-    if !(0...1).contains(imageWeight) { throw ValidationError("--image-weight must be between 0 and 1, got \(imageWeight)") }
+    if !(0...1).contains(imageWeight) {
+      throw ValidationError("--image-weight must be between 0 and 1, got \(imageWeight)")
+    }
     if let c = candidates, c < count { throw ValidationError("--candidates (\(c)) must be at least --n (\(count))") }
     if AlphaRule(parsing: alphaBackground) == nil {
       throw ValidationError("--alpha-background '\(alphaBackground)': use white, black, grey, #rrggbb, r,g,b or ignore")
@@ -88,7 +90,8 @@ struct Generate: ParsableCommand {
       do {
         let url = URL(fileURLWithPath: path)
         imagePart = (
-          try RGBImage.load(contentsOf: url, alpha: AlphaRule(parsing: alphaBackground) ?? .default), url.lastPathComponent
+          try RGBImage.load(contentsOf: url, alpha: AlphaRule(parsing: alphaBackground) ?? .default),
+          url.lastPathComponent
         )
       } catch { throw CLIError("\(error)") }
     }
@@ -96,10 +99,12 @@ struct Generate: ParsableCommand {
     let defaults = loaded.defaults
     let fallback = defaults.sampling
     let sampling = SamplingSettings(
-      temperature: temperature ?? fallback.temperature, topK: (topK ?? fallback.topK).flatMap { $0 > 0 ? $0 : nil }, topP: topP ?? fallback.topP,
+      temperature: temperature ?? fallback.temperature, topK: (topK ?? fallback.topK).flatMap { $0 > 0 ? $0 : nil },
+      topP: topP ?? fallback.topP,
       guidanceScale: guidance ?? fallback.guidanceScale)
     let fromModel: [(String, Bool)] = [
-      ("temperature", temperature == nil && defaults.temperature != nil), ("top_k", topK == nil && defaults.topK != nil),
+      ("temperature", temperature == nil && defaults.temperature != nil),
+      ("top_k", topK == nil && defaults.topK != nil),
       ("top_p", topP == nil && defaults.topP != nil), ("guidance_scale", guidance == nil && defaults.guidance != nil),
       ("candidates", candidates == nil && defaults.candidates != nil),
     ]
@@ -117,7 +122,8 @@ struct Generate: ParsableCommand {
         switch event {
         case .conditioned(let truncated):
           if truncated {
-            FileHandle.standardError.write(Data("warning: the prompt is longer than \(loaded.contextLength) tokens and was truncated\n".utf8))
+            FileHandle.standardError.write(
+              Data("warning: the prompt is longer than \(loaded.contextLength) tokens and was truncated\n".utf8))
           }
         case .sampled(let done, let total, _, let rate):
           progress.update("sampling \(done)/\(total) tokens  \(String(format: "%.0f", rate)) tok/s")
@@ -153,7 +159,8 @@ struct Generate: ParsableCommand {
       promptTruncated: result.promptTruncated, seed: seed, count: count, candidates: request.candidates,
       sampling: sampling, fromModelDefaults: fromModel.filter(\.1).map(\.0), images: images,
       timing: .init(
-        samplingSeconds: result.samplingSeconds, decodingSeconds: result.decodingSeconds, totalSeconds: result.totalSeconds,
+        samplingSeconds: result.samplingSeconds, decodingSeconds: result.decodingSeconds,
+        totalSeconds: result.totalSeconds,
         tokensPerSecond: result.tokensPerSecond))
     let manifestURL = outURL.appendingPathComponent("manifest.json")
     do {
@@ -163,7 +170,9 @@ struct Generate: ParsableCommand {
     } catch { throw CLIError("\(error)") }
     if !quiet {
       FileHandle.standardError.write(
-        Data("wrote \(result.images.count) image(s) and manifest.json to \(outURL.path) in \(String(format: "%.1f", result.totalSeconds)) s\n".utf8))
+        Data(
+          "wrote \(result.images.count) image(s) and manifest.json to \(outURL.path) in \(String(format: "%.1f", result.totalSeconds)) s\n"
+            .utf8))
     }
   }
 }

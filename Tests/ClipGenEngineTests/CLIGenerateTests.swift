@@ -16,7 +16,8 @@ func clipgenExecutable() throws -> URL {
   }
   candidates.append(repositoryRoot.appendingPathComponent(".build/debug/clipgen"))
   guard let found = candidates.first(where: { fm.isExecutableFile(atPath: $0.path) }) else {
-    throw CLIGenerateTests.Failure(description: "clipgen executable not found (build it: swift build); looked in \(candidates.map(\.path))")
+    throw CLIGenerateTests.Failure(
+      description: "clipgen executable not found (build it: swift build); looked in \(candidates.map(\.path))")
   }
   return found
 }
@@ -47,10 +48,12 @@ func run(_ executable: URL, _ arguments: [String]) throws -> (status: Int32, std
     let dir = try temporaryDirectory()
     func generate(_ out: String, seed: Int) throws -> URL {
       let o = dir.appendingPathComponent(out)
-      let r = try run(exe, [
-        "generate", "a red circle on the left", "--model", model.path, "--n", "2", "--candidates", "3",
-        "--seed", "\(seed)", "--temperature", "0.9", "--top-k", "32", "--out", o.path, "--quiet",
-      ])
+      let r = try run(
+        exe,
+        [
+          "generate", "a red circle on the left", "--model", model.path, "--n", "2", "--candidates", "3",
+          "--seed", "\(seed)", "--temperature", "0.9", "--top-k", "32", "--out", o.path, "--quiet",
+        ])
       #expect(r.status == 0, "clipgen failed: \(r.stderr)")
       return o
     }
@@ -94,7 +97,8 @@ func run(_ executable: URL, _ arguments: [String]) throws -> (status: Int32, std
     #expect(missing.stderr.contains("model.json"), "stderr: \(missing.stderr)")
     let junk = dir.appendingPathComponent("junk.png")
     try Data("not an image".utf8).write(to: junk)
-    let badImage = try run(exe, ["generate", "--image", junk.path, "--model", model.path, "--out", dir.appendingPathComponent("o").path])
+    let badImage = try run(
+      exe, ["generate", "--image", junk.path, "--model", model.path, "--out", dir.appendingPathComponent("o").path])
     #expect(badImage.status != 0)
     #expect(badImage.stderr.contains("junk.png"), "stderr: \(badImage.stderr)")
     let noPrompt = try run(exe, ["generate", "--model", model.path])

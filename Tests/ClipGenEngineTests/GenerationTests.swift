@@ -9,7 +9,10 @@ import Testing
   static let model: ClipGenModel? = try? ClipGenModel(directory: fixturesDirectory.appendingPathComponent("tiny_model"))
 
   func loaded() throws -> ClipGenModel {
-    try #require(Self.model, "tiny_model fixture did not load: \(String(describing: (try? ClipGenModel(directory: fixturesDirectory.appendingPathComponent("tiny_model"))) as Any))")
+    try #require(
+      Self.model,
+      "tiny_model fixture did not load: \(String(describing: (try? ClipGenModel(directory: fixturesDirectory.appendingPathComponent("tiny_model"))) as Any))"
+    )
   }
 
   @Test func loadsTheFixtureModel() throws {
@@ -26,7 +29,8 @@ import Testing
     let m = try loaded()
     var steps: [Int] = []
     var partialCounts: [Int] = []
-    let request = GenerationRequest(prompt: .text("a blue square"), count: 1, seed: 3, sampling: .init(temperature: 1, topK: 20))
+    let request = GenerationRequest(
+      prompt: .text("a blue square"), count: 1, seed: 3, sampling: .init(temperature: 1, topK: 20))
     let r1 = try m.generate(request) { event in
       if case .sampled(let done, let total, let tokens, _) = event {
         steps.append(done)
@@ -40,7 +44,8 @@ import Testing
     let r2 = try m.generate(request)
     #expect(r1.images[0].tokens == r2.images[0].tokens)
     #expect(r1.images[0].image == r2.images[0].image)
-    let other = try m.generate(GenerationRequest(prompt: .text("a blue square"), seed: 4, sampling: .init(temperature: 1, topK: 20)))
+    let other = try m.generate(
+      GenerationRequest(prompt: .text("a blue square"), seed: 4, sampling: .init(temperature: 1, topK: 20)))
     #expect(other.images[0].tokens != r1.images[0].tokens)
   }
 
@@ -88,12 +93,14 @@ import Testing
   @Test func guidanceUsesTheUnconditionalEmbedding() throws {
     let m = try loaded()
     #expect(m.gpt.hasUnconditionalEmbedding)
-    let plain = try m.generate(GenerationRequest(prompt: .text("a red circle"), seed: 5, sampling: .init(temperature: 0)))
+    let plain = try m.generate(
+      GenerationRequest(prompt: .text("a red circle"), seed: 5, sampling: .init(temperature: 0)))
     let guided = try m.generate(
       GenerationRequest(prompt: .text("a red circle"), seed: 5, sampling: .init(temperature: 0, guidanceScale: 3)))
     #expect(plain.images[0].tokens != guided.images[0].tokens)
     // Guidance scale 1 is exactly unguided.
-    let one = try m.generate(GenerationRequest(prompt: .text("a red circle"), seed: 5, sampling: .init(temperature: 0, guidanceScale: 1)))
+    let one = try m.generate(
+      GenerationRequest(prompt: .text("a red circle"), seed: 5, sampling: .init(temperature: 0, guidanceScale: 1)))
     #expect(one.images[0].tokens == plain.images[0].tokens)
   }
 

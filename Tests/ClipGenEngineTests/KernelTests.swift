@@ -86,7 +86,8 @@ import Testing
     var gy = Tensor(zeros: [4, 6])
     gx.withUnsafeBufferPointer { xp in
       gy.withUnsafeMutableBufferPointer { yp in
-        GroupNorm(groups: 2, weight: gg, bias: gb, eps: 1e-6).forward(xp.baseAddress!, spatial: 6, into: yp.baseAddress!, swish: true)
+        GroupNorm(groups: 2, weight: gg, bias: gb, eps: 1e-6).forward(
+          xp.baseAddress!, spatial: 6, into: yp.baseAddress!, swish: true)
       }
     }
     for grp in 0..<2 {
@@ -124,7 +125,10 @@ import Testing
     let k = r.tensor([len, d])
     let v = r.tensor([len, d])
     func direct(_ i: Int, _ h: Int) -> [Float] {
-      var scores = (0...i).map { j in (0..<hd).reduce(Float(0)) { $0 + q.scalars[i * d + h * hd + $1] * k.scalars[j * d + h * hd + $1] } / Float(hd).squareRoot() }
+      var scores = (0...i).map { j in
+        (0..<hd).reduce(Float(0)) { $0 + q.scalars[i * d + h * hd + $1] * k.scalars[j * d + h * hd + $1] }
+          / Float(hd).squareRoot()
+      }
       let m = scores.max()!
       scores = scores.map { exp($0 - m) }
       let s = scores.reduce(0, +)
@@ -155,7 +159,9 @@ import Testing
       }
     }
     var expected = Tensor(zeros: [len, d])
-    for i in 0..<len { for h in 0..<heads { for (c, val) in direct(i, h).enumerated() { expected.scalars[i * d + h * hd + c] = val } } }
+    for i in 0..<len {
+      for h in 0..<heads { for (c, val) in direct(i, h).enumerated() { expected.scalars[i * d + h * hd + c] = val } }
+    }
     expectClose(out, expected, "causal attention")
     expectClose(step, expected, "cached attention")
   }
@@ -164,7 +170,9 @@ import Testing
     let x = Tensor(shape: [1, 2, 2], scalars: [1, 2, 3, 4])
     var y = Tensor(zeros: [1, 4, 4])
     x.withUnsafeBufferPointer { xp in
-      y.withUnsafeMutableBufferPointer { upsampleNearest2x(xp.baseAddress!, channels: 1, height: 2, width: 2, into: $0.baseAddress!) }
+      y.withUnsafeMutableBufferPointer {
+        upsampleNearest2x(xp.baseAddress!, channels: 1, height: 2, width: 2, into: $0.baseAddress!)
+      }
     }
     #expect(y.scalars == [1, 1, 2, 2, 1, 1, 2, 2, 3, 3, 4, 4, 3, 3, 4, 4])
   }

@@ -58,9 +58,10 @@ import Testing
   /// A model is checked as a whole when it loads: the tokenizer against the text encoder.
   @Test(arguments: [-1, 0, 1, 78, 1000, 1 << 62])
   func contextLengthMustFitTheTextEncoder(length: Int) throws {
-    var tokenizer = try #require(
-      try JSONSerialization.jsonObject(with: Data(contentsOf: fixture.appendingPathComponent("model.json")))
-        as? [String: Any])["tokenizer"] as! [String: Any]
+    var tokenizer =
+      try #require(
+        try JSONSerialization.jsonObject(with: Data(contentsOf: fixture.appendingPathComponent("model.json")))
+          as? [String: Any])["tokenizer"] as! [String: Any]
     tokenizer["context_length"] = length
     do {
       _ = try ClipGenModel(directory: try model(with: ["tokenizer": tokenizer]))

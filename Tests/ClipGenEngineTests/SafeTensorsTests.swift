@@ -37,7 +37,8 @@ func rawSafeTensors(header: String, data: [UInt8]) -> Data {
   @Test func readsBF16AndIntegerTensors() throws {
     let dir = try temporaryDirectory()
     // bf16 of 1.0 is 0x3F80, of -2.0 is 0xC000; int64 7 and -1.
-    let header = #"{"x":{"dtype":"BF16","shape":[2],"data_offsets":[0,4]},"i":{"dtype":"I64","shape":[2],"data_offsets":[4,20]}}"#
+    let header =
+      #"{"x":{"dtype":"BF16","shape":[2],"data_offsets":[0,4]},"i":{"dtype":"I64","shape":[2],"data_offsets":[4,20]}}"#
     let data: [UInt8] = [0x80, 0x3F, 0x00, 0xC0, 7, 0, 0, 0, 0, 0, 0, 0] + [UInt8](repeating: 0xFF, count: 8)
     let url = dir.appendingPathComponent("m.safetensors")
     try rawSafeTensors(header: header, data: data).write(to: url)
@@ -65,23 +66,32 @@ func rawSafeTensors(header: String, data: [UInt8]) -> Data {
     }
     try check("truncated.safetensors", good.prefix(good.count - 3), contains: ["encoder.weight", "truncated"])
     try check("short.safetensors", good.prefix(5), contains: ["shorter than"])
-    try check("huge-header.safetensors", Data([0xFF, 0xFF, 0, 0, 0, 0, 0, 0]) + good.dropFirst(8), contains: ["header length"])
+    try check(
+      "huge-header.safetensors", Data([0xFF, 0xFF, 0, 0, 0, 0, 0, 0]) + good.dropFirst(8), contains: ["header length"])
     try check("not-json.safetensors", rawSafeTensors(header: "{nope", data: []), contains: ["not valid JSON"])
     try check(
       "bad-dtype.safetensors",
-      rawSafeTensors(header: #"{"encoder.weight":{"dtype":"Q4","shape":[2,2],"data_offsets":[0,16]}}"#, data: [UInt8](repeating: 0, count: 16)),
+      rawSafeTensors(
+        header: #"{"encoder.weight":{"dtype":"Q4","shape":[2,2],"data_offsets":[0,16]}}"#,
+        data: [UInt8](repeating: 0, count: 16)),
       contains: ["encoder.weight", "Q4"])
     try check(
       "size-mismatch.safetensors",
-      rawSafeTensors(header: #"{"encoder.weight":{"dtype":"F32","shape":[2,3],"data_offsets":[0,16]}}"#, data: [UInt8](repeating: 0, count: 16)),
+      rawSafeTensors(
+        header: #"{"encoder.weight":{"dtype":"F32","shape":[2,3],"data_offsets":[0,16]}}"#,
+        data: [UInt8](repeating: 0, count: 16)),
       contains: ["encoder.weight", "needs 24"])
     try check(
       "reversed.safetensors",
-      rawSafeTensors(header: #"{"encoder.weight":{"dtype":"F32","shape":[0],"data_offsets":[8,0]}}"#, data: [UInt8](repeating: 0, count: 16)),
+      rawSafeTensors(
+        header: #"{"encoder.weight":{"dtype":"F32","shape":[0],"data_offsets":[8,0]}}"#,
+        data: [UInt8](repeating: 0, count: 16)),
       contains: ["encoder.weight", "reversed"])
     try check(
       "nan.safetensors",
-      rawSafeTensors(header: #"{"encoder.weight":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]}}"#, data: [0, 0, 0xC0, 0x7F] + [UInt8](repeating: 0, count: 12)),
+      rawSafeTensors(
+        header: #"{"encoder.weight":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]}}"#,
+        data: [0, 0, 0xC0, 0x7F] + [UInt8](repeating: 0, count: 12)),
       contains: ["encoder.weight", "not finite"])
     try check(
       "missing.safetensors", SafeTensorsWriter.data([("decoder.weight", Tensor(zeros: [2, 2]))]),

@@ -7,14 +7,18 @@ import Testing
 
 @Suite struct SamplerTests {
   /// Draws many tokens and returns their frequencies.
-  func frequencies(_ logits: [Float], _ settings: SamplingSettings, draws: Int = 20000, uncond: [Float]? = nil) -> [Double] {
+  func frequencies(_ logits: [Float], _ settings: SamplingSettings, draws: Int = 20000, uncond: [Float]? = nil)
+    -> [Double]
+  {
     var sampler = TokenSampler(settings: settings, vocabularySize: logits.count)
     var rng = SeededGenerator(seed: 42)
     var counts = [Int](repeating: 0, count: logits.count)
     logits.withUnsafeBufferPointer { lp in
       if let uncond {
         uncond.withUnsafeBufferPointer { up in
-          for _ in 0..<draws { counts[sampler.draw(logits: lp.baseAddress!, unconditional: up.baseAddress!, using: &rng)] += 1 }
+          for _ in 0..<draws {
+            counts[sampler.draw(logits: lp.baseAddress!, unconditional: up.baseAddress!, using: &rng)] += 1
+          }
         }
       } else {
         for _ in 0..<draws { counts[sampler.draw(logits: lp.baseAddress!, using: &rng)] += 1 }

@@ -31,7 +31,8 @@ struct OneRecordTests {
       path: Self.imagePrompt.path, weight: 0.3, image: try EngineImageFiles().load(Self.imagePrompt))
     let settings = GenerationSettings(
       temperature: 0.9, topK: 16, topP: 0.95, guidanceScale: 1.5, seed: 7, count: 2, candidates: 3)
-    studio.startGeneration(prompt: "a red circle", style: nil, imagePrompt: image, settings: settings, randomSeed: false)
+    studio.startGeneration(
+      prompt: "a red circle", style: nil, imagePrompt: image, settings: settings, randomSeed: false)
     let deadline = Date().addingTimeInterval(60)
     while studio.isBusy && Date() < deadline { studio.step(timeoutMilliseconds: 10) }
     let row = try #require(try store.entries().first)

@@ -238,7 +238,8 @@ struct StudioScreenTests {
     #expect(h.studio.state.settings == defaults)
     h.keys(.function(4))
     assertSnapshot(h.screen, named: "settings")
-    let rows = { (label: String) in h.screen.split(separator: "\n").first { $0.contains(label) }.map(String.init) ?? "" }
+    let rows = { (label: String) in h.screen.split(separator: "\n").first { $0.contains(label) }.map(String.init) ?? ""
+    }
     #expect(rows("Temperature").contains("0.7") && rows("Temperature").contains("model default"))
     #expect(rows("Candidates").contains("4") && rows("Candidates").contains("model default"))
     #expect(!rows("Seed").contains("model default"))

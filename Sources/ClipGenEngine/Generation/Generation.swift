@@ -15,7 +15,8 @@ public enum GenerationError: Error, CustomStringConvertible, Equatable {
     case .invalidModel(let path, let reason): return "\(path): \(reason)"
     case .emptyPrompt: return "the prompt is empty: give text, an image, or both"
     case .guidanceUnavailable:
-      return "classifier-free guidance needs a model trained with an unconditional embedding (uncond_emb); this model has none"
+      return
+        "classifier-free guidance needs a model trained with an unconditional embedding (uncond_emb); this model has none"
     case .cancelled: return "generation cancelled"
     }
   }
@@ -33,7 +34,9 @@ public struct Prompt: Sendable {
 
   public init(parts: [(part: Part, weight: Float)]) { self.parts = parts }
   public static func text(_ s: String) -> Prompt { Prompt(parts: [(.text(s), 1)]) }
-  public static func image(_ image: RGBImage, label: String) -> Prompt { Prompt(parts: [(.image(image, label: label), 1)]) }
+  public static func image(_ image: RGBImage, label: String) -> Prompt {
+    Prompt(parts: [(.image(image, label: label), 1)])
+  }
 
   /// A short description for manifests and history ("a red circle + 0.5×[cat.png]").
   public var summary: String {
@@ -57,7 +60,9 @@ public struct GenerationRequest: Sendable {
   public var seed: UInt64
   public var sampling: SamplingSettings
 
-  public init(prompt: Prompt, count: Int = 1, candidates: Int? = nil, seed: UInt64 = 0, sampling: SamplingSettings = .init()) {
+  public init(
+    prompt: Prompt, count: Int = 1, candidates: Int? = nil, seed: UInt64 = 0, sampling: SamplingSettings = .init()
+  ) {
     self.prompt = prompt
     self.count = count
     self.candidates = max(candidates ?? count, count)
@@ -103,7 +108,9 @@ extension ClipGenModel {
   /// normalised again (`embedding`); `raw` is the weighted sum of the unnormalised embeddings, for
   /// priors trained on raw CLIP outputs. `truncated`: some text was longer than the context.
   public func embed(_ prompt: Prompt) throws -> (embedding: [Float], raw: [Float], truncated: Bool) {
-    guard !prompt.parts.isEmpty, prompt.parts.contains(where: { $0.weight != 0 }) else { throw GenerationError.emptyPrompt }
+    guard !prompt.parts.isEmpty, prompt.parts.contains(where: { $0.weight != 0 }) else {
+      throw GenerationError.emptyPrompt
+    }
     let dim = clip.config.projectionDim
     var sum = [Float](repeating: 0, count: dim)
     var raw = [Float](repeating: 0, count: dim)
@@ -116,10 +123,14 @@ extension ClipGenModel {
         truncated = truncated || tokens.isTruncated
         e = clip.encodeText([tokens.ids]).scalars
       case .image(let img, _):
-        e = clip.encodeImage(imagePreprocessor.preprocess(img).reshaped([1, 3, imagePreprocessor.size, imagePreprocessor.size])).scalars
+        e =
+          clip.encodeImage(
+            imagePreprocessor.preprocess(img).reshaped([1, 3, imagePreprocessor.size, imagePreprocessor.size])
+          ).scalars
       case .embedding(let v, let label):
         guard v.count == dim else {
-          throw GenerationError.invalidSetting("embedding '\(label)' has \(v.count) values, the model's CLIP has \(dim)")
+          throw GenerationError.invalidSetting(
+            "embedding '\(label)' has \(v.count) values, the model's CLIP has \(dim)")
         }
         e = v
       }
@@ -138,7 +149,9 @@ extension ClipGenModel {
     _ request: GenerationRequest, progress: (GenerationEvent) -> Bool = { _ in true }
   ) throws -> GenerationResult {
     let start = Date()
-    guard request.count >= 1 else { throw GenerationError.invalidSetting("count must be at least 1, got \(request.count)") }
+    guard request.count >= 1 else {
+      throw GenerationError.invalidSetting("count must be at least 1, got \(request.count)")
+    }
     try request.sampling.validate(vocabularySize: gpt.config.vocabSize)
     let guided = request.sampling.guidanceScale != 1
     if guided && !gpt.hasUnconditionalEmbedding { throw GenerationError.guidanceUnavailable }

@@ -91,7 +91,9 @@ public struct SamplingDefaults: Codable, Sendable, Equatable {
   /// The most candidates per image a model may ask for by default.
   public static let maximumCandidates = 64
 
-  public init(temperature: Float? = nil, topK: Int? = nil, topP: Float? = nil, guidance: Float? = nil, candidates: Int? = nil) {
+  public init(
+    temperature: Float? = nil, topK: Int? = nil, topP: Float? = nil, guidance: Float? = nil, candidates: Int? = nil
+  ) {
     self.temperature = temperature
     self.topK = topK
     self.topP = topP
@@ -118,7 +120,9 @@ public struct SamplingDefaults: Codable, Sendable, Equatable {
   /// Checks every value against the model it belongs to; the error names `file` and the field.
   public func validate(file: String, vocabularySize: Int, hasUnconditionalEmbedding: Bool) throws {
     func fail(_ reason: String) -> GenerationError { .invalidModel(path: file, reason: reason) }
-    if let t = temperature, !(t.isFinite && t >= 0 && t <= 10) { throw fail("defaults.temperature must be in 0…10, got \(t)") }
+    if let t = temperature, !(t.isFinite && t >= 0 && t <= 10) {
+      throw fail("defaults.temperature must be in 0…10, got \(t)")
+    }
     if let k = topK, k < 0 || k > vocabularySize {
       throw fail("defaults.top_k must be in 0…\(vocabularySize) (0: all tokens), got \(k)")
     }
@@ -126,7 +130,8 @@ public struct SamplingDefaults: Codable, Sendable, Equatable {
     if let g = guidance {
       guard g.isFinite, g >= 0, g <= 100 else { throw fail("defaults.guidance must be in 0…100, got \(g)") }
       if g != 1 && !hasUnconditionalEmbedding {
-        throw fail("defaults.guidance is \(g), but the prior has no unconditional embedding (uncond_emb) to guide with; use 1")
+        throw fail(
+          "defaults.guidance is \(g), but the prior has no unconditional embedding (uncond_emb) to guide with; use 1")
       }
     }
     if let c = candidates, c < 1 || c > Self.maximumCandidates {
@@ -167,7 +172,9 @@ public final class ClipGenModel: Sendable {
     do {
       data = try Data(contentsOf: manifestURL)
     } catch {
-      throw GenerationError.invalidModel(path: manifestURL.path, reason: "cannot read it (\(error.localizedDescription)); a model directory holds model.json")
+      throw GenerationError.invalidModel(
+        path: manifestURL.path,
+        reason: "cannot read it (\(error.localizedDescription)); a model directory holds model.json")
     }
     do {
       manifest = try JSONDecoder().decode(ModelManifest.self, from: data)
@@ -175,7 +182,8 @@ public final class ClipGenModel: Sendable {
       throw GenerationError.invalidModel(path: manifestURL.path, reason: describeDecodingError(error))
     }
     guard manifest.format == "clipgen" else {
-      throw GenerationError.invalidModel(path: manifestURL.path, reason: "format is '\(manifest.format)', expected 'clipgen'")
+      throw GenerationError.invalidModel(
+        path: manifestURL.path, reason: "format is '\(manifest.format)', expected 'clipgen'")
     }
     func url(_ relative: String) -> URL { directory.appendingPathComponent(relative) }
     func config<T: Decodable>(_ type: T.Type, _ relative: String?, component: String) throws -> T? {
@@ -186,24 +194,30 @@ public final class ClipGenModel: Sendable {
       } catch let e as DecodingError {
         throw GenerationError.invalidModel(path: u.path, reason: describeDecodingError(e))
       } catch {
-        throw GenerationError.invalidModel(path: u.path, reason: "cannot read the \(component) config: \(error.localizedDescription)")
+        throw GenerationError.invalidModel(
+          path: u.path, reason: "cannot read the \(component) config: \(error.localizedDescription)")
       }
     }
 
-    tokenizer = try CLIPTokenizer(vocabularyURL: url(manifest.tokenizer.vocab), mergesURL: url(manifest.tokenizer.merges))
+    tokenizer = try CLIPTokenizer(
+      vocabularyURL: url(manifest.tokenizer.vocab), mergesURL: url(manifest.tokenizer.merges))
 
     let clipWeights = try SafeTensorsFile(url: url(manifest.clip.weights))
     switch manifest.clip.layout ?? "hf" {
     case "hf":
       guard let c = try config(CLIPConfig.self, manifest.clip.config, component: "CLIP") else {
-        throw GenerationError.invalidModel(path: manifestURL.path, reason: "clip.config is required for the 'hf' layout")
+        throw GenerationError.invalidModel(
+          path: manifestURL.path, reason: "clip.config is required for the 'hf' layout")
       }
       clip = try CLIPModel(weights: clipWeights, config: c, layout: .huggingFace)
     case "openai":
-      let c = try config(CLIPConfig.self, manifest.clip.config, component: "CLIP") ?? (try CLIPConfig.inferred(fromOpenAI: clipWeights))
+      let c =
+        try config(CLIPConfig.self, manifest.clip.config, component: "CLIP")
+        ?? (try CLIPConfig.inferred(fromOpenAI: clipWeights))
       clip = try CLIPModel(weights: clipWeights, config: c, layout: .openAI)
     case let other:
-      throw GenerationError.invalidModel(path: manifestURL.path, reason: "clip.layout '\(other)' is not 'hf' or 'openai'")
+      throw GenerationError.invalidModel(
+        path: manifestURL.path, reason: "clip.layout '\(other)' is not 'hf' or 'openai'")
     }
 
     // The tokenizer and the text encoder must fit each other: every id a row of the embedding
@@ -213,12 +227,15 @@ public final class ClipGenModel: Sendable {
     guard context >= 2, context <= positions else {
       throw GenerationError.invalidModel(
         path: manifestURL.path,
-        reason: "tokenizer.context_length is \(context); it must be in 2…\(positions) (the CLIP text encoder's positions)")
+        reason:
+          "tokenizer.context_length is \(context); it must be in 2…\(positions) (the CLIP text encoder's positions)")
     }
     guard tokenizer.largestID < clip.config.text.vocabSize else {
       throw GenerationError.invalidModel(
         path: url(manifest.tokenizer.vocab).path,
-        reason: "the vocabulary has ids up to \(tokenizer.largestID), but the CLIP text encoder's vocab_size is \(clip.config.text.vocabSize)")
+        reason:
+          "the vocabulary has ids up to \(tokenizer.largestID), but the CLIP text encoder's vocab_size is \(clip.config.text.vocabSize)"
+      )
     }
 
     guard let gptConfig = try config(GPTConfig.self, manifest.gpt.config, component: "GPT") else {
@@ -235,7 +252,8 @@ public final class ClipGenModel: Sendable {
     case "taming": vqLayout = .taming
     case "hfai": vqLayout = .hfai
     case let other:
-      throw GenerationError.invalidModel(path: manifestURL.path, reason: "vqgan.layout '\(other)' is not 'taming' or 'hfai'")
+      throw GenerationError.invalidModel(
+        path: manifestURL.path, reason: "vqgan.layout '\(other)' is not 'taming' or 'hfai'")
     }
     vqgan = try VQGAN(weights: SafeTensorsFile(url: url(manifest.vqgan.weights)), config: vqConfig, layout: vqLayout)
 
@@ -256,10 +274,13 @@ public final class ClipGenModel: Sendable {
     guard gptConfig.conditionWidth == clip.config.projectionDim else {
       throw GenerationError.invalidModel(
         path: manifestURL.path,
-        reason: "GPT n_cond_embd \(gptConfig.conditionWidth) differs from the CLIP embedding size \(clip.config.projectionDim)")
+        reason:
+          "GPT n_cond_embd \(gptConfig.conditionWidth) differs from the CLIP embedding size \(clip.config.projectionDim)"
+      )
     }
     try manifest.defaults?.validate(
-      file: manifestURL.path, vocabularySize: gptConfig.vocabSize, hasUnconditionalEmbedding: gpt.hasUnconditionalEmbedding)
+      file: manifestURL.path, vocabularySize: gptConfig.vocabSize,
+      hasUnconditionalEmbedding: gpt.hasUnconditionalEmbedding)
     if let prompts = manifest.samplePrompts, prompts.count > 1000 || prompts.contains(where: { $0.utf8.count > 4096 }) {
       throw GenerationError.invalidModel(
         path: manifestURL.path, reason: "sample_prompts must be at most 1000 prompts of at most 4096 bytes each")

@@ -30,7 +30,9 @@ public struct SamplingSettings: Sendable, Equatable, Codable {
 
   /// Checks ranges; the error names the setting.
   public func validate(vocabularySize: Int) throws {
-    guard temperature >= 0, temperature.isFinite else { throw GenerationError.invalidSetting("temperature must be ≥ 0, got \(temperature)") }
+    guard temperature >= 0, temperature.isFinite else {
+      throw GenerationError.invalidSetting("temperature must be ≥ 0, got \(temperature)")
+    }
     if let k = topK, k < 0 || k > vocabularySize {
       throw GenerationError.invalidSetting("top-k must be between 1 and \(vocabularySize), got \(k)")
     }
@@ -109,7 +111,8 @@ public struct TokenSampler {
         if count == 0 { return 0 }
         if s.topP < 1 {
           count = chosen.withUnsafeMutableBytes { raw in
-            Self.applyTopP(s.topP, p, live: live, count: count, order: raw.baseAddress!.assumingMemoryBound(to: Int32.self))
+            Self.applyTopP(
+              s.topP, p, live: live, count: count, order: raw.baseAddress!.assumingMemoryBound(to: Int32.self))
           }
         }
         // Softmax numerators over the live tokens, then a draw walking them in index order.

@@ -91,7 +91,8 @@ public enum AlphaRule: Sendable, Equatable {
   /// Applies the rule to RGB pixels with an opacity plane of `pixels.count / 3` bytes.
   func apply(to pixels: inout [UInt8], alpha: UnsafeBufferPointer<UInt8>) {
     guard case .flatten(let r, let g, let b) = self else { return }
-    precondition(alpha.count * 3 == pixels.count, "AlphaRule: \(alpha.count) alpha bytes for \(pixels.count / 3) pixels")
+    precondition(
+      alpha.count * 3 == pixels.count, "AlphaRule: \(alpha.count) alpha bytes for \(pixels.count / 3) pixels")
     let background = [UInt32(r), UInt32(g), UInt32(b)]
     for i in 0..<alpha.count {
       let a = UInt32(alpha[i])

@@ -26,7 +26,8 @@ public func scaledDotProductAttention(
       sgemv(trans: true, m: visible, n: hd, a: vh, lda: kvStride, x: scratch, y: oh)
       continue
     }
-    sgemm(transB: true, m: lq, n: lk, k: hd, alpha: scale, a: qh, lda: qStride, b: kh, ldb: kvStride, c: scratch, ldc: lk)
+    sgemm(
+      transB: true, m: lq, n: lk, k: hd, alpha: scale, a: qh, lda: qStride, b: kh, ldb: kvStride, c: scratch, ldc: lk)
     for i in 0..<lq {
       let row = scratch + i * lk
       var visible = lk

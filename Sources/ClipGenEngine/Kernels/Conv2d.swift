@@ -29,7 +29,10 @@ public struct Conv2d: Sendable {
   }
 
   public func outputSize(height h: Int, width w: Int) -> (Int, Int) {
-    ((h + padding.top + padding.bottom - kernelH) / stride + 1, (w + padding.left + padding.right - kernelW) / stride + 1)
+    (
+      (h + padding.top + padding.bottom - kernelH) / stride + 1,
+      (w + padding.left + padding.right - kernelW) / stride + 1
+    )
   }
 
   /// Convolves `x` (`[inChannels, h, w]`) into `out` (`[outChannels, oh, ow]`).
@@ -123,7 +126,9 @@ public struct Conv2d: Sendable {
 
 /// Nearest-neighbour ×2 upsampling of `[C, H, W]` into `[C, 2H, 2W]` (`F.interpolate(scale_factor=2.0,
 /// mode="nearest")`).
-public func upsampleNearest2x(_ x: UnsafePointer<Float>, channels: Int, height h: Int, width w: Int, into out: FloatPointer) {
+public func upsampleNearest2x(
+  _ x: UnsafePointer<Float>, channels: Int, height h: Int, width w: Int, into out: FloatPointer
+) {
   let ow = 2 * w
   DispatchQueue.concurrentPerform(iterations: channels) { c in
     let xc = x + c * h * w

@@ -158,7 +158,8 @@ public func addInPlace(_ a: FloatPointer, _ b: UnsafePointer<Float>, count n: In
   let ra = UnsafeMutableRawPointer(a)
   let rb = UnsafeRawPointer(b)
   while i + 16 <= n {
-    let s = ra.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
+    let s =
+      ra.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
       + rb.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
     ra.storeBytes(of: s, toByteOffset: i * 4, as: SIMD16<Float>.self)
     i += 16

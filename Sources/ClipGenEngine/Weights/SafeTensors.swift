@@ -22,7 +22,8 @@ public enum WeightError: Error, CustomStringConvertible, Equatable {
     case .shapeMismatch(let file, let tensor, let expected, let found):
       return "\(file): tensor '\(tensor)' has shape \(found), expected \(expected)"
     case .unsupportedDType(let file, let tensor, let dtype):
-      return "\(file): tensor '\(tensor)' has unsupported dtype \(dtype) (supported: F32, F16, BF16, F64, I64, I32, I16, I8, U8, BOOL)"
+      return
+        "\(file): tensor '\(tensor)' has unsupported dtype \(dtype) (supported: F32, F16, BF16, F64, I64, I32, I16, I8, U8, BOOL)"
     }
   }
 }
@@ -51,7 +52,9 @@ package final class MappedFile: @unchecked Sendable {
     guard fd >= 0 else { throw WeightError.unreadable(file: path, reason: String(cString: strerror(errno))) }
     defer { close(fd) }
     var st = stat()
-    guard fstat(fd, &st) == 0 else { throw WeightError.unreadable(file: path, reason: String(cString: strerror(errno))) }
+    guard fstat(fd, &st) == 0 else {
+      throw WeightError.unreadable(file: path, reason: String(cString: strerror(errno)))
+    }
     if (st.st_mode & S_IFMT) == S_IFDIR { throw WeightError.unreadable(file: path, reason: "is a directory") }
     let size = Int(st.st_size)
     if size == 0 {
@@ -93,7 +96,8 @@ extension WeightSource {
   public func tensor(_ name: String, shape expected: [Int]) throws -> Tensor {
     let t = try tensor(name)
     guard t.shape == expected else {
-      throw WeightError.shapeMismatch(file: sourceDescription, tensor: storedName(name), expected: expected, found: t.shape)
+      throw WeightError.shapeMismatch(
+        file: sourceDescription, tensor: storedName(name), expected: expected, found: t.shape)
     }
     return t
   }
@@ -102,7 +106,8 @@ extension WeightSource {
   public func tensor(_ name: String, count: Int, as shape: [Int]) throws -> Tensor {
     let t = try tensor(name)
     guard t.count == count else {
-      throw WeightError.shapeMismatch(file: sourceDescription, tensor: storedName(name), expected: shape, found: t.shape)
+      throw WeightError.shapeMismatch(
+        file: sourceDescription, tensor: storedName(name), expected: shape, found: t.shape)
     }
     return t.reshaped(shape)
   }
@@ -133,7 +138,8 @@ public final class SafeTensorsFile: WeightSource, @unchecked Sendable {
     file = try MappedFile(path: path)
     let bytes = file.bytes
     guard bytes.count >= 8 else {
-      throw WeightError.corruptHeader(file: path, reason: "file is \(bytes.count) bytes, shorter than the 8-byte header length")
+      throw WeightError.corruptHeader(
+        file: path, reason: "file is \(bytes.count) bytes, shorter than the 8-byte header length")
     }
     let headerLength = Int(UInt64(littleEndian: bytes.loadUnaligned(as: UInt64.self)))
     guard headerLength >= 2, headerLength <= bytes.count - 8, headerLength <= 100_000_000 else {
@@ -178,7 +184,8 @@ public final class SafeTensorsFile: WeightSource, @unchecked Sendable {
       }
       guard let shapeAny = info["shape"] as? [Any], let shape = Self.integers(shapeAny), shape.allSatisfy({ $0 >= 0 })
       else {
-        throw WeightError.corruptTensor(file: path, tensor: name, reason: "shape is not a list of non-negative integers")
+        throw WeightError.corruptTensor(
+          file: path, tensor: name, reason: "shape is not a list of non-negative integers")
       }
       guard let offsetsAny = info["data_offsets"] as? [Any], let offsets = Self.integers(offsetsAny), offsets.count == 2
       else {
@@ -188,11 +195,14 @@ public final class SafeTensorsFile: WeightSource, @unchecked Sendable {
       var elements = 1
       for s in shape {
         let (p, overflow) = elements.multipliedReportingOverflow(by: s)
-        guard !overflow else { throw WeightError.corruptTensor(file: path, tensor: name, reason: "shape \(shape) overflows") }
+        guard !overflow else {
+          throw WeightError.corruptTensor(file: path, tensor: name, reason: "shape \(shape) overflows")
+        }
         elements = p
       }
       guard begin >= 0, begin <= end else {
-        throw WeightError.corruptTensor(file: path, tensor: name, reason: "data_offsets [\(begin), \(end)] are reversed")
+        throw WeightError.corruptTensor(
+          file: path, tensor: name, reason: "data_offsets [\(begin), \(end)] are reversed")
       }
       guard end <= dataSize else {
         throw WeightError.corruptTensor(
@@ -236,7 +246,8 @@ public final class SafeTensorsFile: WeightSource, @unchecked Sendable {
       }
       if e.dtype == .f32 || e.dtype == .f16 || e.dtype == .bf16 || e.dtype == .f64 {
         if let bad = out.firstIndex(where: { !$0.isFinite }) {
-          throw WeightError.corruptTensor(file: path, tensor: name, reason: "value \(out[bad]) at index \(bad) is not finite")
+          throw WeightError.corruptTensor(
+            file: path, tensor: name, reason: "value \(out[bad]) at index \(bad) is not finite")
         }
       }
       return Tensor(shape: e.shape, scalars: out)
@@ -249,13 +260,17 @@ public final class SafeTensorsFile: WeightSource, @unchecked Sendable {
       let n = e.shape.reduce(1, *)
       var out = [Int](repeating: 0, count: n)
       switch e.dtype {
-      case .i64: for i in 0..<n { out[i] = Int(Int64(littleEndian: raw.loadUnaligned(fromByteOffset: i * 8, as: Int64.self))) }
-      case .i32: for i in 0..<n { out[i] = Int(Int32(littleEndian: raw.loadUnaligned(fromByteOffset: i * 4, as: Int32.self))) }
-      case .i16: for i in 0..<n { out[i] = Int(Int16(littleEndian: raw.loadUnaligned(fromByteOffset: i * 2, as: Int16.self))) }
+      case .i64:
+        for i in 0..<n { out[i] = Int(Int64(littleEndian: raw.loadUnaligned(fromByteOffset: i * 8, as: Int64.self))) }
+      case .i32:
+        for i in 0..<n { out[i] = Int(Int32(littleEndian: raw.loadUnaligned(fromByteOffset: i * 4, as: Int32.self))) }
+      case .i16:
+        for i in 0..<n { out[i] = Int(Int16(littleEndian: raw.loadUnaligned(fromByteOffset: i * 2, as: Int16.self))) }
       case .i8: for i in 0..<n { out[i] = Int(raw.load(fromByteOffset: i, as: Int8.self)) }
       case .u8, .bool: for i in 0..<n { out[i] = Int(raw[i]) }
       default:
-        throw WeightError.corruptTensor(file: path, tensor: name, reason: "expected an integer tensor, found \(e.dtype.rawValue)")
+        throw WeightError.corruptTensor(
+          file: path, tensor: name, reason: "expected an integer tensor, found \(e.dtype.rawValue)")
       }
       return (e.shape, out)
     }
@@ -266,10 +281,13 @@ public final class SafeTensorsFile: WeightSource, @unchecked Sendable {
 package func convertToFloat(_ raw: UnsafeRawBufferPointer, dtype: DType, count n: Int, into dst: FloatPointer) {
   switch dtype {
   case .f32:
-    for i in 0..<n { dst[i] = Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self))) }
+    for i in 0..<n {
+      dst[i] = Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self)))
+    }
   case .f16:
     for i in 0..<n {
-      dst[i] = Float(Float16(bitPattern: UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self))))
+      dst[i] = Float(
+        Float16(bitPattern: UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self))))
     }
   case .bf16:
     for i in 0..<n {
@@ -278,11 +296,15 @@ package func convertToFloat(_ raw: UnsafeRawBufferPointer, dtype: DType, count n
     }
   case .f64:
     for i in 0..<n {
-      dst[i] = Float(Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: i * 8, as: UInt64.self))))
+      dst[i] = Float(
+        Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: i * 8, as: UInt64.self))))
     }
-  case .i64: for i in 0..<n { dst[i] = Float(Int64(littleEndian: raw.loadUnaligned(fromByteOffset: i * 8, as: Int64.self))) }
-  case .i32: for i in 0..<n { dst[i] = Float(Int32(littleEndian: raw.loadUnaligned(fromByteOffset: i * 4, as: Int32.self))) }
-  case .i16: for i in 0..<n { dst[i] = Float(Int16(littleEndian: raw.loadUnaligned(fromByteOffset: i * 2, as: Int16.self))) }
+  case .i64:
+    for i in 0..<n { dst[i] = Float(Int64(littleEndian: raw.loadUnaligned(fromByteOffset: i * 8, as: Int64.self))) }
+  case .i32:
+    for i in 0..<n { dst[i] = Float(Int32(littleEndian: raw.loadUnaligned(fromByteOffset: i * 4, as: Int32.self))) }
+  case .i16:
+    for i in 0..<n { dst[i] = Float(Int16(littleEndian: raw.loadUnaligned(fromByteOffset: i * 2, as: Int16.self))) }
   case .i8: for i in 0..<n { dst[i] = Float(raw.load(fromByteOffset: i, as: Int8.self)) }
   case .u8, .bool: for i in 0..<n { dst[i] = Float(raw[i]) }
   }
@@ -293,11 +315,14 @@ public enum SafeTensorsWriter {
   public enum Storage: String, Sendable { case f32 = "F32", f16 = "F16" }
 
   /// Serialises tensors in the given order; names must be unique.
-  public static func data(_ tensors: [(name: String, tensor: Tensor)], metadata: [String: String] = [:], storage: Storage = .f32) -> Data {
+  public static func data(
+    _ tensors: [(name: String, tensor: Tensor)], metadata: [String: String] = [:], storage: Storage = .f32
+  ) -> Data {
     var header = "{"
     var parts: [String] = []
     if !metadata.isEmpty {
-      let m = metadata.sorted { $0.key < $1.key }.map { "\(jsonString($0.key)):\(jsonString($0.value))" }.joined(separator: ",")
+      let m = metadata.sorted { $0.key < $1.key }.map { "\(jsonString($0.key)):\(jsonString($0.value))" }.joined(
+        separator: ",")
       parts.append("\"__metadata__\":{\(m)}")
     }
     var offset = 0

@@ -428,7 +428,8 @@ public final class Studio {
       prompt: r.styledPrompt, typedPrompt: r.prompt, style: r.styleName,
       imagePrompt: r.imagePath.map { ($0 as NSString).lastPathComponent }, imageWeight: r.imageWeight.map(Float.init),
       seed: r.seed,
-      sampling: SamplingSettings(temperature: s.temperature, topK: s.topK, topP: s.topP, guidanceScale: s.guidanceScale),
+      sampling: SamplingSettings(
+        temperature: s.temperature, topK: s.topK, topP: s.topP, guidanceScale: s.guidanceScale),
       count: r.count, candidates: r.candidates, model: r.modelName)
   }
 

@@ -28,7 +28,8 @@ extension ClipGenModel: Generator {
     let image = request.image.map { (image: $0.rgbImage, label: request.imageLabel) }
     let s = request.settings
     return GenerationRequest(
-      prompt: .mixing(text: request.text, image: image, imageWeight: Float(request.imageWeight)), count: s.count, candidates: s.candidates, seed: s.seed,
+      prompt: .mixing(text: request.text, image: image, imageWeight: Float(request.imageWeight)), count: s.count,
+      candidates: s.candidates, seed: s.seed,
       sampling: SamplingSettings(temperature: s.temperature, topK: s.topK, topP: s.topP, guidanceScale: s.guidanceScale)
     )
   }
@@ -72,4 +73,3 @@ public struct EngineImageFiles: ImageFiles {
     try writeAtomically(data, to: url)
   }
 }
-
