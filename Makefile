@@ -136,7 +136,7 @@ bench: build python
 	  --threads $(BENCH_THREADS) --clipgen .build/release/clipgen --out runs/bench
 
 lint: python
-	swift format lint --recursive Sources Tests Package.swift
+	swift format lint --strict --recursive Sources Tests Package.swift
 	$(PY) -m ruff check training
 
 format: python
