@@ -81,6 +81,13 @@ func rawSafeTensors(header: String, data: [UInt8]) -> Data {
         header: #"{"encoder.weight":{"dtype":"F32","shape":[2,3],"data_offsets":[0,16]}}"#,
         data: [UInt8](repeating: 0, count: 16)),
       contains: ["encoder.weight", "needs 24"])
+    // 2^62 elements of 4 bytes: the byte count wraps to 0 unless checked, and an empty range passed.
+    try check(
+      "byte-overflow.safetensors",
+      rawSafeTensors(
+        header: #"{"encoder.weight":{"dtype":"F32","shape":[2147483648,2147483648],"data_offsets":[0,0]}}"#,
+        data: []),
+      contains: ["encoder.weight", "overflows"])
     try check(
       "reversed.safetensors",
       rawSafeTensors(

@@ -209,10 +209,14 @@ public final class SafeTensorsFile: WeightSource, @unchecked Sendable {
           file: path, tensor: name,
           reason: "data_offsets end \(end) is past the end of the data (\(dataSize) bytes; file truncated?)")
       }
-      guard end - begin == elements * dtype.byteSize else {
+      let (bytes, bytesOverflow) = elements.multipliedReportingOverflow(by: dtype.byteSize)
+      guard !bytesOverflow else {
+        throw WeightError.corruptTensor(file: path, tensor: name, reason: "shape \(shape) of \(dtypeName) overflows")
+      }
+      guard end - begin == bytes else {
         throw WeightError.corruptTensor(
           file: path, tensor: name,
-          reason: "holds \(end - begin) bytes but shape \(shape) of \(dtypeName) needs \(elements * dtype.byteSize)")
+          reason: "holds \(end - begin) bytes but shape \(shape) of \(dtypeName) needs \(bytes)")
       }
       entries[name] = Entry(dtype: dtype, shape: shape, byteRange: (dataStart + begin)..<(dataStart + end))
     }
