@@ -248,7 +248,8 @@ static cimg_status collect_png_texts(png_structp png, png_infop info, cimg_image
 }
 
 static cimg_status decode_png(
-  const uint8_t *data, size_t size, int32_t max_side, int32_t flags, cimg_image *out, cimg_error *error) {
+  const uint8_t *data, size_t size, int32_t max_side, int64_t max_pixels, int32_t flags, cimg_image *out,
+  cimg_error *error) {
   png_reader *reader = calloc(1, sizeof *reader);
   if (reader == NULL) return fail(error, CIMG_ERR_OUT_OF_MEMORY, "out of memory");
   reader->data = data;
@@ -290,9 +291,10 @@ static cimg_status decode_png(
   png_uint_32 width = 0, height = 0;
   int bit_depth = 0, color_type = 0, interlace = 0;
   png_get_IHDR(png, info, &width, &height, &bit_depth, &color_type, &interlace, NULL, NULL);
-  if (width == 0 || height == 0 || width > (png_uint_32)max_side || height > (png_uint_32)max_side) {
-    status = fail(error, CIMG_ERR_TOO_LARGE, "image is %u×%u pixels; each side must be 1...%d", (unsigned)width,
-                  (unsigned)height, (int)max_side);
+  if (width == 0 || height == 0 || width > (png_uint_32)max_side || height > (png_uint_32)max_side ||
+      (int64_t)width * (int64_t)height > max_pixels) {
+    status = fail(error, CIMG_ERR_TOO_LARGE, "image is %u×%u pixels; each side must be 1...%d and the area at most %lld",
+                  (unsigned)width, (unsigned)height, (int)max_side, (long long)max_pixels);
     out->width = (int32_t)(width > 0x7fffffff ? 0x7fffffff : width);
     out->height = (int32_t)(height > 0x7fffffff ? 0x7fffffff : height);
     goto cleanup;
@@ -419,7 +421,8 @@ static inline uint8_t cmyk_channel(unsigned value, unsigned nk) {
   return v < 0 ? 0 : (uint8_t)v;
 }
 
-static cimg_status decode_jpeg(const uint8_t *data, size_t size, int32_t max_side, cimg_image *out, cimg_error *error) {
+static cimg_status decode_jpeg(
+  const uint8_t *data, size_t size, int32_t max_side, int64_t max_pixels, cimg_image *out, cimg_error *error) {
   jpeg_reader *reader = calloc(1, sizeof *reader);
   if (reader == NULL) return fail(error, CIMG_ERR_OUT_OF_MEMORY, "out of memory");
   reader->info.err = jpeg_std_error(&reader->manager);
@@ -437,9 +440,10 @@ static cimg_status decode_jpeg(const uint8_t *data, size_t size, int32_t max_sid
   (void)jpeg_read_header(&reader->info, TRUE);
 
   JDIMENSION width = reader->info.image_width, height = reader->info.image_height;
-  if (width == 0 || height == 0 || width > (JDIMENSION)max_side || height > (JDIMENSION)max_side) {
-    status = fail(error, CIMG_ERR_TOO_LARGE, "image is %u×%u pixels; each side must be 1...%d", (unsigned)width,
-                  (unsigned)height, (int)max_side);
+  if (width == 0 || height == 0 || width > (JDIMENSION)max_side || height > (JDIMENSION)max_side ||
+      (int64_t)width * (int64_t)height > max_pixels) {
+    status = fail(error, CIMG_ERR_TOO_LARGE, "image is %u×%u pixels; each side must be 1...%d and the area at most %lld",
+                  (unsigned)width, (unsigned)height, (int)max_side, (long long)max_pixels);
     out->width = (int32_t)width;
     out->height = (int32_t)height;
     goto cleanup;
@@ -508,12 +512,14 @@ cleanup:
 // MARK: - Entry points
 
 cimg_status cimg_decode(
-  const uint8_t *data, size_t size, int32_t max_side, int32_t flags, cimg_image *out, cimg_error *error) {
+  const uint8_t *data, size_t size, int32_t max_side, int64_t max_pixels, int32_t flags, cimg_image *out,
+  cimg_error *error) {
   clear_error(error);
   if (out == NULL) return fail(error, CIMG_ERR_ARGUMENT, "no output image");
   memset(out, 0, sizeof *out);
   if (data == NULL && size > 0) return fail(error, CIMG_ERR_ARGUMENT, "no data");
   if (max_side < 1) return fail(error, CIMG_ERR_ARGUMENT, "max_side must be positive");
+  if (max_pixels < 1) return fail(error, CIMG_ERR_ARGUMENT, "max_pixels must be positive");
   if (size == 0) return fail(error, CIMG_ERR_NOT_AN_IMAGE, "the data is empty");
 
   size_t png_prefix = size < sizeof png_signature ? size : sizeof png_signature;
@@ -522,20 +528,21 @@ cimg_status cimg_decode(
       if (size >= 4) return fail(error, CIMG_ERR_TRUNCATED, "only %zu bytes of a PNG signature", size);
       return fail(error, CIMG_ERR_NOT_AN_IMAGE, "only %zu bytes", size);
     }
-    return decode_png(data, size, max_side, flags, out, error);
+    return decode_png(data, size, max_side, max_pixels, flags, out, error);
   }
   if (size >= 2 && data[0] == 0xFF && data[1] == 0xD8) {
     if (size < 3 || data[2] != 0xFF) {
       if (size < 3) return fail(error, CIMG_ERR_TRUNCATED, "only a JPEG start marker");
       return fail(error, CIMG_ERR_NOT_AN_IMAGE, "starts with FF D8 %02X", data[2]);
     }
-    return decode_jpeg(data, size, max_side, out, error);
+    return decode_jpeg(data, size, max_side, max_pixels, out, error);
   }
   return fail(error, CIMG_ERR_NOT_AN_IMAGE, "starts with %02X %02X %02X %02X", data[0],
               size > 1 ? data[1] : 0, size > 2 ? data[2] : 0, size > 3 ? data[3] : 0);
 }
 
-cimg_status cimg_decode_file(const char *path, int32_t max_side, int32_t flags, cimg_image *out, cimg_error *error) {
+cimg_status cimg_decode_file(
+  const char *path, int32_t max_side, int64_t max_pixels, int32_t flags, cimg_image *out, cimg_error *error) {
   clear_error(error);
   if (out == NULL || path == NULL) return fail(error, CIMG_ERR_ARGUMENT, "no path or output image");
   memset(out, 0, sizeof *out);
@@ -583,7 +590,7 @@ cimg_status cimg_decode_file(const char *path, int32_t max_side, int32_t flags, 
     size += (size_t)count;
   }
   close(descriptor);
-  cimg_status status = cimg_decode(buffer, size, max_side, flags, out, error);
+  cimg_status status = cimg_decode(buffer, size, max_side, max_pixels, flags, out, error);
   free(buffer);
   return status;
 }

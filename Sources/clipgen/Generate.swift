@@ -27,6 +27,9 @@ struct Generate: ParsableCommand {
       """)
   var alphaBackground: String = "white"
 
+  @Option(help: "Refuse an --image with more pixels than this, from its header (a decompression-bomb guard).")
+  var maxImagePixels: Int = RGBImage.maximumPixels
+
   @Option(help: "The share of --image when mixed with a text prompt, 0…1 (the text gets the rest).")
   var imageWeight: Float = 0.5
 
@@ -69,6 +72,7 @@ struct Generate: ParsableCommand {
   func validate() throws {
     if (prompt ?? "").isEmpty && image == nil { throw ValidationError("give a PROMPT, an --image, or both") }
     if count < 1 { throw ValidationError("--n must be at least 1") }
+    if maxImagePixels < 1 { throw ValidationError("--max-image-pixels must be positive") }
     if !(0...1).contains(imageWeight) {
       throw ValidationError("--image-weight must be between 0 and 1, got \(imageWeight)")
     }
@@ -90,7 +94,8 @@ struct Generate: ParsableCommand {
       do {
         let url = URL(fileURLWithPath: path)
         imagePart = (
-          try RGBImage.load(contentsOf: url, alpha: AlphaRule(parsing: alphaBackground) ?? .default),
+          try RGBImage.load(
+            contentsOf: url, maximumPixels: maxImagePixels, alpha: AlphaRule(parsing: alphaBackground) ?? .default),
           url.lastPathComponent
         )
       } catch { throw CLIError("\(error)") }

@@ -290,6 +290,29 @@ private func pngChunkTypes(_ data: Data) -> [String] {
         == "wide.png: image is 16385×2 pixels; sides longer than 16384 are refused")
   }
 
+  /// A small file whose header declares a huge image (a decompression bomb) is refused from the
+  /// header, before any pixel memory is allocated: here a JPEG patched to claim 16384×16384.
+  @Test func decompressionBombsAreRefusedFromTheHeader() throws {
+    var jpeg = [UInt8](try ImageFixtures.data("jpeg_420.jpg"))
+    let sof = try #require(
+      (0..<(jpeg.count - 9)).first { jpeg[$0] == 0xFF && (jpeg[$0 + 1] == 0xC0 || jpeg[$0 + 1] == 0xC2) })
+    jpeg[sof + 5] = 0x40  // height 0x4000
+    jpeg[sof + 6] = 0x00
+    jpeg[sof + 7] = 0x40  // width 0x4000
+    jpeg[sof + 8] = 0x00
+    let started = Date()
+    #expect(throws: ImageError.tooManyPixels(source: "bomb.jpg", width: 16384, height: 16384, limit: 178_956_970)) {
+      try RGBImage(encoded: Data(jpeg), source: "bomb.jpg")
+    }
+    #expect(Date().timeIntervalSince(started) < 1)
+    // The limit is the caller's to raise or lower.
+    let url = ImageFixtures.url("jpeg_420.jpg")
+    #expect(throws: ImageError.tooManyPixels(source: url.path, width: 37, height: 23, limit: 800)) {
+      try RGBImage.load(contentsOf: url, maximumPixels: 800)
+    }
+    #expect(try RGBImage.load(contentsOf: url, maximumPixels: 37 * 23).width == 37)
+  }
+
   @Test func unreadableFilesNameThePath() throws {
     let missing = URL(fileURLWithPath: "/nonexistent/clipgen/picture.png")
     #expect(throws: ImageError.unreadable(path: missing.path, reason: "No such file or directory")) {

@@ -95,16 +95,18 @@ enum {
 };
 
 /// Decodes a PNG or JPEG held in memory (the format is chosen by its magic bytes).
-/// `max_side`: largest accepted width or height. On success `*out` owns its buffers; on failure
+/// `max_side`: largest accepted width or height; `max_pixels`: largest accepted width × height,
+/// checked from the header before any pixel memory is allocated. On success `*out` owns its buffers; on failure
 /// `*out` holds no buffers and `error->message` says why (a detail, without the file name or the
 /// kind of failure, which the status gives). After `CIMG_ERR_TOO_LARGE` `out->width` and
 /// `out->height` hold the sizes the header declares.
 cimg_status cimg_decode(
-  const uint8_t *data, size_t size, int32_t max_side, int32_t flags, cimg_image *out, cimg_error *error);
+  const uint8_t *data, size_t size, int32_t max_side, int64_t max_pixels, int32_t flags, cimg_image *out,
+  cimg_error *error);
 
 /// Reads the file at `path` and decodes it like `cimg_decode`. I/O failures give `CIMG_ERR_IO`.
 cimg_status cimg_decode_file(
-  const char *path, int32_t max_side, int32_t flags, cimg_image *out, cimg_error *error);
+  const char *path, int32_t max_side, int64_t max_pixels, int32_t flags, cimg_image *out, cimg_error *error);
 
 /// Frees what a successful decode allocated and zeroes the struct. Safe on a zeroed struct.
 void cimg_image_release(cimg_image *image);

@@ -13,6 +13,9 @@ public enum ImageError: Error, Equatable, Sendable, CustomStringConvertible {
   case corrupt(source: String, message: String)
   /// A side is longer than the limit (`RGBImage.maximumSide` unless the caller chose another).
   case tooLarge(source: String, width: Int, height: Int, limit: Int)
+  /// More pixels than the limit (`RGBImage.maximumPixels` unless the caller chose another),
+  /// refused from the header before any decoding: a decompression bomb, or a very large image.
+  case tooManyPixels(source: String, width: Int, height: Int, limit: Int)
   /// A valid file the decoder does not handle (12-bit JPEG, unusual component counts).
   case unsupported(source: String, detail: String)
   /// Memory for the pixels could not be allocated.
@@ -34,6 +37,10 @@ public enum ImageError: Error, Equatable, Sendable, CustomStringConvertible {
     case .corrupt(let source, let message): return "\(source): corrupt data: \(message)"
     case .tooLarge(let source, let width, let height, let limit):
       return "\(source): image is \(width)×\(height) pixels; sides longer than \(limit) are refused"
+    case .tooManyPixels(let source, let width, let height, let limit):
+      return
+        "\(source): image is \(width)×\(height) = \(width * height) pixels, more than the limit of \(limit) "
+        + "(a decompression bomb?); raise it with --max-image-pixels if you trust the file"
     case .unsupported(let source, let detail): return "\(source): unsupported image: \(detail)"
     case .outOfMemory(let source): return "\(source): not enough memory to decode the image"
     case .invalidText(let key, let reason): return "PNG text \"\(key)\": \(reason)"

@@ -9,6 +9,9 @@ import Foundation
 public struct RGBImage: Sendable, Equatable {
   /// Images whose width or height exceeds this are refused when decoding.
   public static let maximumSide = 16384
+  /// Images with more pixels than this are refused from their header, before decoding: Pillow's
+  /// decompression-bomb limit (`2 × Image.MAX_IMAGE_PIXELS`), so what Pillow opens, we open.
+  public static let maximumPixels = 178_956_970
 
   public let width: Int
   public let height: Int
@@ -111,19 +114,23 @@ extension RGBImage {
   /// - Parameters:
   ///   - url: a file URL.
   ///   - maximumSide: images with a longer width or height are refused with `.tooLarge`.
-  /// - Throws: `ImageError` naming `url.path`.
+  ///   - maximumPixels: images with more pixels are refused with `.tooManyPixels`.
   ///   - alpha: what transparent pixels become (default: flattened onto white).
+  /// - Throws: `ImageError` naming `url.path`.
   public static func load(
-    contentsOf url: URL, maximumSide: Int = RGBImage.maximumSide, alpha: AlphaRule = .default
+    contentsOf url: URL, maximumSide: Int = RGBImage.maximumSide, maximumPixels: Int = RGBImage.maximumPixels,
+    alpha: AlphaRule = .default
   ) throws -> RGBImage {
     precondition(maximumSide > 0, "RGBImage.load: maximumSide \(maximumSide)")
     let path = url.path
     guard url.isFileURL else { throw ImageError.unreadable(path: url.absoluteString, reason: "not a file URL") }
     var decoded = cimg_image()
     var error = cimg_error()
-    let status = cimg_decode_file(path, Int32(clamping: maximumSide), 0, &decoded, &error)
+    let status = cimg_decode_file(
+      path, Int32(clamping: maximumSide), Int64(max(1, maximumPixels)), 0, &decoded, &error)
     defer { cimg_image_release(&decoded) }
-    try check(status, error: error, decoded: decoded, source: path, maximumSide: maximumSide)
+    try check(
+      status, error: error, decoded: decoded, source: path, maximumSide: maximumSide, maximumPixels: maximumPixels)
     return RGBImage(taking: decoded, alpha: alpha)
   }
 
@@ -135,9 +142,10 @@ extension RGBImage {
   ///   - alpha: what transparent pixels become (default: flattened onto white).
   public init(
     encoded data: Data, source: String = "image data", maximumSide: Int = RGBImage.maximumSide,
-    alpha: AlphaRule = .default
+    maximumPixels: Int = RGBImage.maximumPixels, alpha: AlphaRule = .default
   ) throws {
-    let (decoded, _) = try Self.decode(data, source: source, maximumSide: maximumSide, text: false, alpha: alpha)
+    let (decoded, _) = try Self.decode(
+      data, source: source, maximumSide: maximumSide, maximumPixels: maximumPixels, text: false, alpha: alpha)
     self = decoded
   }
 
@@ -175,7 +183,10 @@ extension RGBImage {
     data.starts(with: [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A])
   }
 
-  private static func decode(_ data: Data, source: String, maximumSide: Int, text: Bool, alpha: AlphaRule) throws -> (
+  private static func decode(
+    _ data: Data, source: String, maximumSide: Int, maximumPixels: Int = RGBImage.maximumPixels, text: Bool,
+    alpha: AlphaRule
+  ) throws -> (
     image: RGBImage, text: [(key: String, value: String)]
   ) {
     precondition(maximumSide > 0, "RGBImage: maximumSide \(maximumSide)")
@@ -184,10 +195,13 @@ extension RGBImage {
     let flags: Int32 = text ? Int32(CIMG_DECODE_TEXT) : 0
     let status = data.withUnsafeBytes { raw in
       cimg_decode(
-        raw.bindMemory(to: UInt8.self).baseAddress, raw.count, Int32(clamping: maximumSide), flags, &decoded, &error)
+        raw.bindMemory(to: UInt8.self).baseAddress, raw.count, Int32(clamping: maximumSide),
+        Int64(max(1, maximumPixels)), flags,
+        &decoded, &error)
     }
     defer { cimg_image_release(&decoded) }
-    try check(status, error: error, decoded: decoded, source: source, maximumSide: maximumSide)
+    try check(
+      status, error: error, decoded: decoded, source: source, maximumSide: maximumSide, maximumPixels: maximumPixels)
     var chunks: [(key: String, value: String)] = []
     for i in 0..<decoded.text_count {
       let entry = decoded.texts[i]
@@ -213,7 +227,8 @@ extension RGBImage {
   }
 
   private static func check(
-    _ status: cimg_status, error: cimg_error, decoded: cimg_image, source: String, maximumSide: Int
+    _ status: cimg_status, error: cimg_error, decoded: cimg_image, source: String, maximumSide: Int,
+    maximumPixels: Int
   ) throws {
     let message = withUnsafeBytes(of: error.message) { raw in
       String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
@@ -223,8 +238,11 @@ extension RGBImage {
     case CIMG_ERR_NOT_AN_IMAGE: throw ImageError.notAnImage(source: source, detail: message)
     case CIMG_ERR_TRUNCATED: throw ImageError.truncated(source: source, detail: message)
     case CIMG_ERR_TOO_LARGE:
-      throw ImageError.tooLarge(
-        source: source, width: Int(decoded.width), height: Int(decoded.height), limit: maximumSide)
+      let (width, height) = (Int(decoded.width), Int(decoded.height))
+      if width > 0, height > 0, width <= maximumSide, height <= maximumSide {
+        throw ImageError.tooManyPixels(source: source, width: width, height: height, limit: maximumPixels)
+      }
+      throw ImageError.tooLarge(source: source, width: width, height: height, limit: maximumSide)
     case CIMG_ERR_UNSUPPORTED: throw ImageError.unsupported(source: source, detail: message)
     case CIMG_ERR_OUT_OF_MEMORY: throw ImageError.outOfMemory(source: source)
     case CIMG_ERR_IO: throw ImageError.unreadable(path: source, reason: message)
