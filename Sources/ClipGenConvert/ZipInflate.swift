@@ -13,18 +13,36 @@ struct InflateError: Error, CustomStringConvertible {
 
 /// A DEFLATE decoder: `Inflater.inflate(bytes)` returns the decompressed bytes.
 enum Inflater {
+  /// The most one stream may decompress to. PyTorch stores tensor data uncompressed; what is
+  /// deflated (pickles, TorchScript code, a gzipped BPE vocabulary) is far smaller, so anything
+  /// beyond this is a decompression bomb, refused before it fills memory.
+  static let maximumOutput = 256 << 20
+  /// DEFLATE's largest expansion: a 258-byte match per (at best) 2 bits, about 1032:1.
+  static let maximumRatio = 1032
+
   /// Decompresses one raw DEFLATE stream (no zlib or gzip wrapper).
   /// - Parameters:
   ///   - input: the compressed bytes.
   ///   - expectedSize: the decompressed size when known (a zip entry's), to reserve memory and to
   ///     refuse output that grows past it.
   /// - Returns: the bytes, and how many input bytes the stream used.
-  static func inflate(_ input: UnsafeRawBufferPointer, expectedSize: Int? = nil) throws -> (
+  static func inflate(
+    _ input: UnsafeRawBufferPointer, expectedSize: Int? = nil, maximumOutput: Int = Inflater.maximumOutput
+  ) throws -> (
     bytes: [UInt8], consumed: Int
   ) {
     var state = InflateState(input: input)
-    if let n = expectedSize { state.out.reserveCapacity(n) }
-    state.limit = expectedSize
+    if let n = expectedSize {
+      // A recorded size is only a claim: reserve no more than the input can produce.
+      guard n <= maximumOutput else {
+        throw InflateError("the recorded size \(n) is more than the \(maximumOutput >> 20) MiB this reader inflates")
+      }
+      guard n <= input.count * maximumRatio + 1024 else {
+        throw InflateError("the recorded size \(n) is more than \(input.count) compressed bytes can hold")
+      }
+      state.out.reserveCapacity(n)
+    }
+    state.limit = min(expectedSize ?? maximumOutput, maximumOutput)
     try state.run()
     return (state.out, state.consumedBytes)
   }
@@ -69,6 +87,9 @@ enum Inflater {
       guard CRC32.checksum(bytes) == crc else { throw InflateError("gzip CRC-32 mismatch (corrupt data)") }
       guard UInt32(truncatingIfNeeded: bytes.count) == size else {
         throw InflateError("gzip length mismatch (corrupt data)")
+      }
+      guard out.count + bytes.count <= maximumOutput else {
+        throw InflateError("gzip data inflates to more than \(maximumOutput >> 20) MiB (a decompression bomb?)")
       }
       out += bytes
       pos = p + 8

@@ -323,4 +323,54 @@ func batchItem(_ t: Tensor, _ b: Int) -> Tensor {
     damaged[damaged.count - 6] ^= 0xFF
     #expect(throws: InflateError.self) { try damaged.withUnsafeBytes { try Inflater.gunzip($0) } }
   }
+  /// A DEFLATE stream of one literal and `copies` 258-byte matches at distance 1 (fixed Huffman
+  /// codes): about 160 bytes out per byte in — a decompression bomb in a few lines.
+  static func deflateBomb(copies: Int) -> [UInt8] {
+    var out: [UInt8] = []
+    var buffer: UInt32 = 0
+    var count = 0
+    func put(_ value: Int, _ bits: Int, reversed: Bool) {
+      for i in 0..<bits {
+        let bit = reversed ? (value >> (bits - 1 - i)) & 1 : (value >> i) & 1
+        buffer |= UInt32(bit) << UInt32(count)
+        count += 1
+        if count == 8 {
+          out.append(UInt8(buffer & 0xFF))
+          buffer = 0
+          count = 0
+        }
+      }
+    }
+    put(1, 1, reversed: false)  // BFINAL
+    put(1, 2, reversed: false)  // fixed Huffman
+    put(0x30, 8, reversed: true)  // literal 0
+    for _ in 0..<copies {
+      put(0xC5, 8, reversed: true)  // length 258 (code 285)
+      put(0, 5, reversed: true)  // distance 1
+    }
+    put(0, 7, reversed: true)  // end of block (256)
+    if count > 0 { out.append(UInt8(buffer & 0xFF)) }
+    return out
+  }
+
+  /// Recorded sizes are claims: no allocation beyond what the input can produce, and no output
+  /// beyond the limit, however small the file (a 266-byte zip asked for 2^40 bytes).
+  @Test func decompressionBombsAreRefused() throws {
+    let bomb = Self.deflateBomb(copies: 20_000)  // ~32 KB in, ~5 MB out
+    let (bytes, _) = try bomb.withUnsafeBytes { try Inflater.inflate($0) }
+    #expect(bytes.count == 1 + 20_000 * 258 && bytes.allSatisfy { $0 == 0 })
+    #expect(throws: InflateError.self) {
+      try bomb.withUnsafeBytes { try Inflater.inflate($0, maximumOutput: 1 << 20) }
+    }
+    do {
+      _ = try bomb.withUnsafeBytes { try Inflater.inflate($0, expectedSize: 1 << 40) }
+      Issue.record("a recorded size of 2^40 bytes was believed")
+    } catch let e as InflateError {
+      #expect(e.description.contains("recorded size 1099511627776"), "\(e)")
+    }
+    #expect(throws: InflateError.self) {
+      try Array(bomb.prefix(64)).withUnsafeBytes { try Inflater.inflate($0, expectedSize: 200_000) }
+    }
+  }
+
 }
