@@ -21,6 +21,13 @@ private final class PickleSet {
   var items: [PickleNode] = []
 }
 
+/// A tuple, as an object so that a tuple the pickle shares (through its memo) is frozen once and
+/// freed without recursion.
+private final class PickleTuple {
+  var items: [PickleNode]
+  init(_ items: [PickleNode]) { self.items = items }
+}
+
 private final class PickleInstance {
   let className: String
   let arguments: [PickleNode]
@@ -36,11 +43,19 @@ private final class PickleInstance {
 private indirect enum PickleNode {
   /// An immutable leaf (scalars, strings, globals, tensors, storages).
   case value(PickleValue)
-  case tuple([PickleNode])
+  case tuple(PickleTuple)
   case list(PickleList)
   case dict(PickleDict)
   case set(PickleSet)
   case instance(PickleInstance)
+}
+
+extension PickleNode {
+  /// The items when this is a tuple.
+  var tupleItems: [PickleNode]? {
+    if case .tuple(let t) = self { return t.items }
+    return nil
+  }
 }
 
 /// Runs one pickle. `PickleMachine.load` returns the value at STOP and where it ended.
@@ -51,14 +66,53 @@ struct PickleMachine {
 
   /// Maximum nesting of containers when the result is frozen (deeper is treated as corrupt).
   static let maximumDepth = 400
+  /// Maximum number of values in the result, counting a shared value each time it is reached:
+  /// a "billion laughs" pickle (tuples of tuples of the same tuple) is refused instead of
+  /// expanding exponentially. A Lightning checkpoint with optimiser state has ~10^5.
+  static let maximumValues = 5_000_000
 
   /// Runs the pickle that starts at `start` in `bytes`.
   /// - Returns: the unpickled value and the offset just after its STOP opcode.
   func load(_ bytes: UnsafeRawBufferPointer, from start: Int = 0) throws -> (value: PickleValue, end: Int) {
     var vm = Run(bytes: bytes, pos: start, machine: self)
+    // However deep the pickle nested its containers, they are freed without recursion.
+    defer { dismantle(vm.stack + Array(vm.memo.values)) }
     let node = try vm.run()
+    defer { dismantle([node]) }
     var freezer = Freezer(machine: self)
     return (try freezer.freeze(node, depth: 0), vm.pos)
+  }
+
+  /// Releases a graph of nodes one level at a time: each container's children are moved onto a
+  /// work list before the container goes, so no release recurses (a pickle nesting a million
+  /// tuples would otherwise overflow the stack while being freed).
+  private func dismantle(_ roots: [PickleNode]) {
+    var work = roots
+    while let node = work.popLast() {
+      switch node {
+      case .value: break
+      case .tuple(let t):
+        work.append(contentsOf: t.items)
+        t.items = []
+      case .list(let l):
+        work.append(contentsOf: l.items)
+        l.items = []
+      case .set(let s):
+        work.append(contentsOf: s.items)
+        s.items = []
+      case .dict(let d):
+        for (k, v) in d.items { work += [k, v] }
+        d.items = []
+      case .instance(let o):
+        work.append(contentsOf: o.arguments)
+        if let state = o.state { work.append(state) }
+        work.append(contentsOf: o.listItems)
+        for (k, v) in o.dictItems { work += [k, v] }
+        o.state = nil
+        o.listItems = []
+        o.dictItems = []
+      }
+    }
   }
 
   fileprivate func corrupt(_ offset: Int, _ reason: String) -> CheckpointError {
@@ -220,18 +274,18 @@ struct PickleMachine {
           push(.value(.string(s)))
 
         // Containers.
-        case 0x29: push(.tuple([]))  // EMPTY_TUPLE
-        case 0x74: push(.tuple(try popMark()))  // TUPLE
-        case 0x85: push(.tuple([try pop()]))  // TUPLE1
+        case 0x29: push(.tuple(PickleTuple([])))  // EMPTY_TUPLE
+        case 0x74: push(.tuple(PickleTuple(try popMark())))  // TUPLE
+        case 0x85: push(.tuple(PickleTuple([try pop()])))  // TUPLE1
         case 0x86:  // TUPLE2
           let b = try pop()
           let a = try pop()
-          push(.tuple([a, b]))
+          push(.tuple(PickleTuple([a, b])))
         case 0x87:  // TUPLE3
           let c = try pop()
           let b = try pop()
           let a = try pop()
-          push(.tuple([a, b, c]))
+          push(.tuple(PickleTuple([a, b, c])))
         case 0x5D: push(.list(PickleList()))  // EMPTY_LIST
         case 0x6C:  // LIST
           let l = PickleList()
@@ -301,18 +355,18 @@ struct PickleMachine {
         case 0x52:  // REDUCE
           let args = try pop()
           let callable = try pop()
-          guard case .tuple(let a) = args else { throw error("REDUCE arguments are not a tuple") }
+          guard let a = args.tupleItems else { throw error("REDUCE arguments are not a tuple") }
           push(try call(callable, a))
         case 0x81:  // NEWOBJ
           let args = try pop()
           let cls = try pop()
-          guard case .tuple(let a) = args else { throw error("NEWOBJ arguments are not a tuple") }
+          guard let a = args.tupleItems else { throw error("NEWOBJ arguments are not a tuple") }
           push(try instantiate(cls, a))
         case 0x92:  // NEWOBJ_EX
           _ = try pop()  // kwargs
           let args = try pop()
           let cls = try pop()
-          guard case .tuple(let a) = args else { throw error("NEWOBJ_EX arguments are not a tuple") }
+          guard let a = args.tupleItems else { throw error("NEWOBJ_EX arguments are not a tuple") }
           push(try instantiate(cls, a))
         case 0x69:  // INST "module\nname\n", arguments above a MARK
           let module = try line()
@@ -447,7 +501,7 @@ struct PickleMachine {
               requiresGrad: grad, isParameter: true)))
       case ("torch._tensor", "_rebuild_from_type_v2"), ("torch._tensor", "_rebuild_from_type"):
         // (func, new_type, args, state): the tensor is func(*args); the subclass is dropped.
-        guard args.count >= 3, case .tuple(let inner) = args[2] else { throw error("\(name) with malformed arguments") }
+        guard args.count >= 3, let inner = args[2].tupleItems else { throw error("\(name) with malformed arguments") }
         return try call(args[0], inner)
       case ("collections", "OrderedDict"), ("builtins", "dict"), ("__builtin__", "dict"):
         let d = PickleDict()
@@ -455,27 +509,27 @@ struct PickleMachine {
           let pairs: [PickleNode]
           switch first {
           case .list(let l): pairs = l.items
-          case .tuple(let t): pairs = t
+          case .tuple(let t): pairs = t.items
           default: pairs = []
           }
           for p in pairs {
-            if case .tuple(let kv) = p, kv.count == 2 { d.items.append((kv[0], kv[1])) }
+            if let kv = p.tupleItems, kv.count == 2 { d.items.append((kv[0], kv[1])) }
           }
         }
         return .dict(d)
       case ("builtins", "set"), ("builtins", "frozenset"), ("__builtin__", "set"), ("__builtin__", "frozenset"):
         let s = PickleSet()
         if let first = args.first, case .list(let l) = first { s.items = l.items }
-        if let first = args.first, case .tuple(let t) = first { s.items = t }
+        if let t = args.first?.tupleItems { s.items = t }
         return .set(s)
       case ("builtins", "list"), ("__builtin__", "list"):
         let l = PickleList()
         if let first = args.first, case .list(let src) = first { l.items = src.items }
-        if let first = args.first, case .tuple(let t) = first { l.items = t }
+        if let t = args.first?.tupleItems { l.items = t }
         return .list(l)
       case ("torch", "Size"):
         if let first = args.first, case .tuple = first { return first }
-        return .tuple([])
+        return .tuple(PickleTuple([]))
       case ("torch.jit._pickle", "restore_type_tag"):
         guard let first = args.first else { throw error("restore_type_tag without a value") }
         return first
@@ -521,7 +575,7 @@ struct PickleMachine {
         throw error("tensor rebuild with a storage offset that is not a non-negative integer")
       }
       func ints(_ node: PickleNode, _ what: String) throws -> [Int] {
-        guard case .tuple(let items) = node else { throw error("tensor \(what) is not a tuple") }
+        guard let items = node.tupleItems else { throw error("tensor \(what) is not a tuple") }
         return try items.map {
           guard case .value(.int(let v)) = $0, v >= 0 else {
             throw error("tensor \(what) holds a value that is not a non-negative integer")
@@ -545,7 +599,7 @@ struct PickleMachine {
     /// A persistent id: `('storage', torch.FloatStorage, key, location, numel)` (zip and
     /// TorchScript) or `('storage', type, root_key, location, numel, view_metadata)` (legacy).
     func persistentLoad(_ pid: PickleNode) throws -> PickleNode {
-      guard case .tuple(let items) = pid, items.count >= 5, case .value(.string("storage")) = items[0] else {
+      guard let items = pid.tupleItems, items.count >= 5, case .value(.string("storage")) = items[0] else {
         return .value(.unsupported("persistent object (not a tensor storage)"))
       }
       let className: String
@@ -581,16 +635,21 @@ struct PickleMachine {
   /// frozen (a cycle) becomes `.unsupported`.
   private struct Freezer {
     let machine: PickleMachine
-    var done: [ObjectIdentifier: PickleValue] = [:]
+    /// Frozen containers and their logical sizes (values in them, shared ones counted each time).
+    var done: [ObjectIdentifier: (PickleValue, Int)] = [:]
     var active: Set<ObjectIdentifier> = []
+    var visited = 0
 
     mutating func freeze(_ node: PickleNode, depth: Int) throws -> PickleValue {
       guard depth < PickleMachine.maximumDepth else {
         throw machine.corrupt(0, "values nested deeper than \(PickleMachine.maximumDepth) levels")
       }
+      visited += 1
+      guard visited <= PickleMachine.maximumValues else { throw tooMany() }
       switch node {
       case .value(let v): return v
-      case .tuple(let items): return .tuple(try items.map { try freeze($0, depth: depth + 1) })
+      case .tuple(let t):
+        return try shared(t) { me in .tuple(try t.items.map { try me.freeze($0, depth: depth + 1) }) }
       case .list(let l):
         return try shared(l) { me in .list(try l.items.map { try me.freeze($0, depth: depth + 1) }) }
       case .set(let s):
@@ -617,16 +676,27 @@ struct PickleMachine {
       }
     }
 
+    func tooMany() -> CheckpointError {
+      machine.corrupt(
+        0, "more than \(PickleMachine.maximumValues) values (shared values repeated exponentially: a pickle bomb?)")
+    }
+
     private mutating func shared(_ object: AnyObject, _ make: (inout Freezer) throws -> PickleValue) throws
       -> PickleValue
     {
       let id = ObjectIdentifier(object)
-      if let v = done[id] { return v }
+      if let (v, size) = done[id] {
+        // Frozen once, but counted every time it is reached: the result's logical size.
+        visited += size - 1
+        guard visited <= PickleMachine.maximumValues else { throw tooMany() }
+        return v
+      }
       if active.contains(id) { return .unsupported("recursive reference") }
       active.insert(id)
+      let before = visited
       let v = try make(&self)
       active.remove(id)
-      done[id] = v
+      done[id] = (v, visited - before + 1)
       return v
     }
   }

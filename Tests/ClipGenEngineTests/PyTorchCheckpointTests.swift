@@ -255,6 +255,45 @@ func batchItem(_ t: Tensor, _ b: Int) -> Tensor {
     }
   }
 
+  /// Pickles built to exhaust the reader: a "billion laughs" of shared tuples (122 bytes, 2^60
+  /// values) and a million nested tuples (1 MB) are refused quickly, without a crash.
+  @Test func pickleBombsAreRefused() throws {
+    let machine = PickleMachine(file: "x.pt", entry: "x/data.pkl")
+    func load(_ bytes: [UInt8]) throws -> PickleValue { try bytes.withUnsafeBytes { try machine.load($0).value } }
+    // PROTO 2, EMPTY_TUPLE, then (DUP, TUPLE2) x 60: each level is a pair of the level below.
+    let laughs: [UInt8] = [0x80, 0x02, 0x29] + Array([[UInt8]](repeating: [0x32, 0x86], count: 60).joined()) + [0x2E]
+    let started = Date()
+    #expect {
+      try load(laughs)
+    } throws: { e in
+      "\(e)".contains("more than 5000000 values")
+    }
+    // A few levels of sharing are fine, and frozen once.
+    let few: [UInt8] = [0x80, 0x02, 0x29] + Array([[UInt8]](repeating: [0x32, 0x86], count: 10).joined()) + [0x2E]
+    if case .tuple(let pair) = try load(few) { #expect(pair.count == 2) } else { Issue.record("not a tuple") }
+    // PROTO 2, EMPTY_TUPLE, TUPLE1 x 1,000,000: too deep, refused and freed without recursion.
+    let deep: [UInt8] = [0x80, 0x02, 0x29] + [UInt8](repeating: 0x85, count: 1_000_000) + [0x2E]
+    #expect {
+      try load(deep)
+    } throws: { e in
+      "\(e)".contains("nested deeper than 400")
+    }
+    // The same depth in lists (EMPTY_LIST, then memo GET + APPEND chains).
+    var lists: [UInt8] = [0x80, 0x02, 0x5D, 0x94]  // EMPTY_LIST, MEMOIZE (memo 0)
+    for i in 1...200_000 {
+      // EMPTY_LIST, MEMOIZE (memo i), GET i-1 (LONG_BINGET), GET i, APPEND, POP
+      lists += [0x5D, 0x94, 0x6A] + withUnsafeBytes(of: UInt32(i - 1).littleEndian, Array.init)
+      lists += [0x6A] + withUnsafeBytes(of: UInt32(i).littleEndian, Array.init) + [0x61, 0x30, 0x30]
+    }
+    lists += [0x6A, 0, 0, 0, 0, 0x2E]  // GET 0, STOP
+    #expect {
+      try load(lists)
+    } throws: { e in
+      "\(e)".contains("nested deeper than 400")
+    }
+    #expect(Date().timeIntervalSince(started) < 30)
+  }
+
   @Test func unknownOpcodeAndMalformedPicklesAreErrorsWithOffsets() throws {
     let machine = PickleMachine(file: "x.pt", entry: "x/data.pkl")
     func load(_ bytes: [UInt8]) throws -> PickleValue { try bytes.withUnsafeBytes { try machine.load($0).value } }
