@@ -171,6 +171,33 @@ struct PickleMachine {
       return s
     }
 
+    /// Nothing a pickle names is ever imported or run here. Still, a checkpoint that names a
+    /// global able to run code or touch the system (`os.system`, `builtins.eval`,
+    /// `subprocess.Popen`, …) is not a checkpoint but an attack on the tools that do run them:
+    /// refused, naming the global. Other unknown classes stay opaque values (Lightning's
+    /// hyper-parameters, numpy scalars).
+    func refuseIfDangerous(_ module: String, _ name: String) throws {
+      let top = module.split(separator: ".").first.map(String.init) ?? module
+      let dangerousModules: Set<String> = [
+        "os", "posix", "nt", "subprocess", "sys", "shutil", "socket", "importlib", "runpy", "pty", "ctypes",
+        "multiprocessing", "asyncio", "webbrowser", "code", "codeop", "pickle", "_pickle", "marshal", "types",
+        "commands", "popen2", "signal", "_thread", "_posixsubprocess", "builtins.__dict__",
+      ]
+      let dangerousBuiltins: Set<String> = [
+        "eval", "exec", "compile", "open", "__import__", "getattr", "setattr", "delattr", "globals", "locals",
+        "vars", "input", "breakpoint", "exit", "quit", "help", "memoryview", "apply", "execfile", "file",
+      ]
+      let isBuiltins = top == "builtins" || top == "__builtin__" || top == "__builtins__"
+      let dangerous =
+        dangerousModules.contains(top) || (isBuiltins && dangerousBuiltins.contains(name))
+        || (top == "torch" && (name == "load" || module.hasPrefix("torch.hub")))
+      if dangerous {
+        throw error(
+          "the pickle names \(module).\(name), which can run code or touch the system; "
+            + "this is not a plain checkpoint, and clipgen will not read it")
+      }
+    }
+
     // The stack.
     mutating func pop() throws -> PickleNode {
       guard stack.count > (marks.last ?? 0) else { throw error("stack underflow") }
@@ -344,6 +371,7 @@ struct PickleMachine {
         case 0x63:  // GLOBAL "module\nname\n"
           let module = try line()
           let name = try line()
+          try refuseIfDangerous(module, name)
           push(.value(.global(module: module, name: name)))
         case 0x93:  // STACK_GLOBAL
           let name = try pop()
@@ -351,6 +379,7 @@ struct PickleMachine {
           guard case .value(.string(let m)) = module, case .value(.string(let n)) = name else {
             throw error("STACK_GLOBAL operands are not strings")
           }
+          try refuseIfDangerous(m, n)
           push(.value(.global(module: m, name: n)))
         case 0x52:  // REDUCE
           let args = try pop()

@@ -294,6 +294,32 @@ func batchItem(_ t: Tensor, _ b: Int) -> Tensor {
     #expect(Date().timeIntervalSince(started) < 30)
   }
 
+  /// A pickle that names a global able to run code is refused by name, and nothing it asks for
+  /// ever runs: the marker file its payload would create never appears.
+  @Test(arguments: [
+    ("os", "system"), ("posix", "system"), ("builtins", "eval"), ("builtins", "exec"), ("subprocess", "Popen"),
+    ("__builtin__", "getattr"), ("importlib", "import_module"),
+  ])
+  func maliciousPicklesAreRefusedByName(module: String, name: String) throws {
+    let machine = PickleMachine(file: "evil.pt", entry: "evil/data.pkl")
+    let marker = try temporaryDirectory().appendingPathComponent("pwned")
+    // GLOBAL module name, MARK, SHORT_BINUNICODE "touch <marker>", TUPLE, REDUCE, STOP — and the
+    // same through STACK_GLOBAL.
+    func text(_ s: String) -> [UInt8] { [0x8C, UInt8(s.utf8.count)] + Array(s.utf8) }
+    let command = text("touch \(marker.path)")
+    let viaGlobal: [UInt8] =
+      [0x80, 0x02, 0x63] + Array("\(module)\n\(name)\n".utf8) + [0x28] + command + [0x74, 0x52, 0x2E]
+    let viaStack: [UInt8] = [0x80, 0x04] + text(module) + text(name) + [0x93, 0x28] + command + [0x74, 0x52, 0x2E]
+    for bytes in [viaGlobal, viaStack] {
+      #expect {
+        try bytes.withUnsafeBytes { try machine.load($0) }
+      } throws: { e in
+        "\(e)".contains("names \(module).\(name)") && "\(e)".contains("evil.pt")
+      }
+    }
+    #expect(!FileManager.default.fileExists(atPath: marker.path))
+  }
+
   @Test func unknownOpcodeAndMalformedPicklesAreErrorsWithOffsets() throws {
     let machine = PickleMachine(file: "x.pt", entry: "x/data.pkl")
     func load(_ bytes: [UInt8]) throws -> PickleValue { try bytes.withUnsafeBytes { try machine.load($0).value } }
