@@ -2,6 +2,8 @@
 // clipgen: a terminal studio and CPU inference engine for CLIP-GEN text-to-image generation.
 import PackageDescription
 
+// -Ounchecked only where the hot loops are (the engine's kernels); the targets that parse files
+// from strangers (ClipGenConvert: zip, pickle, TorchScript) and the CLI keep every check.
 let releaseSpeed: [SwiftSetting] = [
   .unsafeFlags(["-Ounchecked", "-enforce-exclusivity=unchecked"], .when(configuration: .release))
 ]
@@ -39,16 +41,15 @@ let package = Package(
       swiftSettings: releaseSpeed),
     // PyTorch zip/pickle/TorchScript reading, layout detection, conversion and inspection: only
     // the CLI links it (the studio never links a pickle reader).
-    .target(name: "ClipGenConvert", dependencies: ["ClipGenEngine"], swiftSettings: releaseSpeed),
+    .target(name: "ClipGenConvert", dependencies: ["ClipGenEngine"]),
     // `clipgen bench`: random-weight models at published shapes and the measurements.
-    .target(name: "ClipGenBench", dependencies: ["ClipGenEngine", "CKernels"], swiftSettings: releaseSpeed),
+    .target(name: "ClipGenBench", dependencies: ["ClipGenEngine", "CKernels"]),
     .executableTarget(
       name: "clipgen",
       dependencies: [
         "ClipGenEngine", "ClipGenConvert", "ClipGenBench",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
-      ],
-      swiftSettings: releaseSpeed),
+      ]),
     // The terminal studio: driver, cell grid, views, sixel + half-block images, history, themes.
     .target(
       name: "ClipGenStudio",
