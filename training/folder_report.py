@@ -1,8 +1,10 @@
 """The report of a folder run, on its held-out validation files (never trained on):
 
     RUN/recon.png       originals (top row) over the VQGAN's reconstructions (bottom row)
-    RUN/samples.png     per row: a validation image, then prior samples conditioned on its
-                        CLIP image embedding (Python sampler, guidance 2, top-k 50)
+    RUN/samples.png     per row: a validation image, then samples conditioned on it: through
+                        the engine (`clipgen generate --image`, the exported model's
+                        defaults) when the run was exported and the CLI is built, else the
+                        Python sampler on the same weights (guidance 2, top-k 50)
     RUN/report.json     validation PSNR and codebook usage, counts, fingerprints
     RUN/report.html     the above, linked
 """
@@ -11,6 +13,9 @@ from __future__ import annotations
 
 import html
 import json
+import os
+import subprocess
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -36,22 +41,61 @@ def grid(rows: list[np.ndarray], cell: int) -> Image.Image:
     return out
 
 
+def find_cli() -> Path | None:
+    """The release `clipgen` (CLIPGEN_CLI, else the repository's .build/release/clipgen)."""
+    env = os.environ.get("CLIPGEN_CLI")
+    here = Path(__file__).resolve().parents[1] / ".build" / "release" / "clipgen"
+    for p in ([Path(env)] if env else []) + [here]:
+        if p.is_file() and os.access(p, os.X_OK):
+            return p
+    return None
+
+
+def engine_samples(cli: Path, model: Path, image: np.ndarray, samples: int,
+                   seed: int) -> np.ndarray:
+    """`samples` images from the engine conditioned on `image` (its CLIP image embedding),
+    with the model's own defaults: uint8 [samples, R, R, 3]."""
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "image.png"
+        Image.fromarray(image).save(src)
+        out = Path(tmp) / "out"
+        cmd = [str(cli), "generate", "--image", str(src), "--model", str(model), "--n",
+               str(samples), "--seed", str(seed), "--out", str(out), "--quiet"]
+        env = {**os.environ, "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS", "1")}
+        r = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+        if r.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)}: {r.stderr.strip()[-500:]}")
+        files = sorted(out.glob("image-*.png"))
+        return np.stack([np.asarray(Image.open(p).convert("RGB")) for p in files])
+
+
 @torch.no_grad()
 def write_report(run: Path, f: Folder, clip: models.CLIP, vq: models.VQGAN, gpt: models.GPT,
-                 n: int = 8, samples: int = 4, seed: int = 0) -> Path:
+                 n: int = 8, samples: int = 4, seed: int = 0, export: Path | None = None,
+                 cli: Path | None = None) -> Path:
+    """`export` (the exported model) and `cli` (the release CLI, found when not given) make the
+    sample grid come from the engine; without them it comes from the Python sampler."""
     run = Path(run)
     val = np.asarray(f.val[:n])
     cell = max(64, vq.config.resolution)
     recon = sample.to_pixels(vq.decode_indices(vq.encode(to_model_range(val))["indices"]))
     grid([val, recon], cell).save(run / "recon.png")
+    cli = cli or find_cli()
+    use_engine = export is not None and (Path(export) / "model.json").exists() and cli is not None
     g = torch.Generator().manual_seed(seed)
     emb = models.encode_images(clip, val)
     rows = []
     for i in range(len(val)):
-        toks = sample.sample_tokens(gpt, emb[i : i + 1].expand(samples, -1), g, top_k=50,
-                                    guidance=2.0 if gpt.uncond_emb is not None else 1.0)
-        rows.append(np.concatenate([val[i : i + 1], sample.to_pixels(vq.decode_indices(toks))]))
+        if use_engine:
+            drawn = engine_samples(cli, Path(export), val[i], samples, seed + i)
+        else:
+            toks = sample.sample_tokens(gpt, emb[i : i + 1].expand(samples, -1), g, top_k=50,
+                                        guidance=2.0 if gpt.uncond_emb is not None else 1.0)
+            drawn = sample.to_pixels(vq.decode_indices(toks))
+        rows.append(np.concatenate([val[i : i + 1], drawn]))
     grid(rows, cell).save(run / "samples.png")
+    sampler = (f"the engine ({cli.name} generate --image, the exported model's defaults)"
+               if use_engine else "the Python sampler (guidance 2, top-k 50)")
     metrics = evaluate(vq, np.asarray(f.val)) if len(f.val) else {}
     fingerprints = json.loads((run / "fingerprints.json").read_text()) \
         if (run / "fingerprints.json").exists() else {}
@@ -65,6 +109,7 @@ def write_report(run: Path, f: Folder, clip: models.CLIP, vq: models.VQGAN, gpt:
                  "skipped": len(f.report.skipped), "too_large": len(f.report.too_large),
                  "not_files": len(f.report.not_files)},
         "fingerprints": fingerprints,
+        "samples_from": "engine" if use_engine else "python",
     }
     atomic_write_text(run / "report.json", json.dumps(report, indent=1) + "\n")
     v = report["validation"]
@@ -90,7 +135,7 @@ images chosen by a hash of their path, never trained on by the VQGAN or the prio
 <h2>Originals (top) and reconstructions (bottom)</h2><p><a href="recon.png"><img src="recon.png"
 alt="originals over reconstructions"></a></p>
 <h2>Samples conditioned on each validation image's CLIP embedding</h2>
-<p>First column: the image; then {samples} samples (guidance 2, top-k 50).</p>
+<p>First column: the image; then {samples} samples from {html.escape(sampler)}.</p>
 <p><a href="samples.png"><img src="samples.png" alt="samples"></a></p>
 <p><a href="report.json">report.json</a> · <a href="data-report.json">data-report.json</a> ·
 <a href="fingerprints.json">fingerprints.json</a> · <a href="vqgan-metrics.jsonl">vqgan

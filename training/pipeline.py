@@ -220,7 +220,7 @@ def train_folder(folder: Path, run: Path, clip_path: Path, export: Path | None, 
     if report and d.main:
         from .folder_report import write_report
 
-        page = write_report(run, f, clip, vq, gpt)
+        page = write_report(run, f, clip, vq, gpt, export=export)
         log(f"report: {page}")
 
 

@@ -216,3 +216,22 @@ def test_ctrl_c_says_where_and_how_to_resume_from_any_directory(tmp_path):
     last = err.strip().splitlines()[-1]
     assert last.startswith("interrupted in vqgan at step") and "vqgan.pt" in last, last
     assert "Run the same command again to resume: python -m training" in last
+
+
+DEBUG_CLI = ROOT / ".build" / "debug" / "clipgen"
+
+
+@pytest.mark.skipif(not DEBUG_CLI.exists(), reason="the clipgen CLI is not built (swift build)")
+def test_report_samples_come_from_the_engine(finished, tmp_path):
+    folder, run, model = finished
+    f = pipeline.load_data(folder, run, data.DecodeOptions(32), common.Dist())
+    clip = pipeline.load_clip(CLIP)[0]
+    vq, gpt = pipeline.load_vqgan(run), pipeline.load_prior(run)
+    from training.folder_report import write_report
+
+    write_report(run, f, clip, vq, gpt, n=2, samples=2, export=model, cli=DEBUG_CLI)
+    report = json.loads((run / "report.json").read_text())
+    assert report["samples_from"] == "engine"
+    assert "the engine" in (run / "report.html").read_text()
+    with Image.open(run / "samples.png") as g:
+        assert g.size[0] > g.size[1]  # two rows of three cells (the image, two samples)
