@@ -15,7 +15,7 @@ export OPENBLAS_CORETYPE ?= $(CORETYPE)
 endif
 SWIFT_TEST_FLAGS ?=
 
-.PHONY: build debug studio test test-swift test-python deps apt python vocab fixtures bench lint format clean \
+.PHONY: build debug studio test test-swift test-python test-release deps apt python vocab fixtures bench lint format clean \
 	model defaults eval ablation model-v2 eval-v2 gallery
 
 ## Install missing system packages (Debian).
@@ -63,14 +63,19 @@ fixtures: python
 
 ## Every test: Swift (engine parity, tokenizer, CLI, studio — including the studio's end-to-end
 ## test, which drives the real clipgen-studio binary in tmux) and the training kit.
-test: apt python vocab lint test-swift test-python
+test: apt python vocab lint test-swift test-python test-release
 
 test-swift:
 	swift build --build-tests
 	swift test --skip-build $(SWIFT_TEST_FLAGS)
 
+## The release binaries (what people run, -Ounchecked in the engine) against hostile files.
+test-release: build python
+	$(PY) -m pytest -q Tests/Release
+
 test-python: python
 	$(PY) -m ruff check training
+	$(PY) -m ruff check --config training/ruff.toml Tests/Release
 	$(PY) -m pytest -q training/tests
 
 ## The built-in model from nothing (world, stand-in CLIP, VQGAN, prior) -> samples/model.
