@@ -143,6 +143,7 @@ bench: build python
 lint: python
 	swift format lint --strict --recursive Sources Tests Package.swift
 	$(PY) -m ruff check training
+	$(PY) -m ruff check --config training/ruff.toml Tests/Release
 
 format: python
 	swift format --in-place --recursive Sources Tests Package.swift
