@@ -1,9 +1,10 @@
 // CLIPTokenizer: a tiny hand-made vocabulary for the BPE mechanics and the load errors, and
 // OpenAI's real vocabulary against open_clip's ids on TokenizerHardStrings.json.
 
-import ClipGenEngine
 import Foundation
 import Testing
+
+@testable import ClipGenEngine
 
 /// A temporary folder with a small vocabulary whose special tokens are not 49406/49407.
 private struct TinyVocabulary {
@@ -381,6 +382,29 @@ struct TokenizerRealVocabularyTests {
       let words = tokenizer.decode(tokenizer.encode(text)).split(separator: " ").joined()
       #expect(words == CLIPTokenizer.cleanText(text).split(separator: " ").joined())
     }
+  }
+
+  @Test("hostile prompts stay linear: a flood of combining marks, a 100 KB prompt, NUL bytes")
+  func hostilePrompts() throws {
+    let tiny = try TinyVocabulary()
+    defer { tiny.remove() }
+    let tokenizer = try tiny.load()
+    let clock = ContinuousClock()
+    // One grapheme with 63,000 combining marks took 26 s (quadratic canonical reordering).
+    let flood = "a" + String(repeating: "\u{0301}\u{0316}", count: 31_500)
+    var row: TokenizedText?
+    let elapsed = clock.measure { row = tokenizer.tokenize(flood) }
+    #expect(elapsed < .seconds(2), "\(elapsed)")
+    #expect(row?.ids.first == 900)
+    // Runs are cut to Unicode's stream-safe bound of 30 marks, and still normalised.
+    let cleaned = FtfyFixer.nfc(Array(flood.unicodeScalars))
+    #expect(cleaned.count <= 31)
+    #expect(FtfyFixer.nfc(Array("e\u{0301}".unicodeScalars)) == ["\u{E9}"])
+    let big = String(repeating: "low abc ", count: 12_800)  // 100 KB
+    let bigElapsed = clock.measure { row = tokenizer.tokenize(big) }
+    #expect(bigElapsed < .seconds(5), "\(bigElapsed)")
+    #expect(row?.isTruncated == true)
+    #expect(tokenizer.tokenize("low\u{0}abc\u{0}").ids.first == 900)
   }
 
   @Test("a 77-token prompt tokenises in well under a millisecond")
