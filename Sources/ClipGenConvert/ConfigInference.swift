@@ -26,6 +26,10 @@ func requiredShape(_ weights: WeightSource, _ name: String, rank: Int? = nil) th
     throw ConversionError.cannotInferConfig(
       path: weights.sourceDescription, reason: "tensor '\(name)' has shape \(s), expected \(rank) dimensions")
   }
+  guard s.allSatisfy({ $0 > 0 }) else {
+    throw ConversionError.cannotInferConfig(
+      path: weights.sourceDescription, reason: "tensor '\(name)' has shape \(s), with an empty dimension")
+  }
   return s
 }
 
@@ -97,6 +101,7 @@ extension VQGANConfig {
     guard levels > 0 else { throw ConversionError.cannotInferConfig(path: path, reason: "no decoder.up.N tensors") }
     let encoderIn = w.shape(of: "encoder.conv_in.weight")
     let ch = encoderIn?[0] ?? out[1]  // without an encoder, assume ch_mult[0] = 1
+    guard ch > 0 else { throw ConversionError.cannotInferConfig(path: path, reason: "encoder.conv_in has 0 channels") }
     let blocks = try layerIndices(w, prefix: "decoder.up.0.block.")
     guard blocks >= 1 else {
       throw ConversionError.cannotInferConfig(path: path, reason: "no decoder.up.0.block.N tensors")
@@ -128,6 +133,7 @@ extension VQGANConfig {
     let out = try requiredShape(w, "decoder.final.2.weight", rank: 4)
     let encoderIn = w.shape(of: "encoder.conv_in.weight")
     let ch = encoderIn?[0] ?? out[1]
+    guard ch > 0 else { throw ConversionError.cannotInferConfig(path: path, reason: "encoder.conv_in has 0 channels") }
     let count = try layerIndices(w, prefix: "decoder.up.")
     // Per level, lowest resolution first: (resnet output channels, has attention).
     var levels: [(channels: [Int], attention: Bool)] = [([], false)]

@@ -180,6 +180,33 @@ import Testing
     #expect(try VQGANConfig.inferred(from: hfai, layout: .hfai, resolution: 64) == hfaiConfig)
   }
 
+  /// Shapes from a stranger's file are checked before they divide anything: a zero-channel
+  /// tensor used to crash size inference with a division by zero.
+  @Test func emptyDimensionsAreRefusedByName() throws {
+    struct Patched: WeightSource {
+      let base: SafeTensorsFile
+      let name: String
+      let shape: [Int]
+      var sourceDescription: String { base.sourceDescription }
+      var tensorNames: [String] { base.tensorNames }
+      func shape(of n: String) -> [Int]? { n == name ? shape : base.shape(of: n) }
+      func tensor(_ n: String) throws -> Tensor { try base.tensor(n) }
+      func storedName(_ n: String) -> String { n }
+    }
+    let tinyTaming = try SafeTensorsFile(url: tiny.appendingPathComponent("vqgan/model.safetensors"))
+    for (name, shape) in [
+      ("encoder.conv_in.weight", [0, 3, 3, 3]), ("decoder.up.0.block.0.conv2.weight", [0, 32, 3, 3]),
+      ("decoder.conv_out.weight", [3, 0, 3, 3]),
+    ] {
+      let patched = Patched(base: tinyTaming, name: name, shape: shape)
+      #expect {
+        try VQGANConfig.inferred(from: patched, layout: .taming, resolution: 64)
+      } throws: { e in
+        "\(e)".contains("0 channels") || "\(e)".contains("empty dimension")
+      }
+    }
+  }
+
   @Test func gptSizesAreInferredFromShapes() throws {
     let ckpt = try checkpoint("gpt_hfai.pt")
     let reference = try JSONDecoder().decode(
