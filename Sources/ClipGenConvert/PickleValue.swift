@@ -73,7 +73,17 @@ public struct PyTorchTensorRecord: Sendable, Equatable {
   /// Rebuilt through `_rebuild_parameter` (an `nn.Parameter`).
   public let isParameter: Bool
 
-  public var elementCount: Int { shape.reduce(1, *) }
+  /// Elements the view holds (`Int.max` when the shape's product overflows: such a view is
+  /// refused before anything reads it).
+  public var elementCount: Int {
+    var n = 1
+    for size in shape {
+      let (p, overflow) = n.multipliedReportingOverflow(by: max(size, 0))
+      if overflow { return .max }
+      n = p
+    }
+    return n
+  }
 
   /// Row-major strides for `shape`.
   public static func contiguousStrides(_ shape: [Int]) -> [Int] {

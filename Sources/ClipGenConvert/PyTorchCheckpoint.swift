@@ -293,10 +293,12 @@ public final class PyTorchCheckpoint: WeightSource, @unchecked Sendable {
     guard let dtype = r.dtype else {
       throw WeightError.unsupportedDType(file: path, tensor: name, dtype: r.storage.className)
     }
-    let count = r.elementCount
-    var out = [Float](repeating: 0, count: count)
+    var out: [Float] = []
     try withStorage(of: r, tensor: name) { raw in
+      // The shape and strides are checked against the storage before anything is allocated.
       try Self.checkBounds(r, dtype: dtype, storageBytes: raw.count, file: path, tensor: name)
+      let count = r.elementCount
+      out = [Float](repeating: 0, count: count)
       guard count > 0 else { return }
       out.withUnsafeMutableBufferPointer { dst in
         let base = dst.baseAddress!
@@ -340,10 +342,36 @@ public final class PyTorchCheckpoint: WeightSource, @unchecked Sendable {
     return try body(UnsafeRawBufferPointer(rebasing: file.bytes[range]))
   }
 
+  /// The most elements a view that repeats its storage may expand to when converted (64 Mi).
+  static let maximumRepeatedElements = 1 << 26
+
   private static func checkBounds(
     _ r: PyTorchTensorRecord, dtype: DType, storageBytes: Int, file: String, tensor: String
   ) throws {
-    guard r.elementCount > 0 else { return }
+    var count = 1
+    for size in r.shape {
+      let (p, overflow) = count.multipliedReportingOverflow(by: size)
+      guard !overflow, size >= 0 else {
+        throw WeightError.corruptTensor(file: file, tensor: tensor, reason: "shape \(r.shape) overflows")
+      }
+      count = p
+    }
+    guard count > 0 else { return }
+    guard r.strides.allSatisfy({ $0 >= 0 }), r.storageOffset >= 0 else {
+      throw WeightError.corruptTensor(
+        file: file, tensor: tensor, reason: "negative strides \(r.strides) or offset \(r.storageOffset)")
+    }
+    // A view may repeat its storage (stride 0, overlapping strides): PyTorch's expand. Converting
+    // materialises it, so a small file could ask for any amount of memory; beyond what the
+    // storage holds, at most `maximumRepeatedElements` are accepted.
+    let stored = storageBytes / dtype.byteSize
+    guard count <= max(stored, maximumRepeatedElements) else {
+      throw WeightError.corruptTensor(
+        file: file, tensor: tensor,
+        reason:
+          "shape \(r.shape) with strides \(r.strides) repeats its storage's \(stored) elements into \(count); more than \(maximumRepeatedElements) repeated elements are refused"
+      )
+    }
     var last = r.storageOffset
     for (size, stride) in zip(r.shape, r.strides) {
       let (m, o1) = (size - 1).multipliedReportingOverflow(by: stride)

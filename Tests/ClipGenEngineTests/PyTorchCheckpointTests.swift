@@ -55,6 +55,20 @@ func batchItem(_ t: Tensor, _ b: Int) -> Tensor {
     #expect(ckpt.shape(of: "empty") == [0, 3])
   }
 
+  /// An expanded view (stride 0) of 2^40 rows over a 4-float storage — a valid PyTorch file of
+  /// 508 bytes (training/scripts/hostile_checkpoints.py) — is refused before anything is
+  /// allocated, naming the tensor; it used to be materialised.
+  @Test func expandedViewsCannotAskForUnboundedMemory() throws {
+    let url = checkpointFixtures.appendingPathComponent("hostile/expanded.pt")
+    let ckpt = try PyTorchCheckpoint(url: url)
+    #expect(ckpt.shape(of: "w") == [1 << 40, 4])
+    #expect {
+      try ckpt.tensor("w")
+    } throws: { e in
+      "\(e)".contains("expanded.pt") && "\(e)".contains("'w'") && "\(e)".contains("repeated elements are refused")
+    }
+  }
+
   @Test func unsupportedDTypeIsAnErrorNamingFileAndTensor() throws {
     let ckpt = try checkpoint("dtypes.pt")
     #expect(ckpt.record(of: "complex")?.storage.className == "ComplexFloatStorage")
