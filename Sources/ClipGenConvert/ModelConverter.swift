@@ -114,6 +114,7 @@ public enum ModelConverter {
     _ request: ConversionRequest, to directory: URL, progress: (ConversionEvent) -> Void = { _ in }
   ) throws -> ConversionReport {
     let fm = FileManager.default
+    let recovered = recoverInterrupted(directory)
     if let contents = try? fm.contentsOfDirectory(atPath: directory.path), !contents.isEmpty, !request.replaceExisting {
       throw ConversionError.outputExists(path: directory.path)
     }
@@ -126,7 +127,8 @@ public enum ModelConverter {
     // Assembled in a staging folder beside the destination, moved into place once it loads.
     let parent = directory.deletingLastPathComponent()
     try fm.createDirectory(at: parent, withIntermediateDirectories: true)
-    let staging = parent.appendingPathComponent(".\(directory.lastPathComponent).converting-\(getpid())")
+    for line in recovered { note(line) }
+    let staging = Self.sibling(of: directory, "converting", pid: getpid())
     try? fm.removeItem(at: staging)
     try fm.createDirectory(at: staging, withIntermediateDirectories: true)
     var moved = false
@@ -159,10 +161,61 @@ public enum ModelConverter {
     } catch {
       throw ConversionError.verificationFailed(path: directory.path, reason: "\(error)")
     }
-    if fm.fileExists(atPath: directory.path) { try fm.removeItem(at: directory) }
-    try fm.moveItem(at: staging, to: directory)
-    moved = true
+    // Replaced by renames only: the old model moves aside whole, the new one takes its name,
+    // then the old one goes. Interrupted anywhere, the old model is whole under one name or the
+    // other (the next convert puts it back), and nothing incomplete is ever at `directory`.
+    if fm.fileExists(atPath: directory.path) {
+      let old = Self.sibling(of: directory, "replaced", pid: getpid())
+      try? fm.removeItem(at: old)
+      try fm.moveItem(at: directory, to: old)
+      do {
+        try fm.moveItem(at: staging, to: directory)
+      } catch {
+        try? fm.moveItem(at: old, to: directory)
+        throw error
+      }
+      moved = true
+      try? fm.removeItem(at: old)
+    } else {
+      try fm.moveItem(at: staging, to: directory)
+      moved = true
+    }
     return ConversionReport(directory: directory, components: components, notes: notes)
+  }
+
+  /// `.<name>.<what>-<pid>` beside `directory`: a conversion's staging folder or the model it
+  /// replaces.
+  static func sibling(of directory: URL, _ what: String, pid: Int32) -> URL {
+    directory.deletingLastPathComponent().appendingPathComponent(".\(directory.lastPathComponent).\(what)-\(pid)")
+  }
+
+  /// What a conversion killed earlier (kill -9, power loss) left beside `directory`: staging
+  /// folders of processes no longer running are removed, and a model it had moved aside is put
+  /// back when nothing took its place (else removed). Returns what was done, for the report.
+  @discardableResult
+  public static func recoverInterrupted(_ directory: URL) -> [String] {
+    let fm = FileManager.default
+    let parent = directory.deletingLastPathComponent()
+    let prefix = ".\(directory.lastPathComponent)."
+    guard let names = try? fm.contentsOfDirectory(atPath: parent.path) else { return [] }
+    var done: [String] = []
+    for name in names.sorted() where name.hasPrefix(prefix) {
+      let rest = name.dropFirst(prefix.count)
+      guard let dash = rest.lastIndex(of: "-"), let pid = Int32(rest[rest.index(after: dash)...]) else { continue }
+      let what = rest[..<dash]
+      guard what == "converting" || what == "replaced" else { continue }
+      // A process still running (or one we may not signal) owns it.
+      if pid == getpid() || kill(pid, 0) == 0 || errno == EPERM { continue }
+      let url = parent.appendingPathComponent(name)
+      if what == "replaced" && !fm.fileExists(atPath: directory.path) {
+        if (try? fm.moveItem(at: url, to: directory)) != nil {
+          done.append("an interrupted conversion had moved the old model aside; it is back at \(directory.path)")
+        }
+      } else if (try? fm.removeItem(at: url)) != nil {
+        done.append("removed \(name), left by an interrupted conversion")
+      }
+    }
+    return done
   }
 
   // MARK: - Components

@@ -180,6 +180,32 @@ import Testing
     #expect(try VQGANConfig.inferred(from: hfai, layout: .hfai, resolution: 64) == hfaiConfig)
   }
 
+  /// What a killed conversion leaves is cleaned up by the next one: a dead process's staging
+  /// folder goes, and a model it had moved aside comes back when nothing took its place.
+  @Test func interruptedConversionsAreRecovered() throws {
+    let dir = try temporaryDirectory()
+    let out = dir.appendingPathComponent("coco")
+    let fm = FileManager.default
+    let dead: Int32 = 2_000_000_000  // beyond pid_max: never a live process
+    let staging = ModelConverter.sibling(of: out, "converting", pid: dead)
+    let aside = ModelConverter.sibling(of: out, "replaced", pid: dead)
+    try fm.createDirectory(at: staging, withIntermediateDirectories: true)
+    try fm.copyItem(at: tiny, to: aside)
+    let done = ModelConverter.recoverInterrupted(out)
+    #expect(done.count == 2, "\(done)")
+    #expect(!fm.fileExists(atPath: staging.path))
+    #expect(!fm.fileExists(atPath: aside.path))
+    #expect(try ClipGenModel(directory: out).name == "tiny-fixture")  // the old model, whole
+    // With a model in place, a leftover copy is removed instead.
+    try fm.copyItem(at: tiny, to: aside)
+    #expect(ModelConverter.recoverInterrupted(out).count == 1)
+    #expect(!fm.fileExists(atPath: aside.path) && fm.fileExists(atPath: out.path))
+    // A live process's folders are left alone.
+    let mine = ModelConverter.sibling(of: out, "converting", pid: getppid())
+    try fm.createDirectory(at: mine, withIntermediateDirectories: true)
+    #expect(ModelConverter.recoverInterrupted(out).isEmpty && fm.fileExists(atPath: mine.path))
+  }
+
   /// Shapes from a stranger's file are checked before they divide anything: a zero-channel
   /// tensor used to crash size inference with a division by zero.
   @Test func emptyDimensionsAreRefusedByName() throws {
@@ -370,6 +396,36 @@ import Testing
   }
 
   // MARK: The CLI
+
+  /// kill -9 at any moment of `clipgen convert --force` over an existing model: what is at
+  /// --out afterwards always loads (the old model or the new one, never half of either), and
+  /// the next conversion cleans up what the killed one left.
+  @Test func killedConversionsNeverLeaveAHalfModel() throws {
+    let exe = try clipgenExecutable()
+    let dir = try temporaryDirectory()
+    let out = dir.appendingPathComponent("model")
+    try FileManager.default.copyItem(at: tiny, to: out)
+    let fx = checkpointFixtures.path
+    let arguments = [
+      "convert", "--clip", "\(fx)/clip_openai.pt", "--gpt", "\(fx)/gpt_hfai.pt", "--gpt-heads", "4", "--vqgan",
+      "\(fx)/vqgan_taming.ckpt", "--tokenizer", "\(fx)/bpe_tiny.txt.gz", "--out", out.path, "--force",
+    ]
+    var random = TestRandom(seed: 42)
+    for _ in 0..<6 {
+      let p = Process()
+      p.executableURL = exe
+      p.arguments = arguments
+      p.standardError = FileHandle.nullDevice
+      try p.run()
+      usleep(UInt32(20_000 + Int(random.next() % 1_500_000)))
+      kill(p.processIdentifier, SIGKILL)
+      p.waitUntilExit()
+      ModelConverter.recoverInterrupted(out)
+      #expect((try? ClipGenModel(directory: out)) != nil, "after kill -9 the model at --out does not load")
+      let left = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasPrefix(".") }
+      #expect(left.isEmpty, "left behind: \(left)")
+    }
+  }
 
   @Test func cliConvertsAndInspects() throws {
     let exe = try clipgenExecutable()
