@@ -13,7 +13,8 @@ struct ClipGenStudioCommand: ParsableCommand {
     discussion: """
       Type a prompt and press Enter: the image appears row by row as the model samples it (Esc \
       cancels). Every generation is kept, with its seed and settings, in the history. In the \
-      studio, F1 lists every key.
+      studio, F1 lists every key. With NO_COLOR set, the studio draws without colour (reverse \
+      video for highlights, sixel images only) unless --colors or --images blocks asks for it.
       """)
 
   @Option(help: "Model directory (with model.json). Default: samples/model, else the test fixture model.")
@@ -108,7 +109,7 @@ struct ClipGenStudioCommand: ParsableCommand {
       throw fail("cannot load the model: \(error)")
     }
 
-    let env = StudioEnvironment(
+    var env = StudioEnvironment(
       generator: generator, files: EngineImageFiles(), store: store, themes: themes, theme: chosenTheme,
       styles: library,
       // The model's own examples; samples/prompts.txt only for the built-in model without any.
@@ -117,6 +118,9 @@ struct ClipGenStudioCommand: ParsableCommand {
         : modelURL.standardizedFileURL == resources.defaultModel?.standardizedFileURL ? resources.samplePrompts() : [],
       imageMode: ImageMode(rawValue: images),
       notices: notices)
+    // NO_COLOR (no-color.org): no colour unless asked for with --colors or --images blocks.
+    let noColor = !(ProcessInfo.processInfo.environment["NO_COLOR"] ?? "").isEmpty
+    env.monochrome = noColor && colors == "auto" && images != "blocks"
     StudioSignals.install()
     let driver: CursesDriver
     do {

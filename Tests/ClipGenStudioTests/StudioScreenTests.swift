@@ -230,6 +230,22 @@ struct StudioScreenTests {
     #expect(next.studio.state.randomSeed == false)
   }
 
+  /// NO_COLOR: not one coloured cell, highlights in reverse video, no half-block images.
+  @Test func noColorDrawsWithoutColour() throws {
+    let h = try StudioHarness(monochrome: true)
+    #expect(h.studio.state.imageMode == ImageMode.none)
+    h.type("a red circle")
+    h.keys(.enter)
+    #expect(h.settle())
+    h.keys(.tab)  // the history, its row selected
+    let grid = try #require(h.driver.lastGrid)
+    #expect(grid.cells.allSatisfy { $0.style.foreground == .default && $0.style.background == .default })
+    #expect(grid.cells.contains { $0.style.reverse }, "nothing stands out without colour")
+    let coloured = try StudioHarness()
+    coloured.studio.renderFrame()
+    #expect(coloured.driver.lastGrid?.cells.contains { $0.style.foreground != .default } == true)
+  }
+
   /// The model's own defaults (model.json) are where settings start; the form marks each value
   /// still at its default; what was set for one model never applies to another.
   @Test func modelDefaultsStartTheSettingsAndStayPerModel() throws {

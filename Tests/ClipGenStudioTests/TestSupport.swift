@@ -160,7 +160,7 @@ struct StudioHarness {
   init(
     width: Int = 100, height: Int = 30, generator: ScriptedGenerator = ScriptedGenerator(),
     capabilities: TerminalCapabilities = TerminalCapabilities(colorDepth: .trueColor), imageMode: ImageMode? = nil,
-    dataDirectory: URL? = nil, theme: String = "default"
+    dataDirectory: URL? = nil, theme: String = "default", monochrome: Bool = false
   ) throws {
     let dir = dataDirectory ?? temporaryDirectory()
     self.dataDirectory = dir
@@ -169,12 +169,13 @@ struct StudioHarness {
     self.generator = generator
     let themes = ThemeLibrary(directories: [repositoryRoot.appendingPathComponent("themes")])
     let styles = try StyleLibrary.load(contentsOf: repositoryRoot.appendingPathComponent("samples/styles.json"))
-    let env = StudioEnvironment(
+    var env = StudioEnvironment(
       generator: generator, files: RawImageFiles(), store: store, themes: themes, theme: try themes.theme(named: theme),
       styles: styles, samplePrompts: ["a large red circle on the left", "a small blue square in the middle"],
       imageMode: imageMode, now: { Date(timeIntervalSince1970: 1_700_000_000) }, timeZone: TimeZone(identifier: "UTC")!,
       randomSeed: { 42 }, pathCompleter: PathCompleter(baseDirectory: dir, home: dir.path), previewInterval: 0,
       progressInterval: 0)
+    env.monochrome = monochrome
     studio = Studio(driver: driver, environment: env)
   }
 

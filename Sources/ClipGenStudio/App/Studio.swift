@@ -20,6 +20,9 @@ public struct StudioEnvironment {
   public var samplePrompts: [String]
   /// Force an image mode (else the terminal's best).
   public var imageMode: ImageMode?
+  /// No colour anywhere (the `NO_COLOR` convention): the UI in the terminal's own colours with
+  /// reverse video for highlights; images only as sixel, never as coloured half-blocks.
+  public var monochrome = false
   public var now: () -> Date
   public var timeZone: TimeZone
   public var randomSeed: () -> UInt64
@@ -83,6 +86,7 @@ public final class Studio {
     let caps = driver.capabilities
     var mode = env.imageMode ?? caps.preferredImageMode
     if mode == .sixel && !caps.sixel && env.imageMode == nil { mode = .halfBlock }
+    if env.monochrome && env.imageMode == nil && mode == .halfBlock { mode = .none }
     state = StudioState(
       width: driver.width, height: driver.height, theme: env.theme, imageMode: mode, capabilities: caps,
       modelName: env.generator.modelName, gridHeight: env.generator.gridHeight, gridWidth: env.generator.gridWidth)
@@ -180,7 +184,7 @@ public final class Studio {
     var renderer = StudioRenderer(
       state: state, images: images, imagesDirectory: environment.store.imagesDirectory, now: environment.now(),
       timeZone: environment.timeZone, homeDirectory: environment.pathCompleter.home)
-    let grid = renderer.render()
+    let grid = environment.monochrome ? renderer.render().monochrome() : renderer.render()
     state.historyScroll = renderer.historyScroll
     driver.present(grid)
     lastFrame = grid

@@ -129,6 +129,20 @@ public struct CellGrid: Sendable, Equatable {
 
   public var bounds: Rect { Rect(x: 0, y: 0, width: width, height: height) }
 
+  /// The grid without colour (`NO_COLOR`): every cell in the terminal's own colours, and a cell
+  /// that stood out by its background (selection, header, status line) shown in reverse video.
+  public func monochrome() -> CellGrid {
+    var g = self
+    for i in g.cells.indices {
+      var s = g.cells[i].style
+      if s.background != .default { s.reverse.toggle() }
+      s.foreground = .default
+      s.background = .default
+      g.cells[i].style = s
+    }
+    return g
+  }
+
   public subscript(x: Int, y: Int) -> Cell {
     get { (x >= 0 && x < width && y >= 0 && y < height) ? cells[y * width + x] : .blank }
     set {
