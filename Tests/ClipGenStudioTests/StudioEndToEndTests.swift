@@ -136,6 +136,23 @@ struct StudioEndToEndTests {
     }
   }
 
+  /// Words typed the moment the studio starts — while it is still asking the terminal what it
+  /// can do — reach the prompt (they were lost in 4 of 4 tries at 0 s).
+  @Test(.enabled(if: missing == nil, Comment(rawValue: missing ?? "")))
+  func typingAtLaunchIsKept() throws {
+    let binary = try #require(Self.binary)
+    let model = try #require(Self.model)
+    for delay in [0.0, 0.05, 0.15] {
+      let data = temporaryDirectory("e2e-typeahead")
+      let session = Session(
+        command: "TERM=tmux-256color '\(binary.path)' --model '\(model.path)' --data-dir '\(data.path)' 2>/dev/null")
+      if delay > 0 { Thread.sleep(forTimeInterval: delay) }
+      session.type("a small blue square")
+      let seen = session.wait(seconds: 60) { $0.contains("› a small blue square") }
+      #expect(seen != nil, "typed \(delay) s after launch, the text did not reach the prompt:\n\(session.screen())")
+    }
+  }
+
   @Test(.enabled(if: missing == nil, Comment(rawValue: missing ?? "")))
   func promptProgressHistoryAndRestart() throws {
     let binary = try #require(Self.binary)

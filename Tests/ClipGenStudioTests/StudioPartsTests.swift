@@ -185,6 +185,20 @@ struct StudioPartsTests {
     #expect(try store.entries().first?.generation.status == .running)
   }
 
+  /// Keys typed while the terminal answers the start-up queries are kept (outside the replies)
+  /// and replayed as keys; the replies themselves never become keys.
+  @Test func typeaheadDuringTheProbeIsKept() {
+    let bytes = Array("he\u{1B}[?63;1;4cllo\u{1B}[6;19;9t w\u{7F}world\r".utf8)
+    let replies = TerminalReplies.parse(bytes)
+    #expect(replies.deviceAttributes == [1, 4])
+    #expect(replies.cellSize?.width == 9 && replies.cellSize?.height == 19)
+    #expect(replies.typeahead == Array("hello w\u{7F}world\r".utf8))
+    let events = typeaheadEvents(replies.typeahead)
+    #expect(events.first == .key(.character("h")))
+    #expect(events.contains(.key(.backspace)) && events.last == .key(.enter))
+    #expect(typeaheadEvents(Array("é\u{1B}".utf8)) == [.key(.character("é"))])
+  }
+
   @Test func fullDiskFailsTheGenerationWithTheReason() throws {
     struct FullDisk: ImageFiles {
       func load(_ url: URL) throws -> Pixmap { throw GenerationFailure(message: "unused") }

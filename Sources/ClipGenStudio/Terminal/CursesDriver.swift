@@ -40,6 +40,8 @@ public final class CursesDriver: TerminalDriver {
   /// Cells drawn by the raw 24-bit pass (ncurses holds an approximation of them).
   private var overlaid: Set<Int> = []
   private var stopped = false
+  /// Keys typed while the terminal was being queried, handed out before anything ncurses reads.
+  private var typeahead: [TerminalEvent] = []
   /// ncurses uses 24-bit colour numbers itself (a `-direct` terminfo entry).
   private let directColor: Bool
 
@@ -87,6 +89,7 @@ public final class CursesDriver: TerminalDriver {
       sixel: options.imageMode == .sixel || (options.imageMode == nil && replies.hasSixel), cellPixelWidth: cell.width,
       cellPixelHeight: cell.height, colorDepth: depth,
       deviceAttributes: replies.deviceAttributes.map { $0.map(String.init).joined(separator: ";") } ?? "none")
+    typeahead = typeaheadEvents(replies.typeahead)
   }
 
   deinit { shutdown() }
@@ -104,6 +107,7 @@ public final class CursesDriver: TerminalDriver {
   }
 
   public func nextEvent(timeoutMilliseconds: Int) -> TerminalEvent? {
+    if !typeahead.isEmpty { return typeahead.removeFirst() }
     var ch: UInt32 = 0
     switch cg_curses_read(Int32(timeoutMilliseconds), &ch) {
     case 1:

@@ -14,6 +14,9 @@ public struct TerminalReplies: Sendable, Equatable {
   /// The window size in pixels from TIOCGWINSZ (terminals that fill it in, like xterm, which
   /// by default does not answer the XTWINOPS queries).
   public var windowPixels: (width: Int, height: Int)?
+  /// What the person typed while the queries were answered (bytes outside any reply): replayed
+  /// as keys, so words typed the moment the studio starts are not lost.
+  public var typeahead: [UInt8] = []
 
   public static func == (a: TerminalReplies, b: TerminalReplies) -> Bool {
     a.deviceAttributes == b.deviceAttributes && a.cellSize?.width == b.cellSize?.width
@@ -30,6 +33,7 @@ public struct TerminalReplies: Sendable, Equatable {
     while i < bytes.count {
       // CSI = ESC [ ; a reply is ESC [ [?] params final.
       guard bytes[i] == 0x1B, i + 1 < bytes.count, bytes[i + 1] == 0x5B else {
+        if bytes[i] != 0x1B { r.typeahead.append(bytes[i]) }
         i += 1
         continue
       }
@@ -101,9 +105,33 @@ public enum TerminalProbe {
       received += buffer[0..<n]
       if TerminalReplies.parse(received).deviceAttributes != nil { break }
     }
-    // Drop anything left (a late reply, keys typed meanwhile) so ncurses does not read it as keys.
-    usleep(20_000)
-    tcflush(fd, TCIFLUSH)
+    // Whatever follows within a moment (a late reply, keys typed meanwhile) is read too, so
+    // ncurses sees neither a reply as keys nor loses a key: replies are parsed, the rest kept.
+    let drainUntil = Date().addingTimeInterval(0.02)
+    while Date() < drainUntil {
+      var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+      guard poll(&pfd, 1, 5) > 0 else { continue }
+      let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+      guard n > 0 else { break }
+      received += buffer[0..<n]
+    }
     return TerminalReplies.parse(received)
   }
+}
+
+/// Keys typed before the studio could read them (`TerminalReplies.typeahead`), as events: text,
+/// Enter, Tab, Backspace and control keys; escape sequences (arrows, function keys) are dropped.
+public func typeaheadEvents(_ bytes: [UInt8]) -> [TerminalEvent] {
+  var events: [TerminalEvent] = []
+  for scalar in String(decoding: bytes, as: UTF8.self).unicodeScalars {
+    switch scalar.value {
+    case 9: events.append(.key(.tab))
+    case 10, 13: events.append(.key(.enter))
+    case 8, 127: events.append(.key(.backspace))
+    case 1...26: events.append(.key(.control(Character(UnicodeScalar(UInt8(scalar.value) + 0x60)))))
+    case 0, 27...31, 0xFFFD: break
+    default: events.append(.key(.character(Character(scalar))))
+    }
+  }
+  return events
 }
