@@ -153,6 +153,24 @@ struct StudioEndToEndTests {
     }
   }
 
+  /// A bracketed paste (tmux paste-buffer -p) with line breaks and an escape sequence lands in
+  /// the prompt as text; nothing runs.
+  @Test(.enabled(if: missing == nil, Comment(rawValue: missing ?? "")))
+  func pasteIsText() throws {
+    let binary = try #require(Self.binary)
+    let model = try #require(Self.model)
+    let data = temporaryDirectory("e2e-paste")
+    let session = Session(
+      command: "TERM=tmux-256color '\(binary.path)' --model '\(model.path)' --data-dir '\(data.path)' 2>/dev/null")
+    #expect(session.wait(seconds: 60) { $0.contains("History (0)") } != nil)
+    StudioEndToEndTests.run(["-L", session.socket, "set-buffer", "-b", "p", "a red circle\n\u{1B}[Aon the left\rq"])
+    StudioEndToEndTests.run(["-L", session.socket, "paste-buffer", "-p", "-b", "p", "-t", session.name])
+    let seen = session.wait(seconds: 10) { $0.contains("› a red circle [Aon the left q") }
+    #expect(seen != nil, "the paste did not land in the prompt:\n\(session.screen())")
+    Thread.sleep(forTimeInterval: 0.5)
+    #expect(session.screen().contains("History (0)"), "a paste started something:\n\(session.screen())")
+  }
+
   @Test(.enabled(if: missing == nil, Comment(rawValue: missing ?? "")))
   func promptProgressHistoryAndRestart() throws {
     let binary = try #require(Self.binary)

@@ -230,6 +230,20 @@ struct StudioScreenTests {
     #expect(next.studio.state.randomSeed == false)
   }
 
+  /// A paste is text: its line breaks, control characters and escape sequences never act as
+  /// keys (one paste used to start three generations).
+  @Test func pastedTextLandsInThePromptAndNeverRunsAsKeys() throws {
+    let generator = ScriptedGenerator()
+    let h = try StudioHarness(generator: generator)
+    h.send([.paste("a red circle\r\n\u{1B}[Aon the left\u{3}\rq")])
+    #expect(h.studio.state.editor.text == "a red circle [Aon the left q")
+    #expect(!h.studio.quitRequested)
+    #expect(h.studio.state.run == nil && generator.requests.withLock { $0.isEmpty })
+    h.keys(.enter)  // Enter typed by hand does generate
+    #expect(h.settle())
+    #expect(generator.requests.withLock { $0.count } == 1)
+  }
+
   /// NO_COLOR: not one coloured cell, highlights in reverse video, no half-block images.
   @Test func noColorDrawsWithoutColour() throws {
     let h = try StudioHarness(monochrome: true)

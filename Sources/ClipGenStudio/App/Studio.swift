@@ -526,6 +526,32 @@ public final class Studio {
     case .key(let key):
       state.message = nil
       handle(key)
+    case .paste(let text):
+      state.message = nil
+      paste(BracketedPaste.sanitize(text))
+    }
+  }
+
+  /// Pasted text goes into the line being edited — the prompt unless a search or a path is being
+  /// typed — as text: its control characters and escape sequences never act as keys.
+  func paste(_ text: String) {
+    guard !text.isEmpty else { return }
+    if state.searchEditor != nil {
+      state.searchEditor?.insert(text)
+      return
+    }
+    switch state.overlay {
+    case .imagePrompt(var form) where form.field == 0:
+      form.path.insert(text)
+      state.overlay = .imagePrompt(form)
+    case .styles(var picker):
+      picker.query.insert(text)
+      state.overlay = .styles(picker)
+    case nil:
+      state.focus = .prompt
+      state.editor.insert(text)
+    default:
+      message("Close this window to paste into the prompt", .warning)
     }
   }
 

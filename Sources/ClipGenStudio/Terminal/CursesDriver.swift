@@ -90,6 +90,7 @@ public final class CursesDriver: TerminalDriver {
       cellPixelHeight: cell.height, colorDepth: depth,
       deviceAttributes: replies.deviceAttributes.map { $0.map(String.init).joined(separator: ";") } ?? "none")
     typeahead = typeaheadEvents(replies.typeahead)
+    writeRaw(BracketedPaste.enable)
   }
 
   deinit { shutdown() }
@@ -98,7 +99,7 @@ public final class CursesDriver: TerminalDriver {
     guard !stopped else { return }
     stopped = true
     // Clear inline images before leaving the alternate screen.
-    writeRaw(Array("\u{1B}[0m".utf8))
+    writeRaw(Array("\u{1B}[0m".utf8) + BracketedPaste.disable)
     cg_curses_stop()
   }
 
@@ -111,6 +112,7 @@ public final class CursesDriver: TerminalDriver {
     var ch: UInt32 = 0
     switch cg_curses_read(Int32(timeoutMilliseconds), &ch) {
     case 1:
+      if ch == 27, let paste = readPaste() { return paste }
       return translate(character: ch)
     case 2:
       if Int(ch) == Int(CG_KEY_RESIZE) {
@@ -137,6 +139,44 @@ public final class CursesDriver: TerminalDriver {
     default:
       return nil
     }
+  }
+
+  /// After an ESC: a bracketed paste when `[200~` follows (read to `ESC [201~`), else nil with
+  /// the characters read queued as the keys they are.
+  private func readPaste() -> TerminalEvent? {
+    var ch: UInt32 = 0
+    var read: [UInt32] = []
+    while read.count < BracketedPaste.start.count {
+      guard cg_curses_read(0, &ch) == 1 else { break }
+      read.append(ch)
+      if read.last != BracketedPaste.start[read.count - 1] { break }
+    }
+    guard read == BracketedPaste.start else {
+      typeahead.insert(contentsOf: read.compactMap { translate(character: $0) }, at: 0)
+      return nil
+    }
+    var text: [UInt32] = []
+    var recent: [UInt32] = []  // the last few characters, to see the end marker
+    var idle = 0
+    while idle < 20 {  // a paste arrives at once; 20 quiet reads of 50 ms end a broken one
+      let r = cg_curses_read(50, &ch)
+      guard r == 1 else {
+        if r == 0 { idle += 1 }
+        continue
+      }
+      idle = 0
+      recent.append(ch)
+      if recent.count > BracketedPaste.end.count { recent.removeFirst() }
+      if recent == BracketedPaste.end {
+        text.removeLast(min(text.count, BracketedPaste.end.count - 1))
+        break
+      }
+      if text.count < BracketedPaste.maximumCharacters + BracketedPaste.end.count { text.append(ch) }
+    }
+    let scalars = text.prefix(BracketedPaste.maximumCharacters).compactMap(UnicodeScalar.init)
+    var s = String.UnicodeScalarView()
+    s.append(contentsOf: scalars)
+    return .paste(String(s))
   }
 
   private func translate(character ch: UInt32) -> TerminalEvent? {

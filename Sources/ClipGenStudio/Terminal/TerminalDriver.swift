@@ -42,6 +42,33 @@ public enum TerminalEvent: Hashable, Sendable {
   case key(Key)
   /// The terminal was resized to `width` columns and `height` rows.
   case resize(width: Int, height: Int)
+  /// Text pasted into the terminal (bracketed paste): text, never keys, whatever it contains.
+  case paste(String)
+}
+
+/// Bracketed paste: the terminal wraps pasted text in `ESC [ 200 ~` … `ESC [ 201 ~`.
+public enum BracketedPaste {
+  public static let enable = Array("\u{1B}[?2004h".utf8)
+  public static let disable = Array("\u{1B}[?2004l".utf8)
+  /// What follows ESC at the start and at the end of a paste.
+  public static let start: [UInt32] = Array("[200~".unicodeScalars.map(\.value))
+  public static let end: [UInt32] = Array("\u{1B}[201~".unicodeScalars.map(\.value))
+  /// Pastes longer than this are cut (the rest is read and dropped).
+  public static let maximumCharacters = 1 << 20
+
+  /// Pasted text as one line for a prompt: line breaks and tabs become spaces, every other
+  /// control character (escape sequences included) is dropped.
+  public static func sanitize(_ text: String) -> String {
+    var out = String.UnicodeScalarView()
+    for s in text.unicodeScalars {
+      switch s.value {
+      case 9, 10, 13: if out.last != " " { out.append(" ") }
+      case 0..<32, 127, 0x80..<0xA0: continue
+      default: out.append(s)
+      }
+    }
+    return String(out)
+  }
 }
 
 /// How inline images are drawn.
