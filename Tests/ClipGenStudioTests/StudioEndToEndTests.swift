@@ -108,8 +108,11 @@ struct StudioEndToEndTests {
       // remain-on-exit keeps the pane (and the exit marker) after the studio quits.
       let config = FileManager.default.temporaryDirectory.appendingPathComponent("\(socket).conf")
       try? Data("set -g remain-on-exit on\nset -g default-terminal tmux-256color\n".utf8).write(to: config)
+      // The colour path is what these tests look at: a NO_COLOR from the test runner's
+      // environment (swift test sets one) would turn half-block images off.
       StudioEndToEndTests.run([
-        "-L", socket, "-f", config.path, "new-session", "-d", "-s", name, "-x", "\(width)", "-y", "\(height)", command,
+        "-L", socket, "-f", config.path, "new-session", "-d", "-s", name, "-x", "\(width)", "-y", "\(height)",
+        "unset NO_COLOR; " + command,
       ])
     }
     deinit {
