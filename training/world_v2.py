@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image, ImageDraw
 
+from . import world as world_v1
+
 CANVAS = 64.0  # geometry units: every coordinate below is on a 64 x 64 canvas
 SUPERSAMPLE = 4
 
@@ -359,19 +361,8 @@ def shape_polygon(shape: str, cx: float, cy: float, extent: float) -> list[tuple
     if shape == "circle":
         return [(cx + r * math.cos(t), cy + r * math.sin(t))
                 for t in (2 * math.pi * i / 48 for i in range(48))]
-    if shape == "square":
-        return [(cx - r, cy - r), (cx + r, cy - r), (cx + r, cy + r), (cx - r, cy + r)]
-    if shape == "triangle":  # pointing up, as wide as high
-        return [(cx, cy - r), (cx + r, cy + r), (cx - r, cy + r)]
-    if shape == "diamond":
-        return [(cx, cy - r), (cx + r, cy), (cx, cy + r), (cx - r, cy)]
-    if shape == "cross":  # a plus sign, arms a third of the extent thick
-        t = extent / 6
-        return [
-            (cx - t, cy - r), (cx + t, cy - r), (cx + t, cy - t), (cx + r, cy - t),
-            (cx + r, cy + t), (cx + t, cy + t), (cx + t, cy + r), (cx - t, cy + r),
-            (cx - t, cy + t), (cx - r, cy + t), (cx - r, cy - t), (cx - t, cy - t),
-        ]
+    if shape in ("square", "triangle", "diamond", "cross"):  # the same outlines as world v1
+        return world_v1.shape_polygon(shape, cx, cy, extent)
     if shape == "star":  # five points, inner radius half the outer, one point up
         width = 2 * math.sin(math.radians(72))  # bounding box in outer radii
         height = 1 + math.cos(math.radians(36))
