@@ -327,12 +327,15 @@ def decode_folder(root: Path, opts: DecodeOptions, cache: Path, d: Dist | None =
         out.mkdir(parents=True, exist_ok=True)
         if d.main:
             failed.unlink(missing_ok=True)
-        per = _chunk_size(opts.resolution)
+        # At least 8 chunks a rank, so the ranks finish together (a chunk is bounded in memory
+        # too); the chunk size is in the names, so a resume with another process count starts
+        # its own chunks rather than misreading these.
+        per = min(_chunk_size(opts.resolution), max(16, -(-len(files) // (8 * d.world))))
         chunks = [files[i : i + per] for i in range(0, len(files), per)]
         mine = [c for c in range(len(chunks)) if c % d.world == d.rank]
         bar = Progress(len(files), "decode images", enabled=show_progress and d.main)
         for c in mine:
-            path = out / f"chunk-{c:05d}.npz"
+            path = _chunk_path(out, per, c)
             if not path.exists():
                 _decode_chunk(Path(root), chunks[c], opts, path)
             # rank 0 reports everyone's progress as its own times the number of ranks
@@ -340,7 +343,7 @@ def decode_folder(root: Path, opts: DecodeOptions, cache: Path, d: Dist | None =
         d.barrier()
         if d.main:
             try:
-                _join_chunks(out, len(chunks), listing, files, opts, fp)
+                _join_chunks(out, per, len(chunks), listing, files, opts, fp)
             except UserError as e:  # every rank must hear of it, not wait for rank 0
                 atomic_write_text(failed, str(e))
         d.barrier()
@@ -375,11 +378,15 @@ def _decode_chunk(root: Path, files: list[str], opts: DecodeOptions, path: Path)
     os.replace(tmp, path)
 
 
-def _join_chunks(out: Path, n_chunks: int, listing: Listing, files: list[str],
+def _chunk_path(out: Path, per: int, c: int) -> Path:
+    return out / f"chunk-{per}-{c:05d}.npz"
+
+
+def _join_chunks(out: Path, per: int, n_chunks: int, listing: Listing, files: list[str],
                  opts: DecodeOptions, fp: dict) -> None:
     metas = []
     for c in range(n_chunks):
-        with np.load(out / f"chunk-{c:05d}.npz") as z:
+        with np.load(_chunk_path(out, per, c)) as z:
             metas.append(json.loads(str(z["meta"])))
     loaded = [f for m in metas for f in m["loaded"]]
     train_files, val_files = split_files(loaded, opts.val_fraction)
@@ -396,7 +403,7 @@ def _join_chunks(out: Path, n_chunks: int, listing: Listing, files: list[str],
             np.lib.format.write_array_header_1_0(fh, {"descr": "|u1", "fortran_order": False,
                                                       "shape": (n, r, r, 3)})
         for c, m in enumerate(metas):
-            with np.load(out / f"chunk-{c:05d}.npz") as z:
+            with np.load(_chunk_path(out, per, c)) as z:
                 imgs = z["images"]
             is_val = np.array([f in val_set for f in m["loaded"]], dtype=bool)
             ft.write(np.ascontiguousarray(imgs[~is_val]).tobytes())
@@ -412,8 +419,8 @@ def _join_chunks(out: Path, n_chunks: int, listing: Listing, files: list[str],
     atomic_write_text(out / "images.json", json.dumps({
         "fingerprint": fp, "train_files": train_files, "val_files": val_files,
         "report": asdict(report)}) + "\n")
-    for c in range(n_chunks):
-        (out / f"chunk-{c:05d}.npz").unlink()
+    for p in out.glob("chunk-*.npz"):  # ours, and any an earlier process count left
+        p.unlink()
     for old in out.parent.glob(f"images-{r}-*"):  # earlier listings of this run's folder
         if old != out and old.is_dir():
             shutil.rmtree(old, ignore_errors=True)

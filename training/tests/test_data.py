@@ -224,10 +224,10 @@ def test_ranks_decode_their_own_chunks(tmp_path, monkeypatch):
     monkeypatch.setattr(data, "_decode_chunk", lambda *a: (calls.append(a[3].name), real(*a)))
     with pytest.raises(FileNotFoundError):  # rank 1 alone: nobody joined the chunks
         data.decode_folder(tmp_path / "imgs", opts, tmp_path / "c", _Rank(1, 2), False)
-    assert calls == ["chunk-00001.npz", "chunk-00003.npz", "chunk-00005.npz"]
+    assert calls == ["chunk-2-00001.npz", "chunk-2-00003.npz", "chunk-2-00005.npz"]
     calls.clear()
     two = data.decode_folder(tmp_path / "imgs", opts, tmp_path / "c", _Rank(0, 2), False)
-    assert calls == ["chunk-00000.npz", "chunk-00002.npz", "chunk-00004.npz"]
+    assert calls == ["chunk-2-00000.npz", "chunk-2-00002.npz", "chunk-2-00004.npz"]
     one = data.decode_folder(tmp_path / "imgs", opts, tmp_path / "c1", show_progress=False)
     assert np.array_equal(one.train, two.train) and np.array_equal(one.val, two.val)
     assert one.train_files == two.train_files and not list((tmp_path / "c").rglob("chunk-*"))
