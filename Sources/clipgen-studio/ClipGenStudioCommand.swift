@@ -38,6 +38,10 @@ struct ClipGenStudioCommand: ParsableCommand {
   @Option(help: "Style library (JSON). Default: samples/styles.json.")
   var styles: String?
 
+  @Flag(
+    help: "When the history database is damaged, keep it as history.sqlite.damaged-<time> and start a new one.")
+  var moveDamagedHistory = false
+
   @Flag(help: "Do not query the terminal (device attributes, cell size) at start-up.")
   var noProbe = false
 
@@ -63,8 +67,22 @@ struct ClipGenStudioCommand: ParsableCommand {
     }
     let dataURL = dataDir.map { URL(fileURLWithPath: $0) } ?? HistoryStore.defaultDirectory()
     let store: HistoryStore
+    var startupNotices: [String] = []
     do {
       store = try HistoryStore(directory: dataURL)
+    } catch let e as HistoryError where e.isDamaged {
+      guard moveDamagedHistory else {
+        throw fail(
+          "\(e). Your images are untouched. To keep that file and start a new history, run again with "
+            + "--move-damaged-history (it is renamed history.sqlite.damaged-<time>).")
+      }
+      do {
+        let kept = try HistoryStore.moveAside(directory: dataURL)
+        store = try HistoryStore(directory: dataURL)
+        startupNotices.append("The damaged history was kept as \(kept.lastPathComponent); this is a new one")
+      } catch {
+        throw fail("\(error)")
+      }
     } catch {
       throw fail("\(error)")
     }
@@ -87,7 +105,7 @@ struct ClipGenStudioCommand: ParsableCommand {
       throw fail("\(error)")
     }
 
-    var notices: [String] = []
+    var notices: [String] = startupNotices
     var library = StyleLibrary(styles: [])
     if let url = styles.map({ URL(fileURLWithPath: $0) }) ?? resources.stylesFile {
       do {

@@ -199,6 +199,42 @@ struct StudioPartsTests {
     #expect(typeaheadEvents(Array("é\u{1B}".utf8)) == [.key(.character("é"))])
   }
 
+  /// A damaged history is detected at start, before anything writes into it, with a clear
+  /// message; the file is kept byte for byte, and moving it aside starts a new history.
+  @Test(arguments: ["garbage", "page", "truncated"])
+  func damagedHistoryIsDetectedAndKept(damage: String) throws {
+    let dir = temporaryDirectory("damaged")
+    do {
+      let store = try HistoryStore(directory: dir)
+      for i in 0..<200 {
+        _ = try store.begin(
+          GenerationRecord(
+            prompt: "prompt \(i) " + String(repeating: "x", count: 200), style: nil, imagePath: nil, imageWeight: nil,
+            settings: GenerationSettings(), modelName: "m"))
+      }
+    }
+    let file = dir.appendingPathComponent("history.sqlite")
+    var bytes = [UInt8](try Data(contentsOf: file))
+    switch damage {
+    case "garbage": bytes = [UInt8](repeating: 0x5A, count: bytes.count)
+    case "page": for i in 4096..<min(bytes.count, 3 * 4096) { bytes[i] = UInt8(truncatingIfNeeded: i &* 31) }
+    default: bytes = Array(bytes.prefix(bytes.count / 3))
+    }
+    try Data(bytes).write(to: file)
+    do {
+      _ = try HistoryStore(directory: dir)
+      Issue.record("a \(damage) history opened as if whole")
+    } catch let e as HistoryError {
+      #expect(e.isDamaged, "\(e)")
+      #expect(e.message.contains(file.path) && e.message.contains("damaged"), "\(e)")
+    }
+    #expect([UInt8](try Data(contentsOf: file)) == bytes, "the damaged file was written to")
+    let kept = try HistoryStore.moveAside(directory: dir, now: Date(timeIntervalSince1970: 1_700_000_000))
+    #expect(kept.lastPathComponent == "history.sqlite.damaged-1700000000")
+    #expect([UInt8](try Data(contentsOf: kept)) == bytes)
+    #expect(try HistoryStore(directory: dir).entries().isEmpty)
+  }
+
   @Test func fullDiskFailsTheGenerationWithTheReason() throws {
     struct FullDisk: ImageFiles {
       func load(_ url: URL) throws -> Pixmap { throw GenerationFailure(message: "unused") }

@@ -156,6 +156,9 @@ public struct HistoryEntry: Sendable, Equatable {
 /// Errors of the history store, naming the file or row concerned.
 public struct HistoryError: Error, CustomStringConvertible {
   public var message: String
+  /// The database file exists but is damaged (not a database, or fails SQLite's quick check).
+  /// Nothing was written to it; `HistoryStore.moveAside` keeps it and makes room for a new one.
+  public var isDamaged = false
   public var description: String { message }
 }
 
@@ -167,6 +170,29 @@ public final class HistoryStore: Sendable {
   private let queue: DatabaseQueue
   /// Rows this open found left `running` by a studio that is gone, now marked `interrupted`.
   public let recoveredInterrupted: [Int64]
+
+  /// Renames a damaged `history.sqlite` (and its journal files) in `directory` to
+  /// `history.sqlite.damaged-<time>`, keeping it whole, so a new history can start. Returns the
+  /// new name.
+  @discardableResult
+  public static func moveAside(directory: URL, now: Date = Date()) throws -> URL {
+    let stamp = Int(now.timeIntervalSince1970)
+    let database = directory.appendingPathComponent("history.sqlite")
+    let kept = directory.appendingPathComponent("history.sqlite.damaged-\(stamp)")
+    let fm = FileManager.default
+    do {
+      try fm.moveItem(at: database, to: kept)
+    } catch {
+      throw HistoryError(message: "cannot move \(database.path) aside: \(error.localizedDescription)")
+    }
+    for suffix in ["-wal", "-shm", "-journal"] {
+      let extra = directory.appendingPathComponent("history.sqlite" + suffix)
+      if fm.fileExists(atPath: extra.path) {
+        try? fm.moveItem(at: extra, to: directory.appendingPathComponent("history.sqlite.damaged-\(stamp)" + suffix))
+      }
+    }
+    return kept
+  }
 
   /// The default data directory: `$XDG_DATA_HOME/clipgen`, else `~/.local/share/clipgen`.
   public static func defaultDirectory(environment: [String: String] = ProcessInfo.processInfo.environment) -> URL {
@@ -193,6 +219,28 @@ public final class HistoryStore: Sendable {
       var config = Configuration()
       config.busyMode = .timeout(5)
       queue = try DatabaseQueue(path: databaseURL.path, configuration: config)
+    } catch let e as DatabaseError where e.resultCode == .SQLITE_NOTADB || e.resultCode == .SQLITE_CORRUPT {
+      throw HistoryError(
+        message:
+          "the history database \(databaseURL.path) is damaged (\(e.message ?? "\(e.resultCode)")); nothing was written to it",
+        isDamaged: true)
+    } catch {
+      throw HistoryError(message: "cannot open the history database \(databaseURL.path): \(error)")
+    }
+    // Checked before anything is written (a migration would write into a damaged file).
+    let verdict: String
+    do {
+      verdict = try queue.read { db in try String.fetchOne(db, sql: "PRAGMA quick_check") } ?? "no answer"
+    } catch {
+      verdict = "\(error)"
+    }
+    guard verdict == "ok" else {
+      throw HistoryError(
+        message:
+          "the history database \(databaseURL.path) is damaged (\(verdict.prefix(200))); nothing was written to it",
+        isDamaged: true)
+    }
+    do {
       try HistoryStore.migrator.migrate(queue)
     } catch {
       throw HistoryError(message: "cannot open the history database \(databaseURL.path): \(error)")
