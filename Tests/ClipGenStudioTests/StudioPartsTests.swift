@@ -1,5 +1,6 @@
 import ClipGenEngine
 import Foundation
+import Synchronization
 import Testing
 
 @testable import ClipGenStudio
@@ -197,6 +198,27 @@ struct StudioPartsTests {
     #expect(events.first == .key(.character("h")))
     #expect(events.contains(.key(.backspace)) && events.last == .key(.enter))
     #expect(typeaheadEvents(Array("é\u{1B}".utf8)) == [.key(.character("é"))])
+  }
+
+  /// Two studios on one data directory write at the same time and lose no row.
+  @Test func twoStoresOnOneDirectoryLoseNoRows() throws {
+    let dir = temporaryDirectory("two-studios")
+    let stores = [try HistoryStore(directory: dir), try HistoryStore(directory: dir)]
+    let failures = Mutex(0)
+    DispatchQueue.concurrentPerform(iterations: 2) { k in
+      for i in 0..<60 {
+        do {
+          _ = try stores[k].begin(
+            GenerationRecord(
+              prompt: "studio \(k) prompt \(i)", style: nil, imagePath: nil, imageWeight: nil,
+              settings: GenerationSettings(), modelName: "m"))
+        } catch {
+          failures.withLock { $0 += 1 }
+        }
+      }
+    }
+    #expect(failures.withLock { $0 } == 0)
+    #expect(try HistoryStore(directory: dir).entries().count == 120)
   }
 
   /// A damaged history is detected at start, before anything writes into it, with a clear

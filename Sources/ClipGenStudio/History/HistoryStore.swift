@@ -217,7 +217,14 @@ public final class HistoryStore: Sendable {
     }
     do {
       var config = Configuration()
+      // Two studios on one data directory: each waits its turn to write (WAL lets readers go
+      // on meanwhile) instead of failing with "database is locked".
       config.busyMode = .timeout(5)
+      config.prepareDatabase { db in
+        if try String.fetchOne(db, sql: "PRAGMA journal_mode") != "wal" {
+          try db.execute(sql: "PRAGMA journal_mode = WAL")
+        }
+      }
       queue = try DatabaseQueue(path: databaseURL.path, configuration: config)
     } catch let e as DatabaseError where e.resultCode == .SQLITE_NOTADB || e.resultCode == .SQLITE_CORRUPT {
       throw HistoryError(
