@@ -1,5 +1,6 @@
 import ClipGenEngine
 import Foundation
+import GRDB
 import Synchronization
 import Testing
 
@@ -198,6 +199,28 @@ struct StudioPartsTests {
     #expect(events.first == .key(.character("h")))
     #expect(events.contains(.key(.backspace)) && events.last == .key(.enter))
     #expect(typeaheadEvents(Array("é\u{1B}".utf8)) == [.key(.character("é"))])
+  }
+
+  /// A finish the history cannot record (here the database is locked by another process past
+  /// the busy timeout) is shown as an error naming where the images are, never as Done.
+  @Test func aFinishTheHistoryCannotRecordIsNotDone() throws {
+    let generator = ScriptedGenerator(pauseAt: 8)
+    let h = try StudioHarness(generator: generator)
+    h.type("a red circle")
+    h.keys(.enter)
+    generator.reached.wait()
+    // Another writer takes the database and keeps it.
+    var held = Configuration()
+    held.allowsUnsafeTransactions = true  // the transaction stays open across accesses
+    let other = try DatabaseQueue(path: h.store.databaseURL.path, configuration: held)
+    try other.inDatabase { try $0.execute(sql: "BEGIN EXCLUSIVE") }
+    defer { try? other.inDatabase { try $0.execute(sql: "ROLLBACK") } }
+    generator.gate.signal()
+    #expect(h.settle(seconds: 30))
+    let text = h.studio.state.message?.text ?? ""
+    #expect(text.contains("history could not record it") && text.contains("images"), "\(text)")
+    #expect(h.studio.state.message?.kind == .error)
+    #expect(!h.screen.contains("Done in"))
   }
 
   /// Two studios on one data directory write at the same time and lose no row.

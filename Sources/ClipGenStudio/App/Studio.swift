@@ -294,14 +294,19 @@ public final class Studio {
           height: picture.image.height, tokens: picture.tokens, candidate: picture.candidate,
           clipScore: picture.clipScore.map(Double.init)))
     }
+    // A finish the history cannot record is a failure the person sees, never "Done".
+    var unrecorded: String?
     if let id {
       if records.isEmpty, let saveError {
         record { try environment.store.end(id: id, status: .failed, message: saveError) }
       } else {
-        record {
+        do {
           try environment.store.finish(
             id: id, images: records, tokensPerSecond: output.tokensPerSecond, seconds: output.seconds,
             truncated: output.truncated, at: environment.now())
+        } catch {
+          unrecorded = "\(error)"
+          record { try environment.store.end(id: id, status: .failed, message: "not recorded: \(error)") }
         }
       }
     }
@@ -309,6 +314,9 @@ public final class Studio {
       state.run = nil
       if let saveError {
         message("Image not saved: \(saveError)", .error)
+      } else if let unrecorded {
+        let folder = saved.compactMap { $0 }.first?.deletingLastPathComponent().path ?? "the images folder"
+        message("Generated, but the history could not record it (\(unrecorded)); the images are in \(folder)", .error)
       } else {
         var t = String(format: "Done in %.1f s · %.0f tok/s", output.seconds, output.tokensPerSecond)
         if output.truncated { t += " · the prompt was cut to fit the model's context" }
