@@ -223,6 +223,23 @@ struct StudioPartsTests {
     #expect(!h.screen.contains("Done in"))
   }
 
+  /// Half-written images a killed studio left are removed at the next start (a minute old),
+  /// finished images and a writer's fresh temporary file are not.
+  @Test func orphanedTemporaryImagesAreRemovedAtStart() throws {
+    let dir = temporaryDirectory("orphans")
+    let images = dir.appendingPathComponent("images")
+    try FileManager.default.createDirectory(at: images, withIntermediateDirectories: true)
+    let old = images.appendingPathComponent("000001-00.png.tmp-AbC123")
+    let fresh = images.appendingPathComponent("000002-00.png.tmp-XyZ789")
+    let kept = images.appendingPathComponent("000001-01.png")
+    for url in [old, fresh, kept] { try Data([1, 2, 3]).write(to: url) }
+    try FileManager.default.setAttributes(
+      [.modificationDate: Date().addingTimeInterval(-3600)], ofItemAtPath: old.path)
+    _ = try HistoryStore(directory: dir)
+    #expect(!FileManager.default.fileExists(atPath: old.path))
+    #expect(FileManager.default.fileExists(atPath: fresh.path) && FileManager.default.fileExists(atPath: kept.path))
+  }
+
   /// Two studios on one data directory write at the same time and lose no row.
   @Test func twoStoresOnOneDirectoryLoseNoRows() throws {
     let dir = temporaryDirectory("two-studios")

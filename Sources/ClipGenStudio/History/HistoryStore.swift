@@ -171,6 +171,18 @@ public final class HistoryStore: Sendable {
   /// Rows this open found left `running` by a studio that is gone, now marked `interrupted`.
   public let recoveredInterrupted: [Int64]
 
+  /// Removes half-written images a killed studio left (`<name>.png.tmp-XXXXXX`, from
+  /// `writeAtomically`) once they are a minute old, so a writer still at work keeps its own.
+  static func removeOrphanedTemporaryFiles(in directory: URL, now: Date = Date()) {
+    let fm = FileManager.default
+    guard let names = try? fm.contentsOfDirectory(atPath: directory.path) else { return }
+    for name in names where name.contains(".tmp-") {
+      let url = directory.appendingPathComponent(name)
+      let modified = (try? fm.attributesOfItem(atPath: url.path)[.modificationDate] as? Date) ?? now
+      if now.timeIntervalSince(modified) > 60 { try? fm.removeItem(at: url) }
+    }
+  }
+
   /// Renames a damaged `history.sqlite` (and its journal files) in `directory` to
   /// `history.sqlite.damaged-<time>`, keeping it whole, so a new history can start. Returns the
   /// new name.
@@ -252,6 +264,7 @@ public final class HistoryStore: Sendable {
     } catch {
       throw HistoryError(message: "cannot open the history database \(databaseURL.path): \(error)")
     }
+    HistoryStore.removeOrphanedTemporaryFiles(in: imagesDirectory)
     recoveredInterrupted = try HistoryStore.recoverInterrupted(queue, path: databaseURL.path)
   }
 
