@@ -15,7 +15,8 @@ struct ClipGenStudioCommand: ParsableCommand {
       cancels). Every generation is kept, with its seed and settings, in the history. In the \
       studio, F1 lists every key. With NO_COLOR set, the studio draws without colour (reverse \
       video for highlights, sixel images only) unless --colors or --images blocks asks for it.
-      """)
+      """,
+    version: ClipGenVersion.string)
 
   @Option(help: "Model directory (with model.json). Default: samples/model, else the test fixture model.")
   var model: String?

@@ -8,6 +8,7 @@ struct ClipGen: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "clipgen",
     abstract: "Text-to-image generation with CLIP-GEN on the CPU.",
+    version: ClipGenVersion.string,
     subcommands: [Generate.self, Convert.self, Inspect.self, Bench.self])
 
   static func main() {

@@ -160,13 +160,19 @@ struct Inspect: ParsableCommand {
   private func describe(prompt: String, tokenizer tok: CLIPTokenizer, context: Int) -> [String] {
     let ids = tok.encode(prompt)
     let row = tok.tokenize(prompt, contextLength: context)
-    let used = row.ids.prefix(row.eotIndex + 1).map(Int.init)
+    // Every token in the row, up to the count (a literal <|endoftext|> in the text stops nothing).
+    let used = row.ids.prefix(min(row.tokenCount, context)).map(Int.init)
     var lines = ["prompt \"\(prompt)\""]
     lines.append("  cleaned       \(CLIPTokenizer.cleanText(prompt))")
     lines.append(
       "  count         \(row.tokenCount) tokens with BOS and EOS (\(ids.count) from the text); context \(context)")
     lines.append("  tokens        " + used.map { tok.token(forID: $0) ?? "<\($0)>" }.joined(separator: " "))
     lines.append("  ids           " + used.map(String.init).joined(separator: " "))
+    if row.eotIndex < min(row.tokenCount, context) - 1 {
+      lines.append(
+        "note: CLIP reads the embedding at the first <|endoftext|> (token \(row.eotIndex + 1) of \(min(row.tokenCount, context))): the text after it does not change the image"
+      )
+    }
     if row.isTruncated {
       let kept = context - 2
       let dropped = Array(ids.dropFirst(kept))

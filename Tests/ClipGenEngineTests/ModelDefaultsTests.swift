@@ -147,6 +147,28 @@ import Testing
     #expect(s.stdout.contains("warning: the prior was trained on another vqgan"), "\(s.stdout)")
   }
 
+  /// Small rough edges: `--version`, every id of a prompt with a literal <|endoftext|>, and a
+  /// top-k message that says 0 is allowed.
+  @Test func versionInspectAndTopKMessages() throws {
+    let exe = try clipgenExecutable()
+    let version = try run(exe, ["--version"])
+    #expect(
+      version.status == 0 && version.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == ClipGenVersion.string)
+    let r = try run(exe, ["inspect", fixture.path, "--prompt", "hello <|endoftext|> world"])
+    #expect(r.status == 0, "\(r.stderr)")
+    let ids = try #require(r.stdout.split(separator: "\n").first { $0.hasPrefix("  ids") })
+    #expect(ids.split(separator: " ").count - 1 == 10, "\(ids)")  // all 10 ids, not 5
+    #expect(r.stdout.contains("note: CLIP reads the embedding at the first <|endoftext|> (token 5 of 10)"))
+    #expect(
+      "\(GenerationError.invalidSetting("x"))" == "invalid setting: x"
+        && (try? SamplingSettings(topK: 1000).validate(vocabularySize: 64)) == nil)
+    do {
+      try SamplingSettings(topK: 1000).validate(vocabularySize: 64)
+    } catch {
+      #expect("\(error)".contains("between 0 (all tokens) and 64"), "\(error)")
+    }
+  }
+
   @Test func inspectShowsTheDefaultsAndExamples() throws {
     let exe = try clipgenExecutable()
     let dir = try model(with: ["defaults": defaults, "sample_prompts": ["a blue square at the top"]])

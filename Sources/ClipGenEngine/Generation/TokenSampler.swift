@@ -34,7 +34,7 @@ public struct SamplingSettings: Sendable, Equatable, Codable {
       throw GenerationError.invalidSetting("temperature must be ≥ 0, got \(temperature)")
     }
     if let k = topK, k < 0 || k > vocabularySize {
-      throw GenerationError.invalidSetting("top-k must be between 1 and \(vocabularySize), got \(k)")
+      throw GenerationError.invalidSetting("top-k must be between 0 (all tokens) and \(vocabularySize), got \(k)")
     }
     guard topP > 0, topP <= 1 else { throw GenerationError.invalidSetting("top-p must be in (0, 1], got \(topP)") }
     guard guidanceScale.isFinite, guidanceScale >= 0 else {
