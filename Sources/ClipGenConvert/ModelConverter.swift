@@ -59,6 +59,8 @@ public enum ConversionEvent: Sendable {
   case detected(component: String, summary: String)
   /// Something the user should know (an assumed size, a tensor kept in float32).
   case note(String)
+  /// A size the checkpoints do not store, assumed (also recorded in model.json and the report).
+  case assumption(String)
   /// After each tensor written.
   case writing(component: String, tensor: Int, of: Int, bytes: Int, totalBytes: Int)
   /// The result is being loaded back.
@@ -79,8 +81,10 @@ public struct ConversionReport: Sendable {
   }
   public let directory: URL
   public let components: [Component]
-  /// Assumptions made (sizes not stored in the checkpoints) and other remarks.
+  /// Remarks (what an interrupted conversion left, …).
   public let notes: [String]
+  /// Sizes the checkpoints do not store, assumed; also in model.json's `"assumptions"`.
+  public let assumptions: [String]
 }
 
 /// Converts published CLIP-GEN files into a clipgen model directory.
@@ -123,6 +127,11 @@ public enum ModelConverter {
       notes.append(s)
       progress(.note(s))
     }
+    var assumptions: [String] = []
+    func assume(_ s: String) {
+      assumptions.append(s)
+      progress(.assumption(s))
+    }
 
     // Assembled in a staging folder beside the destination, moved into place once it loads.
     let parent = directory.deletingLastPathComponent()
@@ -136,7 +145,7 @@ public enum ModelConverter {
 
     // The sources stay open only inside this call (they are memory-mapped checkpoints).
     let (components, clipLayout, vqganLayout) = try writeComponents(
-      request, into: staging, progress: progress, note: note)
+      request, into: staging, progress: progress, note: note, assume: assume)
 
     let gptConfig = try JSONDecoder().decode(
       GPTConfig.self, from: Data(contentsOf: staging.appendingPathComponent("gpt/config.json")))
@@ -148,7 +157,7 @@ public enum ModelConverter {
       vqgan: .init(layout: vqganLayout, config: "vqgan/config.json", weights: "vqgan/model.safetensors"),
       conditioning: .init(normalize: true),
       defaults: Self.publishedDefaults(vocabularySize: gptConfig.vocabSize),
-      samplePrompts: Self.publishedSamplePrompts)
+      samplePrompts: Self.publishedSamplePrompts, assumptions: assumptions.isEmpty ? nil : assumptions)
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
     try writeAtomically(
@@ -180,7 +189,7 @@ public enum ModelConverter {
       try fm.moveItem(at: staging, to: directory)
       moved = true
     }
-    return ConversionReport(directory: directory, components: components, notes: notes)
+    return ConversionReport(directory: directory, components: components, notes: notes, assumptions: assumptions)
   }
 
   /// `.<name>.<what>-<pid>` beside `directory`: a conversion's staging folder or the model it
@@ -223,13 +232,14 @@ public enum ModelConverter {
   /// Reads, checks and writes the tokenizer and the three components into `staging`.
   /// - Returns: what was written, and the CLIP and VQGAN layout names for `model.json`.
   private static func writeComponents(
-    _ request: ConversionRequest, into staging: URL, progress: (ConversionEvent) -> Void, note: (String) -> Void
+    _ request: ConversionRequest, into staging: URL, progress: (ConversionEvent) -> Void, note: (String) -> Void,
+    assume: (String) -> Void
   ) throws -> ([ConversionReport.Component], String?, String?) {
     let fm = FileManager.default
     // 1. Read and check every component before writing anything.
     let clip = try prepareCLIP(request, progress: progress)
-    let gpt = try prepareGPT(request, progress: progress, note: note)
-    let vqgan = try prepareVQGAN(request, progress: progress, note: note)
+    let gpt = try prepareGPT(request, progress: progress, assume: assume)
+    let vqgan = try prepareVQGAN(request, progress: progress, note: note, assume: assume)
     try checkCompatible(clip: clip.config, gpt: gpt.config, vqgan: vqgan.config)
     let tokenizerSource = try request.tokenizer ?? defaultTokenizer(for: request.clip)
 
@@ -351,7 +361,7 @@ public enum ModelConverter {
   }
 
   private static func prepareGPT(
-    _ r: ConversionRequest, progress: (ConversionEvent) -> Void, note: (String) -> Void
+    _ r: ConversionRequest, progress: (ConversionEvent) -> Void, assume: (String) -> Void
   ) throws -> Prepared<GPTConfig> {
     progress(.reading(component: "gpt", path: r.gpt.path))
     let source = try open(r.gpt)
@@ -359,8 +369,8 @@ public enum ModelConverter {
     guard found == .gpt else { throw wrongComponent(r.gpt, expected: "GPT prior", found: found) }
     let config = try GPTConfig.inferred(from: source, heads: r.gptHeads)
     if r.gptHeads == nil {
-      note(
-        "gpt: the head count is not stored in the checkpoint; assumed width/64 = \(config.heads) (HFAiLab's gpt2_medium and gpt2_large follow this rule; pass --gpt-heads otherwise)"
+      assume(
+        "gpt: \(config.heads) attention heads (width \(config.embeddingWidth) / 64): the checkpoint does not store the head count; HFAiLab's gpt2_medium and gpt2_large follow this rule, and a wrong count gives wrong images: pass --gpt-heads otherwise"
       )
     }
     let weights = StatisticsWeights(source, measure: r.float16)
@@ -377,7 +387,7 @@ public enum ModelConverter {
   }
 
   private static func prepareVQGAN(
-    _ r: ConversionRequest, progress: (ConversionEvent) -> Void, note: (String) -> Void
+    _ r: ConversionRequest, progress: (ConversionEvent) -> Void, note: (String) -> Void, assume: (String) -> Void
   ) throws -> Prepared<VQGANConfig> {
     progress(.reading(component: "vqgan", path: r.vqgan.path))
     let source = try open(r.vqgan)
@@ -394,8 +404,8 @@ public enum ModelConverter {
     } else {
       config = try VQGANConfig.inferred(from: source, layout: layout, resolution: r.vqganResolution ?? 256)
       if r.vqganResolution == nil {
-        note(
-          "vqgan: the training resolution is not stored in the checkpoint; assumed 256 (taming's and HFAiLab's released models; pass --vqgan-resolution or --vqgan-config otherwise)"
+        assume(
+          "vqgan: a training resolution of 256: the checkpoint does not store it (taming's and HFAiLab's released models use 256; pass --vqgan-resolution or --vqgan-config otherwise)"
         )
       }
     }

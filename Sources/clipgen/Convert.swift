@@ -94,6 +94,7 @@ struct Convert: ParsableCommand {
         case .reading(let component, let path): say("\(component): reading \(path)")
         case .detected(_, let summary): say("  \(summary)")
         case .note(let text): say("note: \(text)")
+        case .assumption(let text): say("assumed: \(text)")
         case .writing(let component, let i, let n, let bytes, let total):
           let percent = total > 0 ? 100 * bytes / total : 100
           progress.update(
@@ -112,6 +113,9 @@ struct Convert: ParsableCommand {
       lines.append(
         "  \(c.name.padding(toLength: 6, withPad: " ", startingAt: 0)) \(c.tensors) tensors, \(formatCount(c.parameters)) parameters, \(formatBytes(c.bytes))  (\(c.kind), from \(URL(fileURLWithPath: c.source).lastPathComponent))"
       )
+    }
+    for a in report.assumptions {
+      lines.append("warning: assumed \(a) (recorded in model.json; clipgen inspect shows it)")
     }
     lines.append("generate with: clipgen generate \"a photo of a bus\" --model \(report.directory.path)")
     FileHandle.standardError.write(Data((lines.joined(separator: "\n") + "\n").utf8))

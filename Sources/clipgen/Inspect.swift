@@ -51,6 +51,7 @@ struct Inspect: ParsableCommand {
         )
         out.append("  name          \(model.manifest.name ?? url.lastPathComponent)")
         out += describeDefaults(model.manifest)
+        for a in model.manifest.assumptions ?? [] { out.append("  assumed       \(a)") }
         out += describeFingerprints(modelJSON: url.appendingPathComponent("model.json"))
         for (name, weights, config) in model.components {
           out.append("")

@@ -427,6 +427,28 @@ import Testing
     }
   }
 
+  /// A head count the checkpoint does not store is an assumption said loudly: a warning in the
+  /// summary, `"assumptions"` in model.json, and a line in `clipgen inspect`.
+  @Test func assumedSizesAreLoudAndRecorded() throws {
+    let exe = try clipgenExecutable()
+    let out = try temporaryDirectory().appendingPathComponent("assumed")
+    let fx = checkpointFixtures.path
+    let convert = try run(
+      exe,
+      [
+        "convert", "--clip", "\(fx)/clip_openai.pt", "--gpt", "\(fx)/gpt_hfai.pt", "--vqgan",
+        "\(fx)/vqgan_taming.ckpt", "--tokenizer", "\(fx)/bpe_tiny.txt.gz", "--out", out.path,
+      ])
+    #expect(convert.status == 0, "\(convert.stderr)")
+    #expect(convert.stderr.contains("warning: assumed gpt: 1 attention heads (width 64 / 64)"), "\(convert.stderr)")
+    let manifest = try JSONDecoder().decode(
+      ModelManifest.self, from: Data(contentsOf: out.appendingPathComponent("model.json")))
+    #expect(
+      manifest.assumptions?.count == 1 && manifest.assumptions?.first?.hasPrefix("gpt: 1 attention heads") == true)
+    let inspect = try run(exe, ["inspect", out.path])
+    #expect(inspect.stdout.contains("assumed       gpt: 1 attention heads"), "\(inspect.stdout)")
+  }
+
   @Test func cliConvertsAndInspects() throws {
     let exe = try clipgenExecutable()
     let out = try temporaryDirectory().appendingPathComponent("cli-model")

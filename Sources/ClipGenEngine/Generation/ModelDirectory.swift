@@ -53,11 +53,13 @@ public struct ModelManifest: Codable, Sendable {
   public var defaults: SamplingDefaults?
   /// Example prompts that suit this model (`"sample_prompts"`), for welcome screens and recall.
   public var samplePrompts: [String]?
+  /// What a conversion assumed because the checkpoints do not store it (`clipgen inspect` shows it).
+  public var assumptions: [String]?
 
   public init(
     format: String = "clipgen", version: Int = 1, name: String? = nil, clip: Component, tokenizer: Tokenizer,
     gpt: Component, vqgan: Component, conditioning: Conditioning? = nil, defaults: SamplingDefaults? = nil,
-    samplePrompts: [String]? = nil
+    samplePrompts: [String]? = nil, assumptions: [String]? = nil
   ) {
     self.format = format
     self.version = version
@@ -69,10 +71,11 @@ public struct ModelManifest: Codable, Sendable {
     self.conditioning = conditioning
     self.defaults = defaults
     self.samplePrompts = samplePrompts
+    self.assumptions = assumptions
   }
 
   enum CodingKeys: String, CodingKey {
-    case format, version, name, clip, tokenizer, gpt, vqgan, conditioning, defaults
+    case format, version, name, clip, tokenizer, gpt, vqgan, conditioning, defaults, assumptions
     case samplePrompts = "sample_prompts"
   }
 }
