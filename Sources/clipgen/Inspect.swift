@@ -178,11 +178,20 @@ struct Inspect: ParsableCommand {
       let kept = context - 2
       let dropped = Array(ids.dropFirst(kept))
       lines.append(
-        "warning: the prompt is \(row.tokenCount) tokens with BOS and EOS but CLIP reads \(context): the last \(dropped.count) text tokens are dropped (\"\(tok.decode(dropped).trimmingCharacters(in: .whitespaces))\")"
+        "warning: the prompt is \(row.tokenCount) tokens with BOS and EOS but CLIP reads \(context): the last \(dropped.count) text tokens are dropped (\"\(droppedText(tok, kept: Array(ids.prefix(kept)), dropped: dropped))\")"
       )
     }
     return lines
   }
+}
+
+/// The dropped tail of a prompt as people read it: "…" where the cut falls inside a word, and no
+/// space before punctuation (the tokenizer's words are decoded with a space after each).
+func droppedText(_ tok: CLIPTokenizer, kept: [Int], dropped: [Int]) -> String {
+  var text = tok.decode(dropped).trimmingCharacters(in: .whitespaces)
+  for mark in [",", ".", ";", ":", "!", "?", ")"] { text = text.replacingOccurrences(of: " " + mark, with: mark) }
+  let midWord = kept.last.flatMap { tok.token(forID: $0) }.map { !$0.hasSuffix("</w>") } ?? false
+  return midWord ? "…" + text : text
 }
 
 /// "1 tensor", "3 tensors".

@@ -159,6 +159,15 @@ import Testing
     let ids = try #require(r.stdout.split(separator: "\n").first { $0.hasPrefix("  ids") })
     #expect(ids.split(separator: " ").count - 1 == 10, "\(ids)")  // all 10 ids, not 5
     #expect(r.stdout.contains("note: CLIP reads the embedding at the first <|endoftext|> (token 5 of 10)"))
+    // A cut inside a word is marked, and punctuation keeps to its word.
+    let long = try run(
+      exe,
+      [
+        "inspect", fixture.path, "--prompt",
+        "a red circle " + String(repeating: "abcdefghij", count: 10) + " , on the left",
+      ])
+    #expect(
+      long.stdout.contains("the last 13 text tokens are dropped (\"…jabcdefghij, on the left\")"), "\(long.stdout)")
     #expect(
       "\(GenerationError.invalidSetting("x"))" == "invalid setting: x"
         && (try? SamplingSettings(topK: 1000).validate(vocabularySize: 64)) == nil)
