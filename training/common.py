@@ -14,8 +14,12 @@ import hashlib
 import json
 import math
 import os
+import signal
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -172,19 +176,39 @@ def log(msg: str, d: Dist | None = None) -> None:
 # -- checkpoints ------------------------------------------------------------------------------
 
 
+@contextmanager
+def ctrl_c_after() -> Iterator[None]:
+    """Holds Ctrl-C (SIGINT) until the block is done, then raises KeyboardInterrupt: a
+    checkpoint being written is finished first (a KeyboardInterrupt inside torch.save broke
+    its zip writer and ended the run with a traceback instead of the resume message)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: pending.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if pending:
+        raise KeyboardInterrupt
+
+
 def atomic_save(obj, path: Path) -> None:
     """torch.save to a temporary file in the same directory, fsync, then rename over `path`:
-    a crash leaves either the old checkpoint or the new one, never half of one."""
+    a crash leaves either the old checkpoint or the new one, never half of one; Ctrl-C waits
+    until it is written."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    if isinstance(obj, dict) and "step" in obj:
-        WHERE.checkpoint, WHERE.checkpoint_step = str(path), int(obj["step"])
+    with ctrl_c_after():
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        if isinstance(obj, dict) and "step" in obj:
+            WHERE.checkpoint, WHERE.checkpoint_step = str(path), int(obj["step"])
 
 
 def atomic_write_text(path: Path, text: str) -> None:

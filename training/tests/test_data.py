@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from training import data
-from training.common import Dist, UserError
+from training.common import Dist, UserError, atomic_save, ctrl_c_after
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "Tests" / "ClipGenEngineTests" / "Fixtures" / "alpha"
@@ -244,3 +246,14 @@ def test_alpha_background_changes_pixels_and_cache(tmp_path):
     assert w.train[w.train_files.index("t.png")].min() == 255
     assert b.train[b.train_files.index("t.png")].max() == 0
     assert w.fingerprint != b.fingerprint and w.fingerprint["alpha_background"] == [255] * 3
+
+
+def test_ctrl_c_waits_for_a_checkpoint_being_written(tmp_path):
+    """SIGINT while a checkpoint is written: the file is finished, then KeyboardInterrupt."""
+    finished = []
+    with pytest.raises(KeyboardInterrupt), ctrl_c_after():
+        os.kill(os.getpid(), signal.SIGINT)
+        finished.append("after the signal")
+    assert finished == ["after the signal"]
+    atomic_save({"step": 3, "w": torch.zeros(4)}, tmp_path / "ck.pt")
+    assert torch.load(tmp_path / "ck.pt")["step"] == 3
