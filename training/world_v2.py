@@ -34,13 +34,9 @@ CANVAS = 64.0  # geometry units: every coordinate below is on a 64 x 64 canvas
 SUPERSAMPLE = 4
 
 SHAPES = ("circle", "square", "triangle", "diamond", "cross", "star")
+# world v1's six colours, and two more
 COLORS: dict[str, tuple[int, int, int]] = {
-    "red": (215, 35, 35),
-    "green": (35, 160, 55),
-    "blue": (35, 75, 215),
-    "yellow": (235, 200, 30),
-    "purple": (140, 50, 180),
-    "orange": (245, 130, 25),
+    **world_v1.COLORS,
     "pink": (240, 110, 180),
     "brown": (130, 75, 35),
 }
