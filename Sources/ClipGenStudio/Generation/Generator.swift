@@ -42,7 +42,7 @@ public struct GenerationSettings: Sendable, Equatable, Codable {
   public func withCount(_ count: Int, defaults: GenerationSettings) -> GenerationSettings {
     var s = self
     s.candidates =
-      candidates == defaults.defaultCandidates(forCount: self.count)
+      isModelDefault(.candidates, defaults: defaults)
       ? defaults.defaultCandidates(forCount: count) : max(candidates, count)
     s.count = count
     return s
