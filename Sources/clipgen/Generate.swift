@@ -25,7 +25,7 @@ struct Generate: ParsableCommand {
       What transparent pixels of --image become: flattened onto white (the default, as the training \
       kit does), black, grey, #rrggbb or r,g,b; 'ignore' keeps the colours stored under them (OpenAI CLIP's convert("RGB")).
       """)
-  var alphaBackground: String = "white"
+  var alphaBackground: AlphaRule = .default
 
   @Option(help: "Refuse an --image with more pixels than this, from its header (a decompression-bomb guard).")
   var maxImagePixels: Int = RGBImage.maximumPixels
@@ -77,9 +77,6 @@ struct Generate: ParsableCommand {
       throw ValidationError("--image-weight must be between 0 and 1, got \(imageWeight)")
     }
     if let c = candidates, c < count { throw ValidationError("--candidates (\(c)) must be at least --n (\(count))") }
-    if AlphaRule(parsing: alphaBackground) == nil {
-      throw ValidationError("--alpha-background '\(alphaBackground)': use white, black, grey, #rrggbb, r,g,b or ignore")
-    }
   }
 
   func run() throws {
@@ -95,7 +92,7 @@ struct Generate: ParsableCommand {
         let url = URL(fileURLWithPath: path)
         imagePart = (
           try RGBImage.load(
-            contentsOf: url, maximumPixels: maxImagePixels, alpha: AlphaRule(parsing: alphaBackground) ?? .default),
+            contentsOf: url, maximumPixels: maxImagePixels, alpha: alphaBackground),
           url.lastPathComponent
         )
       } catch { throw CLIError("\(error)") }
@@ -239,4 +236,10 @@ final class ProgressLine {
     FileHandle.standardError.write(Data("\r\u{1B}[K\(text)".utf8))
   }
   func finish() { if enabled { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) } }
+}
+
+/// `--alpha-background white|black|grey|#rrggbb|r,g,b|ignore`.
+extension AlphaRule: ExpressibleByArgument {
+  public init?(argument: String) { self.init(parsing: argument) }
+  public var defaultValueDescription: String { self == .default ? "white" : "\(self)" }
 }
