@@ -184,6 +184,7 @@ def run_eval(args) -> dict:
         "fd_clip": fd,
         "vqgan": {"psnr_db": vq_stats["psnr_db"], "codebook_usage": vq_stats["codebook_usage"]},
         "clip": {"zero_shot_caption_top1": clip_stats["zero_shot_top1"],
+                 "zero_shot_attributes": clip_stats["zero_shot_attributes"],
                  "pair_retrieval_top1": clip_stats["pair_retrieval_top1"],
                  "binding_accuracy": clip_stats["binding_accuracy"]},
         "settings": {"sampler": "cli", "cli": str(args.cli), "model": str(args.model),

@@ -4,6 +4,7 @@ CLIP's hard negatives, eval v2's report and the gallery (through the CLI when it
 from __future__ import annotations
 
 import json
+import random
 import time
 from argparse import Namespace
 from pathlib import Path
@@ -63,6 +64,9 @@ def test_pipeline_end_to_end_on_the_tiny_world(built):
     assert not any(gallery._is_held_out(p, w2.TINY) for p in sweep["prompts"])
     summary = json.loads((built.run / "clip-summary.json").read_text())
     assert {"zero_shot_top1", "pair_retrieval_top1", "binding_accuracy"} <= set(summary)
+    per = summary["zero_shot_attributes"]
+    assert set(per) == {"shape", "color", "size", "position", "background", "style"}
+    assert all(0 <= v <= 1 for v in per.values())
     # the generator's folder has no held-out combination
     rows = [json.loads(x) for x in (built.run / "world" / "attributes.jsonl").read_text()
             .splitlines()]
@@ -104,6 +108,20 @@ def test_clip_batches_hold_the_swapped_binding_twins(tmp_path):
     assert w2.prompt(reversed_) == "a red circle to the right of a blue square"
     same = w2.Scene.pair(w2.Thing("circle", "red"), "above", w2.Thing("square", "red"))
     assert binding_twins(same, conf)[0].objects[1].color != "red"  # a real difference
+
+    # single objects: two attributes changed, never one the caption leaves out (a twin that
+    # differs only there would describe the image too)
+    single = w2.Scene.single("circle", "red", "small", "top left", "plain", "plain")
+    rng = random.Random(3)
+    changed = set()
+    for _ in range(40):
+        twins = binding_twins(single, conf, rng, unnamed={"size", "position"})
+        for t in twins:
+            diff = {k for k, v in t.attributes().items() if single.attributes()[k] != v}
+            assert len(diff) == 1 and not diff & {"size", "position"}
+            changed |= diff
+        assert len({frozenset(t.attributes().items()) for t in twins}) == 2
+    assert changed == {"shape", "color", "style"}
 
     task = V2Task(conf, hard_negatives=2)
     bpe.write_files(bpe.learn_merges(task.vocabulary_texts(), 60), tmp_path)
