@@ -74,7 +74,7 @@ test-swift:
 	swift test --skip-build $(SWIFT_TEST_FLAGS); rc=$$?; \
 	umount "$$full" 2>/dev/null; rmdir "$$full"; exit $$rc
 
-## The release binaries (what people run, -Ounchecked in the engine) against hostile files.
+## The release binaries (what people run) against hostile files.
 test-release: build python
 	$(PY) -m pytest -q Tests/Release
 
