@@ -62,6 +62,11 @@ let package = Package(
         "ClipGenStudio", "ClipGenEngine",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
+    // One fuzz target per parser of outside bytes, and the executable libFuzzer drives (make fuzz;
+    // built plainly, it replays inputs). The tests replay the committed corpora through them.
+    .target(name: "ClipGenFuzzTargets", dependencies: ["ClipGenEngine", "ClipGenConvert", "ClipGenStudio"]),
+    .executableTarget(name: "clipgen-fuzz", dependencies: ["ClipGenFuzzTargets"]),
+    .testTarget(name: "ClipGenFuzzTests", dependencies: ["ClipGenFuzzTargets"]),
     .testTarget(name: "ClipGenStudioTests", dependencies: ["ClipGenStudio"], exclude: ["Snapshots", "Tools"]),
     .testTarget(
       name: "ClipGenEngineTests",

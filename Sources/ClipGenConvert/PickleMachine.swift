@@ -59,10 +59,15 @@ extension PickleNode {
 }
 
 /// Runs one pickle. `PickleMachine.load` returns the value at STOP and where it ended.
-struct PickleMachine {
+package struct PickleMachine {
   /// For error messages: the checkpoint file and the pickle's entry in it.
   let file: String
   let entry: String
+
+  package init(file: String, entry: String) {
+    self.file = file
+    self.entry = entry
+  }
 
   /// Maximum nesting of containers when the result is frozen (deeper is treated as corrupt).
   static let maximumDepth = 400
@@ -73,7 +78,7 @@ struct PickleMachine {
 
   /// Runs the pickle that starts at `start` in `bytes`.
   /// - Returns: the unpickled value and the offset just after its STOP opcode.
-  func load(_ bytes: UnsafeRawBufferPointer, from start: Int = 0) throws -> (value: PickleValue, end: Int) {
+  package func load(_ bytes: UnsafeRawBufferPointer, from start: Int = 0) throws -> (value: PickleValue, end: Int) {
     var vm = Run(bytes: bytes, pos: start, machine: self)
     // However deep the pickle nested its containers, they are freed without recursion.
     defer { dismantle(vm.stack + Array(vm.memo.values)) }

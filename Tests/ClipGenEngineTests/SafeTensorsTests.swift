@@ -68,6 +68,10 @@ func rawSafeTensors(header: String, data: [UInt8]) -> Data {
     try check("short.safetensors", good.prefix(5), contains: ["shorter than"])
     try check(
       "huge-header.safetensors", Data([0xFF, 0xFF, 0, 0, 0, 0, 0, 0]) + good.dropFirst(8), contains: ["header length"])
+    // A length over Int.max (found by fuzzing: it trapped converting to Int).
+    try check(
+      "sign-bit-header.safetensors", Data([0, 0, 0, 0, 0, 0, 0, 0x80]) + good.dropFirst(8),
+      contains: ["header length 9223372036854775808"])
     try check("not-json.safetensors", rawSafeTensors(header: "{nope", data: []), contains: ["not valid JSON"])
     try check(
       "bad-dtype.safetensors",

@@ -141,10 +141,13 @@ public final class SafeTensorsFile: WeightSource, @unchecked Sendable {
       throw WeightError.corruptHeader(
         file: path, reason: "file is \(bytes.count) bytes, shorter than the 8-byte header length")
     }
-    let headerLength = Int(UInt64(littleEndian: bytes.loadUnaligned(as: UInt64.self)))
+    // The length is an unsigned 64-bit field: anything over Int.max (found by fuzzing) is as
+    // wrong as any other length past the end of the file.
+    let storedLength = UInt64(littleEndian: bytes.loadUnaligned(as: UInt64.self))
+    let headerLength = Int(exactly: storedLength) ?? Int.max
     guard headerLength >= 2, headerLength <= bytes.count - 8, headerLength <= 100_000_000 else {
       throw WeightError.corruptHeader(
-        file: path, reason: "header length \(headerLength) does not fit in a file of \(bytes.count) bytes (truncated?)")
+        file: path, reason: "header length \(storedLength) does not fit in a file of \(bytes.count) bytes (truncated?)")
     }
     let headerData = Data(bytes[8..<(8 + headerLength)])
     let json: Any

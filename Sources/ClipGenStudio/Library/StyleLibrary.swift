@@ -40,23 +40,28 @@ public struct StyleLibrary: Sendable, Equatable {
     } catch {
       throw StyleLibraryError(file: url.path, message: "cannot read it (\(error.localizedDescription))")
     }
+    return try parse(data, file: url.path)
+  }
+
+  /// Checks a style file's bytes; `file` names it in errors.
+  public static func parse(_ data: Data, file: String) throws -> StyleLibrary {
     let styles: [PromptStyle]
     do {
       styles = try JSONDecoder().decode([PromptStyle].self, from: data)
     } catch let DecodingError.keyNotFound(key, ctx) {
       let index = ctx.codingPath.first?.intValue.map { "style #\($0 + 1)" } ?? "a style"
-      throw StyleLibraryError(file: url.path, message: "\(index) has no '\(key.stringValue)'")
+      throw StyleLibraryError(file: file, message: "\(index) has no '\(key.stringValue)'")
     } catch {
       throw StyleLibraryError(
-        file: url.path,
+        file: file,
         message: "expected a JSON array of {\"name\", \"template\"} objects (\(error.localizedDescription))")
     }
     for (i, s) in styles.enumerated() {
       if s.name.trimmingCharacters(in: .whitespaces).isEmpty {
-        throw StyleLibraryError(file: url.path, message: "style #\(i + 1) has an empty name")
+        throw StyleLibraryError(file: file, message: "style #\(i + 1) has an empty name")
       }
       if !s.template.contains(PromptStyle.placeholder) {
-        throw StyleLibraryError(file: url.path, message: "style '\(s.name)': the template has no {prompt}")
+        throw StyleLibraryError(file: file, message: "style '\(s.name)': the template has no {prompt}")
       }
     }
     return StyleLibrary(styles: styles)
