@@ -241,6 +241,29 @@ struct StudioPartsTests {
   }
 
   /// Two studios on one data directory write at the same time and lose no row.
+  /// A studio killed while its parent has not reaped it yet is a zombie: its rows are
+  /// interrupted, not left running (kill(pid, 0) still succeeds on a zombie).
+  @Test func aZombieStudioIsNotRunning() throws {
+    #expect(HistoryStore.processIsRunning(getpid()))
+    var pid: pid_t = 0
+    let argv: [UnsafeMutablePointer<CChar>?] = [strdup("/bin/true"), nil]
+    defer { for a in argv { free(a) } }
+    try #require(posix_spawn(&pid, "/bin/true", nil, nil, argv, environ) == 0)
+    var state: Character = "?"
+    for _ in 0..<500 {  // until it has exited (and, unreaped, is a zombie)
+      let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
+      state = stat.lastIndex(of: ")").flatMap { stat[stat.index($0, offsetBy: 2)...].first } ?? "?"
+      if state == "Z" { break }
+      usleep(2000)
+    }
+    #expect(state == "Z")
+    #expect(kill(pid, 0) == 0)  // what the old check asked
+    #expect(!HistoryStore.processIsRunning(pid))
+    var status: Int32 = 0
+    waitpid(pid, &status, 0)
+    #expect(!HistoryStore.processIsRunning(pid))
+  }
+
   @Test func twoStoresOnOneDirectoryLoseNoRows() throws {
     let dir = temporaryDirectory("two-studios")
     let stores = [try HistoryStore(directory: dir), try HistoryStore(directory: dir)]

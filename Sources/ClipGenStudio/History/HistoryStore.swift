@@ -343,7 +343,7 @@ public final class HistoryStore: Sendable {
       return try queue.write { db in
         var ids: [Int64] = []
         let running = try GenerationRecord.filter(Column("status") == GenerationStatus.running.rawValue).fetchAll(db)
-        for var r in running where r.processID == me || kill(r.processID, 0) != 0 {
+        for var r in running where r.processID == me || !processIsRunning(r.processID) {
           r.status = .interrupted
           r.errorMessage = r.errorMessage ?? "the studio stopped while this was running"
           r.finishedAt = Date()
@@ -355,6 +355,18 @@ public final class HistoryStore: Sendable {
     } catch {
       throw HistoryError(message: "history (\(path)): cannot recover interrupted runs: \(error)")
     }
+  }
+
+  /// Whether `pid` is a process that still runs. A killed studio whose parent has not reaped it
+  /// yet is a zombie: it exists for kill(2) but will never finish its row (seen when the terminal
+  /// that ran it closed: the zombie waits for init).
+  static func processIsRunning(_ pid: Int32) -> Bool {
+    guard pid > 0, kill(pid, 0) == 0 || errno == EPERM else { return false }
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+      let close = stat.lastIndex(of: ")")
+    else { return true }  // no /proc: kill(2)'s answer
+    let state = stat[stat.index(after: close)...].drop { $0 == " " }.first
+    return state != "Z" && state != "X"
   }
 
   /// Records a generation as started (status `running`) and returns it with its id.
@@ -484,4 +496,9 @@ public final class HistoryStore: Sendable {
   }
 
   public func imageURL(_ fileName: String) -> URL { imagesDirectory.appendingPathComponent(fileName) }
+
+  /// SQLite's full consistency check of the database ("ok" when sound).
+  public func integrityCheck() throws -> String {
+    try queue.read { db in try String.fetchAll(db, sql: "PRAGMA integrity_check").joined(separator: "; ") }
+  }
 }
