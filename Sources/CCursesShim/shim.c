@@ -120,3 +120,13 @@ int cg_curses_window_size(int fd, int *cols, int *rows, int *xpixels, int *ypixe
   *ypixels = ws.ws_ypixel;
   return 0;
 }
+
+int cg_curses_check_terminal(void) {
+  int err = 0;
+  if (setupterm(NULL, 1, &err) != OK) return err == 0 ? 1 : 2;
+  const char *cup = tigetstr("cup");
+  int addressable = cup != NULL && cup != (const char *)-1;
+  del_curterm(cur_term);
+  cur_term = NULL;
+  return addressable ? 0 : 3;
+}

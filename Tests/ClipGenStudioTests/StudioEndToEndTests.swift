@@ -237,6 +237,50 @@ struct StudioEndToEndTests {
     #expect(!files.contains { $0.contains(".tmp-") }, "temporary files left: \(files)")
   }
 
+  /// Terminals the studio cannot draw on get a sentence saying so (not ncurses' bare exit, not a
+  /// screen where only the last line appears).
+  @Test(.enabled(if: missing == nil, Comment(rawValue: missing ?? "")))
+  func terminalsItCannotUseAreNamed() throws {
+    let binary = try #require(Self.binary)
+    let model = try #require(Self.model)
+    let data = temporaryDirectory("e2e-term")
+    for (term, words) in [
+      ("TERM=dumb", "TERM=dumb cannot move the cursor"), ("TERM=no-such-terminal", "not a terminal type"),
+      ("env -u TERM", "TERM is not set"),
+    ] {
+      let session = Session(
+        command: "\(term) '\(binary.path)' --model '\(model.path)' --data-dir '\(data.path)'; echo STUDIO-EXITED $?")
+      let seen = session.wait(seconds: 60) { $0.contains("STUDIO-EXITED 1") }
+      #expect(seen?.replacingOccurrences(of: "\n", with: "").contains(words) == true, "\(term):\n\(session.screen())")
+    }
+  }
+
+  /// Started at 1×1, typed into while too small, then a storm of resizes (1×1 to 200×60) while it
+  /// samples: the studio lives, the generation finishes, the screen is whole at the end.
+  @Test(.enabled(if: missing == nil, Comment(rawValue: missing ?? "")))
+  func tinyTerminalAndAResizeStorm() throws {
+    let binary = try #require(Self.binary)
+    let model = try #require(Self.model)
+    let data = temporaryDirectory("e2e-resize")
+    let session = Session(
+      command:
+        "TERM=tmux-256color '\(binary.path)' --model '\(model.path)' --data-dir '\(data.path)' 2>/dev/null; echo STUDIO-EXITED $?",
+      width: 1, height: 1)
+    Thread.sleep(forTimeInterval: 1)
+    session.type("a small red circle")
+    session.keys("Enter")
+    for _ in 0..<40 {
+      for (w, h) in [(1, 1), (200, 60), (20, 6), (3, 2), (80, 24), (47, 13)] {
+        StudioEndToEndTests.run(["-L", session.socket, "resize-window", "-t", session.name, "-x", "\(w)", "-y", "\(h)"])
+      }
+    }
+    StudioEndToEndTests.run(["-L", session.socket, "resize-window", "-t", session.name, "-x", "110", "-y", "32"])
+    let done = session.wait(seconds: 120) { $0.contains("Done in") && $0.contains("a small red circle") }
+    #expect(done != nil, "after the storm:\n\(session.screen())")
+    #expect(done?.contains("History (1)") == true)
+    #expect(!session.screen().contains("STUDIO-EXITED"))
+  }
+
   @Test(.enabled(if: missing == nil, Comment(rawValue: missing ?? "")))
   func promptProgressHistoryAndRestart() throws {
     let binary = try #require(Self.binary)

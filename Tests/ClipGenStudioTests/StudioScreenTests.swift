@@ -20,10 +20,15 @@ struct StudioScreenTests {
     h.studio.renderFrame()
     assertSnapshot(h.screen, named: "too-small")
     #expect(h.screen.contains("Terminal too small"))
+    // What is typed while nothing can be seen still reaches the prompt.
+    h.type("a red square")
+    h.keys(.backspace)
     h.driver.resize(width: 90, height: 26)
     h.send([])
     #expect(h.screen.contains("clipgen studio"))
     #expect(!h.screen.contains("Terminal too small"))
+    #expect(h.screen.contains("› a red squar"))
+    #expect(h.studio.state.editor.text == "a red squar")
   }
 
   @Test func helpListsEveryKey() throws {

@@ -11,6 +11,10 @@ const char *cg_curses_version(void);
 /// Returns 1 when the resulting character set is UTF-8.
 int cg_curses_setlocale_utf8(void);
 
+/// Whether the terminal named by TERM can be drawn on, before anything is sent to it: 0 yes,
+/// 1 TERM is not in the terminfo database, 2 no terminfo database, 3 the terminal cannot move
+/// the cursor (TERM=dumb). initscr would exit the process on 1 and 2.
+int cg_curses_check_terminal(void);
 /// initscr plus the studio's modes: raw keys (Ctrl-C arrives as a key), no echo, keypad
 /// decoding, a short Esc delay, colours with the terminal's defaults, hidden cursor.
 /// Returns 0 on success.

@@ -586,7 +586,11 @@ public final class Studio {
       return
     }
     if MainLayout.compute(width: state.width, height: state.height) == nil {
-      if key == .character("q") { requestQuit() }
+      // Nothing can be seen, but typing is kept: keys for the prompt (Enter included) still
+      // edit it, as typeahead does; everything else waits for a usable size.
+      if state.overlay == nil, state.compare == nil, state.searchEditor == nil, state.focus == .prompt {
+        handlePrompt(key)
+      }
       return
     }
     if let overlay = state.overlay {

@@ -51,6 +51,26 @@ public final class CursesDriver: TerminalDriver {
       throw TerminalError(message: "needs a terminal: standard input and output must be a tty")
     }
     _ = cg_curses_setlocale_utf8()
+    // Before the probe writes anything to it, and before initscr (which exits the process on an
+    // unknown TERM).
+    let term = ProcessInfo.processInfo.environment["TERM"] ?? ""
+    if term.isEmpty {
+      throw TerminalError(message: "TERM is not set; set it to your terminal's type (e.g. TERM=xterm-256color)")
+    }
+    switch cg_curses_check_terminal() {
+    case 0: break
+    case 1:
+      throw TerminalError(
+        message:
+          "TERM=\(term) is not a terminal type this system knows (terminfo); try TERM=xterm-256color"
+      )
+    case 2: throw TerminalError(message: "no terminfo database found (install ncurses-base), TERM=\(term)")
+    default:
+      throw TerminalError(
+        message:
+          "TERM=\(term) cannot move the cursor, which the studio needs; use a full-screen terminal, or `clipgen generate` for plain output"
+      )
+    }
     var replies = options.probe ? TerminalProbe.query() : TerminalReplies()
     var wc: Int32 = 0
     var wr: Int32 = 0
