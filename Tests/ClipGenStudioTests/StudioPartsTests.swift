@@ -284,6 +284,34 @@ struct StudioPartsTests {
     #expect(try HistoryStore(directory: dir).entries().count == 120)
   }
 
+  /// A history another program keeps locked is named as locked (it said "SQLite error 5 …
+  /// while executing BEGIN IMMEDIATE TRANSACTION").
+  @Test func aLockedHistorySaysSo() throws {
+    let dir = temporaryDirectory("locked")
+    _ = try HistoryStore(directory: dir)
+    let file = dir.appendingPathComponent("history.sqlite")
+    let ready = dir.appendingPathComponent("locked")
+    let holder = Process()
+    holder.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    holder.arguments = [
+      "python3", "-c",
+      "import sqlite3, sys, time, pathlib; c = sqlite3.connect(sys.argv[1], isolation_level=None); "
+        + "c.execute('BEGIN EXCLUSIVE'); pathlib.Path(sys.argv[2]).touch(); time.sleep(20)",
+      file.path, ready.path,
+    ]
+    try holder.run()
+    defer { holder.terminate() }
+    for _ in 0..<500 where !FileManager.default.fileExists(atPath: ready.path) { usleep(10_000) }
+    try #require(FileManager.default.fileExists(atPath: ready.path))
+    do {
+      _ = try HistoryStore(directory: dir, busyTimeout: 0.2)
+      Issue.record("a locked history opened")
+    } catch let e as HistoryError {
+      #expect(e.message.contains(file.path) && e.message.contains("locked by another program"), "\(e)")
+      #expect(!e.isDamaged)
+    }
+  }
+
   /// A damaged history is detected at start, before anything writes into it, with a clear
   /// message; the file is kept byte for byte, and moving it aside starts a new history.
   @Test(arguments: ["garbage", "page", "truncated"])

@@ -217,7 +217,8 @@ public final class HistoryStore: Sendable {
 
   /// Opens (creating if needed) the store in `directory`, migrates it, and marks rows left
   /// `running` by processes that no longer exist as `interrupted`.
-  public init(directory: URL) throws {
+  /// - Parameter busyTimeout: how long a write waits for another program's lock (seconds).
+  public init(directory: URL, busyTimeout: TimeInterval = HistoryStore.busyTimeout) throws {
     self.directory = directory
     databaseURL = directory.appendingPathComponent("history.sqlite")
     imagesDirectory = directory.appendingPathComponent("images")
@@ -231,7 +232,7 @@ public final class HistoryStore: Sendable {
       var config = Configuration()
       // Two studios on one data directory: each waits its turn to write (WAL lets readers go
       // on meanwhile) instead of failing with "database is locked".
-      config.busyMode = .timeout(5)
+      config.busyMode = .timeout(busyTimeout)
       config.prepareDatabase { db in
         if try String.fetchOne(db, sql: "PRAGMA journal_mode") != "wal" {
           try db.execute(sql: "PRAGMA journal_mode = WAL")
@@ -261,11 +262,23 @@ public final class HistoryStore: Sendable {
     }
     do {
       try HistoryStore.migrator.migrate(queue)
+      recoveredInterrupted = try HistoryStore.recoverInterrupted(queue)
+    } catch let e as DatabaseError where e.resultCode == .SQLITE_BUSY || e.resultCode == .SQLITE_LOCKED {
+      throw HistoryError(
+        message:
+          "the history database \(databaseURL.path) is locked by another program (it held its lock longer than \(busyTimeout.formatted()) s); close that program and start again"
+      )
+    } catch let e as DatabaseError where e.resultCode == .SQLITE_READONLY || e.resultCode == .SQLITE_CANTOPEN {
+      throw HistoryError(
+        message:
+          "the history database \(databaseURL.path) cannot be written (\(e.message ?? "read-only")); check its permissions and the disk"
+      )
+    } catch let e as HistoryError {
+      throw e
     } catch {
       throw HistoryError(message: "cannot open the history database \(databaseURL.path): \(error)")
     }
     HistoryStore.removeOrphanedTemporaryFiles(in: imagesDirectory)
-    recoveredInterrupted = try HistoryStore.recoverInterrupted(queue, path: databaseURL.path)
   }
 
   static var migrator: DatabaseMigrator {
@@ -337,23 +350,22 @@ public final class HistoryStore: Sendable {
     }
   }
 
-  private static func recoverInterrupted(_ queue: DatabaseQueue, path: String) throws -> [Int64] {
+  /// How long a write waits for another program's lock on the database (seconds).
+  public static let busyTimeout: TimeInterval = 5
+
+  private static func recoverInterrupted(_ queue: DatabaseQueue) throws -> [Int64] {
     let me = getpid()
-    do {
-      return try queue.write { db in
-        var ids: [Int64] = []
-        let running = try GenerationRecord.filter(Column("status") == GenerationStatus.running.rawValue).fetchAll(db)
-        for var r in running where r.processID == me || !processIsRunning(r.processID) {
-          r.status = .interrupted
-          r.errorMessage = r.errorMessage ?? "the studio stopped while this was running"
-          r.finishedAt = Date()
-          try r.update(db)
-          if let id = r.id { ids.append(id) }
-        }
-        return ids
+    return try queue.write { db in
+      var ids: [Int64] = []
+      let running = try GenerationRecord.filter(Column("status") == GenerationStatus.running.rawValue).fetchAll(db)
+      for var r in running where r.processID == me || !processIsRunning(r.processID) {
+        r.status = .interrupted
+        r.errorMessage = r.errorMessage ?? "the studio stopped while this was running"
+        r.finishedAt = Date()
+        try r.update(db)
+        if let id = r.id { ids.append(id) }
       }
-    } catch {
-      throw HistoryError(message: "history (\(path)): cannot recover interrupted runs: \(error)")
+      return ids
     }
   }
 
