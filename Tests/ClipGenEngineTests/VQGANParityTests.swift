@@ -243,4 +243,23 @@ struct VQGANFixture {
     let roundTrip = try JSONDecoder().decode(VQGANConfig.self, from: JSONEncoder().encode(config))
     #expect(roundTrip == config)
   }
+
+  /// Sizes from a hostile config.json are named, never multiplied into an overflow (ch 2^40 times
+  /// a multiplier of 2^40 trapped) or a shift past the word (65 levels).
+  @Test func hostileSizesAreNamedNotComputed() {
+    let base = VQGANConfig.f16x16384
+    var huge = base
+    huge.ch = 1 << 40
+    huge.chMult = [1 << 40, 1]
+    #expect(huge.problems.contains { $0.hasPrefix("ch is 1099511627776") })
+    #expect(huge.problems.contains { $0.contains("ch·ch_mult") })
+    var deep = base
+    deep.chMult = [Int](repeating: 1, count: 65)
+    #expect(deep.problems.contains { $0.hasPrefix("ch_mult levels is 65") })
+    var wide = base
+    wide.resolution = 1 << 30
+    wide.nEmbed = 1 << 30
+    #expect(wide.problems.count == 2)
+    #expect(base.problems.isEmpty)
+  }
 }

@@ -97,9 +97,21 @@ public struct VQGANConfig: Codable, Sendable, Equatable {
     ] where v <= 0 {
       p.append("\(name) is \(v), must be positive")
     }
+    // Upper bounds far above any published VQGAN, so that a hostile config.json cannot make the
+    // sizes derived from these overflow or ask for absurd allocations.
+    for (name, v, limit) in [
+      ("embed_dim", embedDim, 8192), ("n_embed", nEmbed, 1 << 22), ("ch", ch, 8192), ("out_ch", outCh, 4),
+      ("in_channels", inChannels, 4), ("resolution", resolution, 16384), ("z_channels", zChannels, 8192),
+      ("num_res_blocks", numResBlocks, 32), ("ch_mult levels", chMult.count, 8),
+    ] where v > limit {
+      p.append("\(name) is \(v), more than the \(limit) any VQGAN uses")
+    }
     if numResBlocks < 0 { p.append("num_res_blocks is \(numResBlocks)") }
-    for m in chMult where m <= 0 || (ch * m) % 32 != 0 {
-      p.append("ch·ch_mult = \(ch)·\(m) is not a positive multiple of 32 (GroupNorm has 32 groups)")
+    for m in chMult {
+      let (channels, overflow) = ch.multipliedReportingOverflow(by: m)
+      if m <= 0 || overflow || channels % 32 != 0 || channels > 8192 {
+        p.append("ch·ch_mult = \(ch)·\(m) is not a positive multiple of 32 up to 8192 (GroupNorm has 32 groups)")
+      }
     }
     if ch % 32 != 0 { p.append("ch \(ch) is not a multiple of 32 (GroupNorm has 32 groups)") }
     if !(normEps > 0) { p.append("norm_eps is \(normEps), must be positive") }
