@@ -35,9 +35,6 @@ struct StudioScreenTests {
     let h = try StudioHarness(width: 100, height: 50)
     h.keys(.function(1))
     assertSnapshot(h.screen, named: "help")
-    for section in KeyReference.sections {
-      #expect(h.screen.contains(section.title))
-    }
     h.keys(.escape)
     #expect(!h.screen.contains("Keys — "))
     // ? opens help outside the prompt, and types a "?" inside it.

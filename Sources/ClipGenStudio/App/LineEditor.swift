@@ -28,26 +28,36 @@ public struct LineEditor: Sendable, Equatable {
     cursor += new.count
   }
 
-  /// Handles an editing key; returns false for keys it does not use.
+  /// Handles an editing key (a character, or a `.textEditing` binding of `Keymap`); returns false
+  /// for keys it does not use.
   public mutating func handle(_ key: Key) -> Bool {
-    switch key {
-    case .character(let c): insert(String(c))
-    case .left, .control("b"): cursor = max(0, cursor - 1)
-    case .right, .control("f"): cursor = min(characters.count, cursor + 1)
-    case .home, .control("a"): cursor = 0
-    case .end, .control("e"): cursor = characters.count
-    case .backspace, .control("h"):
+    if case .character(let c) = key {
+      insert(String(c))
+      return true
+    }
+    guard let action = Keymap.action(for: key, in: .textEditing) else { return false }
+    return perform(action)
+  }
+
+  /// Performs an editing action; false for actions that are not editing.
+  public mutating func perform(_ action: StudioAction) -> Bool {
+    switch action {
+    case .cursorLeft: cursor = max(0, cursor - 1)
+    case .cursorRight: cursor = min(characters.count, cursor + 1)
+    case .cursorStart: cursor = 0
+    case .cursorEnd: cursor = characters.count
+    case .deleteBackward:
       if cursor > 0 {
         characters.remove(at: cursor - 1)
         cursor -= 1
       }
-    case .delete, .control("d"):
+    case .deleteForward:
       if cursor < characters.count { characters.remove(at: cursor) }
-    case .control("k"): characters.removeSubrange(cursor...)
-    case .control("u"):
+    case .deleteToEnd: characters.removeSubrange(cursor...)
+    case .deleteToStart:
       characters.removeSubrange(..<cursor)
       cursor = 0
-    case .control("w"):
+    case .deleteWord:
       // Delete the word before the cursor (and the spaces after it).
       var i = cursor
       while i > 0 && characters[i - 1] == " " { i -= 1 }

@@ -1,4 +1,5 @@
-// The temperature comparison: opening it, its keys, running its columns, exporting the grid.
+// The temperature comparison: opening it, its keys (Keymap's .compare bindings), running its
+// columns, exporting the grid.
 import Foundation
 
 extension Studio {
@@ -23,30 +24,30 @@ extension Studio {
   }
 
   func handleCompare(_ key: Key) {
-    guard var cmp = state.compare else { return }
+    guard var cmp = state.compare, let action = Keymap.action(for: key, in: .compare) else { return }
     let running = cmp.job != nil
-    switch key {
-    case .escape:
+    let busy = "Wait for the comparison to finish (Esc cancels it)"
+    switch action {
+    case .back:
       if running {
         cancelRun()
       } else {
         state.compare = nil
       }
       return
-    case .function(1), .character("?"):
+    case .help:
       state.overlay = .help(scroll: 0)
       return
-    case .character("q"):
+    case .quit:
       requestQuit()
       return
-    case .function(6):
+    case .nextTheme:
       nextTheme()
       return
-    case .left, .character("h"): cmp.selected = max(0, cmp.selected - 1)
-    case .right, .character("l"), .tab: cmp.selected = min(cmp.columns.count - 1, cmp.selected + 1)
-    case .backTab: cmp.selected = max(0, cmp.selected - 1)
-    case .character("a"), .character("+"):
-      guard !running else { return message("Wait for the comparison to finish (Esc cancels it)", .warning) }
+    case .previousColumn: cmp.selected = max(0, cmp.selected - 1)
+    case .nextColumn: cmp.selected = min(cmp.columns.count - 1, cmp.selected + 1)
+    case .addColumn:
+      guard !running else { return message(busy, .warning) }
       guard cmp.columns.count < CompareState.maximumColumns else {
         return message("At most \(CompareState.maximumColumns) columns", .warning)
       }
@@ -54,29 +55,29 @@ extension Studio {
       cmp.columns.append(
         CompareColumn(temperature: min(10, ((last.temperature + 0.3) * 10).rounded() / 10), topK: last.topK))
       cmp.selected = cmp.columns.count - 1
-    case .character("x"), .character("-"), .delete:
-      guard !running else { return message("Wait for the comparison to finish (Esc cancels it)", .warning) }
+    case .removeColumn:
+      guard !running else { return message(busy, .warning) }
       guard cmp.columns.count > 1 else { return message("A comparison needs at least one column", .warning) }
       cmp.columns.remove(at: cmp.selected)
       cmp.selected = min(cmp.selected, cmp.columns.count - 1)
-    case .character("["), .character("]"):
+    case .colder, .warmer:
       guard !running else { return }
-      let d: Float = key == .character("[") ? -0.1 : 0.1
+      let d: Float = action == .colder ? -0.1 : 0.1
       let t = cmp.columns[cmp.selected].temperature
       cmp.columns[cmp.selected] = CompareColumn(
         temperature: max(0, min(10, ((t + d) * 10).rounded() / 10)), topK: cmp.columns[cmp.selected].topK)
-    case .character("k"):
+    case .cycleTopK:
       guard !running else { return }
       let choices = CompareState.topKChoices
       let i = choices.firstIndex { $0 == cmp.columns[cmp.selected].topK } ?? 0
       cmp.columns[cmp.selected] = CompareColumn(
         temperature: cmp.columns[cmp.selected].temperature, topK: choices[(i + 1) % choices.count])
-    case .character("p"):
-      guard !running else { return message("Wait for the comparison to finish (Esc cancels it)", .warning) }
+    case .exportPNG:
+      guard !running else { return message(busy, .warning) }
       state.compare = cmp
       exportComparison()
       return
-    case .enter:
+    case .runColumns:
       state.compare = cmp
       runComparison()
       return

@@ -36,7 +36,7 @@ extension StudioRenderer {
   /// Every line of the help screen (also used to clamp its scrolling).
   static func helpLines() -> [(keys: String, action: String, heading: Bool)] {
     var lines: [(String, String, Bool)] = []
-    for (i, section) in KeyReference.sections.enumerated() {
+    for (i, section) in Keymap.sections.enumerated() {
       if i > 0 { lines.append(("", "", false)) }
       lines.append((section.title, "", true))
       for k in section.keys { lines.append((k.keys, k.action, false)) }

@@ -416,8 +416,8 @@ public struct StudioRenderer {
     }
     let hints =
       state.compare != nil
-      ? KeyReference.compareHints(running: state.isRunning)
-      : KeyReference.hints(for: state.focus, running: state.isRunning)
+      ? Keymap.compareHints(running: state.isRunning)
+      : Keymap.hints(for: state.focus, running: state.isRunning)
     c.hints(hints, x: 1, y: r.y, width: r.width - 1, bar: "status")
   }
 

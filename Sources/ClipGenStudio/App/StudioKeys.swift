@@ -1,0 +1,159 @@
+// Key dispatch: every key goes through `Keymap` (the one table of bindings, which also writes the
+// help screen) to an action, and the action is performed here. Windows (overlays) handle their
+// own few keys in StudioWindows.swift; the comparison screen its bindings in StudioComparison.swift.
+import Foundation
+
+extension Studio {
+  func handle(_ key: Key) {
+    let global = Keymap.action(for: key, in: .everywhere)
+    if case .control = key, global == .quit {
+      if state.overlay == .confirmQuit {
+        worker?.cancel()
+        quitRequested = true
+      } else {
+        requestQuit()
+      }
+      return
+    }
+    if global == .repaint {
+      driver.invalidate()
+      return
+    }
+    if MainLayout.compute(width: state.width, height: state.height) == nil {
+      // Nothing can be seen, but typing is kept: keys for the prompt (Enter included) still
+      // edit it, as typeahead does; everything else waits for a usable size.
+      if state.overlay == nil, state.compare == nil, state.searchEditor == nil, state.focus == .prompt {
+        handlePromptKey(key)
+      }
+      return
+    }
+    if let overlay = state.overlay {
+      handleOverlay(key, overlay)
+      return
+    }
+    if state.compare != nil {
+      handleCompare(key)
+      return
+    }
+    let textEntry = state.focus == .prompt || state.searchEditor != nil
+    if let action = Keymap.action(for: key, in: .everywhere, textEntry: textEntry) {
+      perform(action)
+      return
+    }
+    if state.searchEditor != nil {
+      handleSearch(key)
+      return
+    }
+    switch state.focus {
+    case .prompt: handlePromptKey(key)
+    case .history:
+      if let action = Keymap.action(for: key, in: .history) { perform(action) }
+    case .preview:
+      if let action = Keymap.action(for: key, in: .preview) { perform(action) }
+    }
+  }
+
+  func handlePromptKey(_ key: Key) {
+    if let action = Keymap.action(for: key, in: .prompt, textEntry: true, everywhere: false) {
+      perform(action)
+    } else if state.editor.handle(key) {
+      state.recall.reset()
+    }
+  }
+
+  /// Performs a bound action (prompt, history, preview and everywhere bindings).
+  func perform(_ action: StudioAction) {
+    switch action {
+    case .escape:
+      if state.run != nil {
+        cancelRun()
+      } else if state.searchEditor != nil {
+        state.searchEditor = nil
+        state.search = ""
+        reloadHistory(selecting: nil)
+      } else if state.focus != .prompt {
+        state.focus = .prompt
+      }
+    case .nextPane, .previousPane:
+      if state.searchEditor != nil { state.searchEditor = nil }
+      let n = Pane.allCases.count
+      state.focus = Pane(rawValue: (state.focus.rawValue + (action == .nextPane ? 1 : n - 1)) % n) ?? .prompt
+    case .help: state.overlay = .help(scroll: 0)
+    case .pickStyle: openStylePicker()
+    case .imagePrompt: openImagePrompt()
+    case .settings:
+      state.overlay = .settings(
+        SettingsForm(settings: state.settings, randomSeed: state.randomSeed, defaults: state.modelDefaults))
+    case .compare: openCompare(prompt: state.editor.text)
+    case .nextTheme: nextTheme()
+    case .repaint: driver.invalidate()
+    case .quit: requestQuit()
+    case .generate:
+      startGeneration(
+        prompt: state.editor.text, style: state.style, imagePrompt: state.imagePrompt, settings: state.settings,
+        randomSeed: state.randomSeed)
+    case .recallOlder:
+      if let p = state.recall.older(current: state.editor.text) { state.editor = LineEditor(p) }
+    case .recallNewer:
+      if let p = state.recall.newer() { state.editor = LineEditor(p) }
+    case .moveUp: moveSelection(-1)
+    case .moveDown: moveSelection(1)
+    case .pageUp: moveSelection(-pageSize)
+    case .pageDown: moveSelection(pageSize)
+    case .first: moveSelection(-state.history.count)
+    case .last: moveSelection(state.history.count)
+    case .search: state.searchEditor = LineEditor(state.search)
+    case .favoritesOnly:
+      state.favoritesOnly.toggle()
+      state.selection = 0
+      reloadHistory(selecting: nil)
+    case .previousImage: state.previewIndex = max(0, state.previewIndex - 1)
+    case .nextImage:
+      let count = state.selectedEntry?.images.count ?? 0
+      state.previewIndex = min(max(0, count - 1), state.previewIndex + 1)
+    case .edit, .rerun, .favorite, .delete, .compareEntry: performOnEntry(action)
+    default: break  // text editing and comparison actions are performed where those keys go
+    }
+  }
+
+  /// The actions on the selected history entry (History and Preview).
+  func performOnEntry(_ action: StudioAction) {
+    guard let entry = state.selectedEntry else { return }
+    switch action {
+    case .edit: edit(entry)
+    case .rerun: rerun(entry)
+    case .favorite:
+      record { try environment.store.setFavorite(id: entry.id, !entry.generation.favorite) }
+      reloadHistory(selecting: entry.id)
+    case .delete: state.overlay = .confirmDelete(entry.id)
+    case .compareEntry:
+      state.editor = LineEditor(entry.generation.prompt)
+      state.style = style(named: entry.generation.styleName)
+      openCompare(prompt: entry.generation.prompt, seed: entry.generation.seed, settings: entry.generation.settings)
+    default: break
+    }
+  }
+
+  func handleSearch(_ key: Key) {
+    guard var editor = state.searchEditor else { return }
+    switch Keymap.action(for: key, in: .search) {
+    case .keepSearch?:
+      state.searchEditor = nil
+      return
+    case .moveUp?:
+      moveSelection(-1)
+      return
+    case .moveDown?:
+      moveSelection(1)
+      return
+    default:
+      _ = editor.handle(key)
+    }
+    state.searchEditor = editor
+    if editor.text != state.search {
+      state.search = editor.text
+      state.selection = 0
+      reloadHistory(selecting: nil)
+    }
+  }
+}
