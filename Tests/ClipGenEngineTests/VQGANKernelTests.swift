@@ -178,19 +178,31 @@ import Testing
     #expect(Self.borderMax(out, og, channels: 6) == 0)
   }
 
+  /// The engine's one vector exp (VectorMath.swift), over its whole range, and the swish built on
+  /// it (a 16-lane pass plus a tail).
   @Test func expIsAccurate() {
     var worst: Float = 0
     var v: Float = -87
     while v < 88 {
-      let exact = Foundation.exp(Double(v))
-      worst = max(worst, Float(abs(Double(VQKernels.exp(v)) - exact) / exact))
-      v += 0.0137
+      var lanes = SIMD16<Float>()
+      for j in 0..<16 { lanes[j] = v + Float(j) * 0.0137 }
+      let e = vectorExp(lanes)
+      for j in 0..<16 where lanes[j] < 88 {
+        let exact = Foundation.exp(Double(lanes[j]))
+        worst = max(worst, Float(abs(Double(e[j]) - exact) / exact))
+      }
+      v += 16 * 0.0137
     }
     #expect(worst < 5e-7, "exp relative error \(worst)")
-    var swished = [Float](repeating: 0, count: 8)
-    let inputs: [Float] = [-200, -20, -1, 0, 1, 20, 200, .infinity]
+    #expect(vectorExp(SIMD16(repeating: -1000))[0] < 1e-37)
+    #expect(vectorExp(SIMD16(repeating: 1000))[0] == vectorExp(SIMD16(repeating: 88))[0])
+    let inputs: [Float] = [-200, -20, -1, 0, 1, 20, 200, .infinity] + (0..<16).map { Float($0) - 8 }
+    var swished = [Float](repeating: 0, count: inputs.count)
     swished.withUnsafeMutableBufferPointer { o in
-      VQKernels.affineSwishRow(inputs, into: o.baseAddress!, count: 8, scale: 1, shift: 0)
+      VQKernels.affineSwishRow(inputs, into: o.baseAddress!, count: inputs.count, scale: 1, shift: 0)
+    }
+    for (x, y) in zip(inputs[8...], swished[8...]) {
+      #expect(abs(y - x / (1 + Foundation.exp(-x))) < 1e-6)
     }
     #expect(abs(swished[0]) < 1e-30)
     #expect(abs(swished[2] - (-1 / (1 + Float(M_E)))) < 1e-6)

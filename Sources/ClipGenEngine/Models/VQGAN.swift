@@ -3,7 +3,7 @@
 // image ↔ grid of codebook indices. The encoder is optional, so a decoder-only checkpoint loads.
 // HFAiLab/clip-gen's re-implementation loads into the same network through a key map
 // (`VQGANLayout.hfai`). Kernels (bordered activations, shifted-GEMM convolutions) live in
-// VQGANKernels.swift.
+// Kernels/VQKernels.swift and Kernels/VQConv.swift.
 import Foundation
 import Synchronization
 

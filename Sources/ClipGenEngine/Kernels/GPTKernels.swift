@@ -1,35 +1,9 @@
-// Fused kernels for the GPT prior's hot path (they live here rather than in Kernels/ because only
-// the GPT uses them so far): bias + exact-erf GELU in one pass (the epilogue of `StreamedLinear`),
-// and single-query attention over a key/value cache with a vectorised softmax.
+// Fused kernels for the GPT prior's hot path: bias + exact-erf GELU in one pass (the epilogue of
+// `StreamedLinear`), and single-query attention over a key/value cache with a vectorised softmax.
 import CKernels
 import Foundation
 
-// MARK: - Vectorised exp and GELU
-
-/// `exp(x)` for `x ≤ 0` (arguments below -87 give ~0): `x = n·ln2 + r`, `|r| ≤ ln2/2`, `eʳ` by its
-/// Taylor series to degree 7 (truncation below 6e-9 relative), scaled by `2ⁿ` built from the
-/// exponent bits.
-@inline(__always)
-func simdExpNonPositive(_ x: SIMD16<Float>) -> SIMD16<Float> {
-  let clamped = x.replacing(with: -87, where: x .< -87)
-  // Round x·log2(e) to an integer by adding 1.5·2²³: the sum's low mantissa bits then hold n
-  // (|n| ≤ 126), and its bit pattern minus the constant's is n as an integer, all in vector code.
-  let shifted = clamped * (1.442695040888963 as Float) + (12_582_912 as Float)
-  let n = shifted - (12_582_912 as Float)
-  // ln 2 split in two so that n·ln2 is subtracted without rounding error.
-  let r = (clamped - n * (0.693359375 as Float)) - n * (-2.12194440e-4 as Float)
-  var p = SIMD16<Float>(repeating: 1 / 5040 as Float)
-  p = p * r + (1 / 720 as Float)
-  p = p * r + (1 / 120 as Float)
-  p = p * r + (1 / 24 as Float)
-  p = p * r + (1 / 6 as Float)
-  p = p * r + (0.5 as Float)
-  p = p * r + (1 as Float)
-  p = p * r + (1 as Float)
-  let integer = unsafeBitCast(shifted, to: SIMD16<Int32>.self) &- 0x4B40_0000
-  let bits = (integer &+ 127) &<< 23
-  return p * unsafeBitCast(bits, to: SIMD16<Float>.self)
-}
+// MARK: - GELU
 
 /// Exact GELU `0.5·x·(1 + erf(x/√2))` on 16 lanes. erf uses Abramowitz & Stegun 7.1.26
 /// (|error| ≤ 1.5e-7): with `z = |x|/√2`, `t = 1/(1 + 0.3275911·z)`, `erfc(z) ≈ t·P(t)·e^(−z²)`; for
@@ -43,7 +17,7 @@ func simdGELU(_ x: SIMD16<Float>) -> SIMD16<Float> {
   poly = poly * t + (1.421413741 as Float)
   poly = poly * t - (0.284496736 as Float)
   poly = poly * t + (0.254829592 as Float)
-  let erfc = poly * t * simdExpNonPositive(-(z * z))
+  let erfc = poly * t * vectorExp(-(z * z))
   let onePlusErf = erfc.replacing(with: (2 as Float) - erfc, where: x .>= 0)
   return (0.5 as Float) * x * onePlusErf
 }
@@ -78,7 +52,7 @@ func gptSoftmaxInPlace(_ x: FloatPointer, count n: Int) {
   var s16 = SIMD16<Float>()
   var i = 0
   while i + 16 <= n {
-    let e = simdExpNonPositive(raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self) - m16)
+    let e = vectorExp(raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self) - m16)
     raw.storeBytes(of: e, toByteOffset: i * 4, as: SIMD16<Float>.self)
     s16 += e
     i += 16
@@ -87,7 +61,7 @@ func gptSoftmaxInPlace(_ x: FloatPointer, count n: Int) {
   if i < n {
     var v = SIMD16<Float>(repeating: -Float.infinity)
     for j in 0..<(n - i) { v[j] = x[i + j] }
-    let e = simdExpNonPositive(v - m16)
+    let e = vectorExp(v - m16)
     for j in 0..<(n - i) {
       x[i + j] = e[j]
       sum += e[j]
