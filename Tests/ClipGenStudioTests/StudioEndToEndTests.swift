@@ -255,6 +255,24 @@ struct StudioEndToEndTests {
     }
   }
 
+  /// A VT100 in the C locale (no colours, no UTF-8 locale from the environment) still gets a
+  /// readable studio that generates.
+  @Test(.enabled(if: missing == nil, Comment(rawValue: missing ?? "")))
+  func vt100InTheCLocaleWorks() throws {
+    let binary = try #require(Self.binary)
+    let model = try #require(Self.model)
+    let data = temporaryDirectory("e2e-vt100")
+    let session = Session(
+      command:
+        "TERM=vt100 LANG=C LC_ALL=C '\(binary.path)' --model '\(model.path)' --data-dir '\(data.path)' 2>/dev/null; echo STUDIO-EXITED $?"
+    )
+    #expect(session.wait(seconds: 60) { $0.contains("clipgen studio") && $0.contains("History (0)") } != nil)
+    session.type("a blue square")
+    session.keys("Enter")
+    let done = session.wait(seconds: 120) { $0.contains("Done in") && $0.contains("History (1)") }
+    #expect(done != nil, "\(session.screen())")
+  }
+
   /// Started at 1×1, typed into while too small, then a storm of resizes (1×1 to 200×60) while it
   /// samples: the studio lives, the generation finishes, the screen is whole at the end.
   @Test(.enabled(if: missing == nil, Comment(rawValue: missing ?? "")))

@@ -49,6 +49,26 @@ struct StudioPartsTests {
 
   // MARK: Line editing
 
+  /// A 100 KB paste with NUL bytes, escape sequences, right-to-left text and a flood of combining
+  /// marks lands in the prompt as text, and editing and drawing it stay linear (a quadratic step
+  /// would take minutes at this size; the bound only catches that).
+  @Test func hostilePastesStayTextAndLinear() throws {
+    let h = try StudioHarness()
+    let chunk =
+      "a red\u{0}circle \u{1B}[31m\u{05E9}\u{05DC}\u{05D5}\u{05DD} e" + String(repeating: "\u{301}", count: 40) + " "
+    let paste = String(repeating: chunk, count: 100_000 / chunk.utf8.count + 1)
+    let start = Date()
+    h.send([.paste(paste)])
+    for _ in 0..<20 { h.keys(.left) }
+    h.keys(.control("w"), .home, .end)
+    h.studio.renderFrame()
+    #expect(Date().timeIntervalSince(start) < 20)
+    let text = h.studio.state.editor.text
+    #expect(!text.unicodeScalars.contains { $0.value < 32 || $0.value == 127 })
+    #expect(text.contains("\u{05E9}\u{05DC}\u{05D5}\u{05DD}"))
+    #expect(text.count > 2_000)
+  }
+
   @Test func lineEditorMovesByCharactersAndScrollsToTheCursor() {
     var e = LineEditor("héllo 画像")
     #expect(e.cursor == 8)
