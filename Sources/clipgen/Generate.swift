@@ -33,6 +33,13 @@ struct Generate: ParsableCommand {
   @Option(help: "The share of --image when mixed with a text prompt, 0…1 (the text gets the rest).")
   var imageWeight: Float = 0.5
 
+  @Option(
+    help: """
+      A negative prompt: guidance steers away from this text instead of from the unconditional \
+      embedding, so it also works on models without one (default guidance with it: the model's, or 3).
+      """)
+  var negative: String?
+
   @Option(name: .customLong("n"), help: "Number of images to write.")
   var count: Int = 1
 
@@ -97,13 +104,14 @@ struct Generate: ParsableCommand {
         )
       } catch { throw CLIError("\(error)") }
     }
+    let negativeText = negative.flatMap { $0.trimmingCharacters(in: .whitespaces).isEmpty ? nil : $0 }
     // Every setting left unset comes from the model's own defaults (model.json), else the plain sampler.
     let defaults = loaded.defaults
     let fallback = defaults.sampling
     let sampling = SamplingSettings(
       temperature: temperature ?? fallback.temperature, topK: (topK ?? fallback.topK).flatMap { $0 > 0 ? $0 : nil },
       topP: topP ?? fallback.topP,
-      guidanceScale: guidance ?? fallback.guidanceScale)
+      guidanceScale: guidance ?? (negativeText != nil && fallback.guidanceScale == 1 ? 3 : fallback.guidanceScale))
     let fromModel: [(String, Bool)] = [
       ("temperature", temperature == nil && defaults.temperature != nil),
       ("top_k", topK == nil && defaults.topK != nil),
@@ -112,10 +120,11 @@ struct Generate: ParsableCommand {
     ]
     let request = GenerationRequest(
       prompt: .mixing(text: prompt, image: imagePart, imageWeight: imageWeight), count: count,
-      candidates: candidates ?? defaults.candidates(forCount: count), seed: seed, sampling: sampling)
+      candidates: candidates ?? defaults.candidates(forCount: count), seed: seed, sampling: sampling,
+      negative: negativeText.map { .text($0) })
     let record = GenerationParameters(
-      prompt: prompt ?? "", imagePrompt: imagePart?.label, imageWeight: imageWeight, seed: seed, sampling: sampling,
-      count: count, candidates: request.candidates, model: loaded.name)
+      prompt: prompt ?? "", imagePrompt: imagePart?.label, imageWeight: imageWeight, negativePrompt: negativeText,
+      seed: seed, sampling: sampling, count: count, candidates: request.candidates, model: loaded.name)
 
     let progress = ProgressLine(enabled: !quiet && isatty(STDERR_FILENO) != 0)
     let result: GenerationResult

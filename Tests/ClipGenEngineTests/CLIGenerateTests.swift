@@ -89,6 +89,35 @@ func run(_ executable: URL, _ arguments: [String]) throws -> (status: Int32, std
     #expect(scores == scores.sorted(by: >))
   }
 
+  /// --negative: recorded in the PNG's parameters and the manifest; with guidance forced to 1 it
+  /// is refused with the reason.
+  @Test func negativePromptIsRecordedAndNeedsGuidance() throws {
+    let exe = try clipgenExecutable()
+    let dir = try temporaryDirectory()
+    let out = dir.appendingPathComponent("neg")
+    let r = try run(
+      exe,
+      ["generate", "a red circle", "--negative", "a blue square", "--model", model.path, "--out", out.path, "--quiet"])
+    #expect(r.status == 0, "\(r.stderr)")
+    let png = try Data(contentsOf: out.appendingPathComponent("image-00.png"))
+    let params = try #require(try RGBImage.readPNGText(png).first { $0.0 == "parameters" }?.1)
+    let json = try #require(try JSONSerialization.jsonObject(with: Data(params.utf8)) as? [String: Any])
+    #expect(json["negative_prompt"] as? String == "a blue square")
+    #expect((json["guidance_scale"] as? Double).map { $0 != 1 } == true)
+    let manifest = try String(contentsOf: out.appendingPathComponent("manifest.json"), encoding: .utf8)
+    #expect(
+      manifest.contains("\"negative_prompt\" : \"a blue square\"")
+        || manifest.contains("\"negative_prompt\":\"a blue square\""))
+    let unguided = try run(
+      exe,
+      [
+        "generate", "a red circle", "--negative", "blue", "--guidance", "1", "--model", model.path, "--out",
+        dir.appendingPathComponent("o").path,
+      ])
+    #expect(unguided.status != 0)
+    #expect(unguided.stderr.contains("guidance scale above 1"), "\(unguided.stderr)")
+  }
+
   @Test func badInputGivesClearErrors() throws {
     let exe = try clipgenExecutable()
     let dir = try temporaryDirectory()

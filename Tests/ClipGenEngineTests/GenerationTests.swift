@@ -104,6 +104,49 @@ import Testing
     #expect(one.images[0].tokens == plain.images[0].tokens)
   }
 
+  /// A negative prompt takes the unconditional embedding's place: guided away from the prompt
+  /// itself, `neg + s·(cond − neg)` is the conditional logits, so the tokens are the unguided ones;
+  /// another negative changes them; without guidance it is refused with a reason.
+  @Test func negativePromptReplacesTheUnconditionalEmbedding() throws {
+    let m = try loaded()
+    let greedy = SamplingSettings(temperature: 0)
+    let guided = SamplingSettings(temperature: 0, guidanceScale: 3)
+    let plain = try m.generate(GenerationRequest(prompt: .text("a red circle"), seed: 5, sampling: greedy))
+    let itself = try m.generate(
+      GenerationRequest(prompt: .text("a red circle"), seed: 5, sampling: guided, negative: .text("a red circle")))
+    #expect(itself.images[0].tokens == plain.images[0].tokens)
+    let away = try m.generate(
+      GenerationRequest(prompt: .text("a red circle"), seed: 5, sampling: guided, negative: .text("a blue square")))
+    let unconditional = try m.generate(GenerationRequest(prompt: .text("a red circle"), seed: 5, sampling: guided))
+    #expect(away.images[0].tokens != plain.images[0].tokens)
+    #expect(away.images[0].tokens != unconditional.images[0].tokens)
+    #expect(throws: GenerationError.negativeWithoutGuidance) {
+      _ = try m.generate(
+        GenerationRequest(prompt: .text("a red circle"), seed: 5, sampling: greedy, negative: .text("blue")))
+    }
+  }
+
+  /// A prior without `uncond_emb` (as the published COCO one) cannot be guided, except away from
+  /// a negative prompt.
+  @Test func negativePromptGuidesPriorsWithoutUnconditionalEmbedding() throws {
+    let dir = try temporaryDirectory()
+    let copy = dir.appendingPathComponent("model")
+    try FileManager.default.copyItem(at: fixturesDirectory.appendingPathComponent("tiny_model"), to: copy)
+    let config = copy.appendingPathComponent("gpt/config.json")
+    var json = try JSONSerialization.jsonObject(with: Data(contentsOf: config)) as! [String: Any]
+    json["uncond_embedding"] = false
+    try JSONSerialization.data(withJSONObject: json).write(to: config)
+    let m = try ClipGenModel(directory: copy)
+    #expect(!m.gpt.hasUnconditionalEmbedding)
+    let guided = SamplingSettings(temperature: 0, guidanceScale: 3)
+    #expect(throws: GenerationError.guidanceUnavailable) {
+      _ = try m.generate(GenerationRequest(prompt: .text("a red circle"), seed: 5, sampling: guided))
+    }
+    let away = try m.generate(
+      GenerationRequest(prompt: .text("a red circle"), seed: 5, sampling: guided, negative: .text("a blue square")))
+    #expect(away.images.count == 1)
+  }
+
   @Test func imageAndMixedPromptsCondition() throws {
     let m = try loaded()
     let img = RGBImage(width: 40, height: 30, pixels: (0..<(40 * 30 * 3)).map { UInt8(($0 * 37) % 256) })

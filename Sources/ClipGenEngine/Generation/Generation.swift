@@ -7,6 +7,7 @@ public enum GenerationError: Error, CustomStringConvertible, Equatable {
   case invalidModel(path: String, reason: String)
   case emptyPrompt
   case guidanceUnavailable
+  case negativeWithoutGuidance
   case cancelled
 
   public var description: String {
@@ -17,6 +18,8 @@ public enum GenerationError: Error, CustomStringConvertible, Equatable {
     case .guidanceUnavailable:
       return
         "classifier-free guidance needs a model trained with an unconditional embedding (uncond_emb); this model has none"
+    case .negativeWithoutGuidance:
+      return "a negative prompt acts through guidance: set the guidance scale above 1 (e.g. 3)"
     case .cancelled: return "generation cancelled"
     }
   }
@@ -59,11 +62,17 @@ public struct GenerationRequest: Sendable {
   public var candidates: Int
   public var seed: UInt64
   public var sampling: SamplingSettings
+  /// What the image should not look like: its embedding takes the place of the unconditional
+  /// one in classifier-free guidance (`neg + s·(cond − neg)`), so it works on priors without
+  /// `uncond_emb` too. Needs a guidance scale other than 1.
+  public var negative: Prompt?
 
   public init(
-    prompt: Prompt, count: Int = 1, candidates: Int? = nil, seed: UInt64 = 0, sampling: SamplingSettings = .init()
+    prompt: Prompt, count: Int = 1, candidates: Int? = nil, seed: UInt64 = 0, sampling: SamplingSettings = .init(),
+    negative: Prompt? = nil
   ) {
     self.prompt = prompt
+    self.negative = negative
     self.count = count
     self.candidates = max(candidates ?? count, count)
     self.seed = seed
@@ -154,19 +163,29 @@ extension ClipGenModel {
     }
     try request.sampling.validate(vocabularySize: gpt.config.vocabSize)
     let guided = request.sampling.guidanceScale != 1
-    if guided && !gpt.hasUnconditionalEmbedding { throw GenerationError.guidanceUnavailable }
+    let negative = request.negative.flatMap { $0.parts.isEmpty ? nil : $0 }
+    if negative != nil && !guided { throw GenerationError.negativeWithoutGuidance }
+    if guided && negative == nil && !gpt.hasUnconditionalEmbedding { throw GenerationError.guidanceUnavailable }
 
     let (target, raw, truncated) = try embed(request.prompt)
-    guard progress(.conditioned(truncatedText: truncated)) else { throw GenerationError.cancelled }
+    let against = try negative.map { try embed($0) }
+    guard progress(.conditioned(truncatedText: truncated || against?.truncated == true)) else {
+      throw GenerationError.cancelled
+    }
     let condition = normalizesCondition ? target : raw
+    let negativeCondition = against.map { normalizesCondition ? $0.embedding : $0.raw }
 
-    // Sample every candidate together; with guidance the unconditional rows follow the conditional ones.
+    // Sample every candidate together; with guidance the unconditional (or negative) rows follow
+    // the conditional ones.
     let m = request.candidates
     let rows = guided ? 2 * m : m
     let nCond = gpt.config.conditionWidth
     var conds = [Float](repeating: 0, count: rows * nCond)
-    for r in 0..<rows { for i in 0..<nCond { conds[r * nCond + i] = condition[i] } }
-    let unconditional = (0..<rows).map { $0 >= m }
+    for r in 0..<rows {
+      let c = r >= m ? negativeCondition ?? condition : condition
+      for i in 0..<nCond { conds[r * nCond + i] = c[i] }
+    }
+    let unconditional = (0..<rows).map { $0 >= m && negativeCondition == nil }
     let total = tokensPerImage
     let vocab = gpt.config.vocabSize
     var rngs = (0..<m).map { SeededGenerator(seed: request.seed, stream: UInt64($0)) }

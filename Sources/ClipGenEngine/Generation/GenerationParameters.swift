@@ -36,6 +36,8 @@ public struct GenerationParameters: Codable, Sendable, Equatable {
   /// The image prompt's file name, and its share of the mix (0…1; 1 when it stands alone).
   public var imagePrompt: String?
   public var imageWeight: Float?
+  /// The negative prompt, when guidance steered away from it instead of the unconditional.
+  public var negativePrompt: String?
   public var seed: UInt64
   /// The random stream this image was drawn from (candidate i of a generation).
   public var candidate: Int?
@@ -54,9 +56,10 @@ public struct GenerationParameters: Codable, Sendable, Equatable {
 
   public init(
     prompt: String, typedPrompt: String? = nil, style: String? = nil, imagePrompt: String? = nil,
-    imageWeight: Float? = nil, seed: UInt64, sampling: SamplingSettings, count: Int, candidates: Int,
-    model: String, candidate: Int? = nil, clipScore: Float? = nil
+    imageWeight: Float? = nil, negativePrompt: String? = nil, seed: UInt64, sampling: SamplingSettings, count: Int,
+    candidates: Int, model: String, candidate: Int? = nil, clipScore: Float? = nil
   ) {
+    self.negativePrompt = negativePrompt.flatMap { $0.isEmpty ? nil : $0 }
     self.prompt = prompt
     self.typedPrompt = typedPrompt == prompt ? nil : typedPrompt
     self.style = style
@@ -80,6 +83,7 @@ public struct GenerationParameters: Codable, Sendable, Equatable {
     case typedPrompt = "typed_prompt"
     case imagePrompt = "image_prompt"
     case imageWeight = "image_weight"
+    case negativePrompt = "negative_prompt"
     case topK = "top_k"
     case topP = "top_p"
     case guidanceScale = "guidance_scale"
