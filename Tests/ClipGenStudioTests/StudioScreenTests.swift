@@ -208,6 +208,33 @@ struct StudioScreenTests {
     #expect(entries[0].images.first?.tokens == entries[1].images.first?.tokens)
   }
 
+  /// F7 sets a negative prompt: shown beside the prompt, sent with the request (guidance raised
+  /// from 1 to 3 so that it acts), kept in the history row and loaded back by e.
+  @Test func negativePromptIsSentRecordedAndLoadedBack() throws {
+    let generator = ScriptedGenerator()
+    let h = try StudioHarness(generator: generator)
+    h.keys(.function(7))
+    #expect(h.screen.contains("Negative prompt — what the image should not show"))
+    h.type("blue things")
+    h.keys(.enter)
+    #expect(h.studio.state.negative == "blue things")
+    #expect(h.screen.contains("not blue things"))
+    h.type("a green cross")
+    h.keys(.enter)
+    #expect(h.settle())
+    let sent = try #require(generator.requests.withLock { $0.last })
+    #expect(sent.negative == "blue things")
+    #expect(sent.settings.guidanceScale == 3)
+    let row = try #require(try h.store.entries().first)
+    #expect(row.generation.negativePrompt == "blue things")
+    #expect(row.generation.parameters?.contains("\"negative_prompt\":\"blue things\"") == true)
+    // Cleared, then loaded back from the history.
+    h.keys(.control("n"), .control("u"), .enter)
+    #expect(h.studio.state.negative == nil)
+    h.keys(.tab, .character("e"))
+    #expect(h.studio.state.negative == "blue things")
+  }
+
   @Test func settingsFormChangesSamplingAndNamesBadValues() throws {
     let h = try StudioHarness()
     h.keys(.function(4))

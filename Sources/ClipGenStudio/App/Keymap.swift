@@ -27,7 +27,7 @@ public enum StudioAction: Sendable, Equatable {
   // everywhere
   case nextPane, previousPane, help, escape, pickStyle, imagePrompt, settings, compare, nextTheme, repaint, quit
   // prompt
-  case generate, recallOlder, recallNewer
+  case generate, recallOlder, recallNewer, negativePrompt
   // text editing (LineEditor)
   case cursorLeft, cursorRight, cursorStart, cursorEnd, deleteBackward, deleteForward, deleteToEnd, deleteToStart
   case deleteWord
@@ -84,6 +84,8 @@ public enum Keymap {
     KeyBinding([.function(4), .control("s")], .everywhere, .settings, "settings: sampling, seed, image counts"),
     KeyBinding([.function(5), .control("g")], .everywhere, .compare, "compare temperatures side by side"),
     KeyBinding([.function(6)], .everywhere, .nextTheme, "next colour theme"),
+    KeyBinding(
+      [.function(7), .control("n")], .everywhere, .negativePrompt, "negative prompt: what the image should not show"),
     KeyBinding([.control("l")], .everywhere, .repaint, "repaint the screen"),
     KeyBinding([.control("c"), .control("q")], .everywhere, .quit, "quit (asks first while work runs)"),
     KeyBinding([c("q")], .everywhere, .quit, "quit (outside the prompt)", outsideText: true),

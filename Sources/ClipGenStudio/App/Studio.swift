@@ -409,6 +409,7 @@ public final class Studio {
       state.imagePrompt = nil
     }
     state.settings = g.settings
+    state.negative = g.negativePrompt
     state.randomSeed = false
     state.focus = .prompt
     var t = "Loaded #\(entry.id): seed \(g.seed) fixed (F4 to change)"
@@ -428,7 +429,7 @@ public final class Studio {
     }
     startGeneration(
       prompt: g.prompt, style: style(named: g.styleName), styledPrompt: g.styledPrompt, styleName: g.styleName,
-      imagePrompt: image, settings: g.settings, randomSeed: false)
+      imagePrompt: image, settings: g.settings, randomSeed: false, negative: g.negativePrompt)
   }
 
   // MARK: Generating
@@ -439,23 +440,25 @@ public final class Studio {
     return GenerationParameters(
       prompt: r.styledPrompt, typedPrompt: r.prompt, style: r.styleName,
       imagePrompt: r.imagePath.map { ($0 as NSString).lastPathComponent }, imageWeight: r.imageWeight.map(Float.init),
-      seed: r.seed,
+      negativePrompt: r.negativePrompt, seed: r.seed,
       sampling: SamplingSettings(
         temperature: s.temperature, topK: s.topK, topP: s.topP, guidanceScale: s.guidanceScale),
       count: r.count, candidates: r.candidates, model: r.modelName)
   }
 
-  func request(text: String, imagePrompt: ImagePrompt?, settings: GenerationSettings) -> StudioRequest {
+  func request(
+    text: String, imagePrompt: ImagePrompt?, settings: GenerationSettings, negative: String? = nil
+  ) -> StudioRequest {
     let weight = text.isEmpty ? 1 : (imagePrompt?.weight ?? 0)
     return StudioRequest(
       text: text, image: imagePrompt?.image, imageLabel: imagePrompt?.label ?? "", imageWeight: weight,
-      settings: settings)
+      settings: settings, negative: negative)
   }
 
   /// Starts a generation: records it as running, then samples on the worker thread.
   public func startGeneration(
     prompt: String, style: PromptStyle?, styledPrompt: String? = nil, styleName: String? = nil,
-    imagePrompt: ImagePrompt?, settings base: GenerationSettings, randomSeed: Bool
+    imagePrompt: ImagePrompt?, settings base: GenerationSettings, randomSeed: Bool, negative: String? = nil
   ) {
     guard !state.isRunning else {
       message("A generation is running — Esc cancels it", .warning)
@@ -468,9 +471,15 @@ public final class Studio {
     }
     var settings = base
     if randomSeed { settings.seed = environment.randomSeed() }
+    let negative = negative.flatMap { $0.trimmingCharacters(in: .whitespaces).isEmpty ? nil : $0 }
+    if negative != nil && settings.guidanceScale == 1 {
+      // A negative prompt acts through guidance; the CLI's rule for a model whose default is 1.
+      settings.guidanceScale = 3
+      message("Guidance 3 for the negative prompt (F4 changes it)")
+    }
     var row = GenerationRecord(
       prompt: text, style: style, imagePath: imagePrompt?.path, imageWeight: imagePrompt?.weight, settings: settings,
-      modelName: environment.generator.modelName, createdAt: environment.now())
+      modelName: environment.generator.modelName, createdAt: environment.now(), negativePrompt: negative)
     if let styledPrompt { row.styledPrompt = styledPrompt }
     if style == nil, let styleName { row.styleName = styleName }
     row.parameters = try? parameters(row).json()
@@ -490,7 +499,8 @@ public final class Studio {
         }
       } ?? []
     let task = GenerationTask(
-      historyID: id, request: request(text: row.styledPrompt, imagePrompt: imagePrompt, settings: settings),
+      historyID: id,
+      request: request(text: row.styledPrompt, imagePrompt: imagePrompt, settings: settings, negative: negative),
       files: files, parameters: parameters(row))
     if let id { openRows[job] = [0: id] }
     state.run = RunProgress(
@@ -555,6 +565,9 @@ public final class Studio {
     case .styles(var picker):
       picker.query.insert(text)
       state.overlay = .styles(picker)
+    case .negativePrompt(var editor):
+      editor.insert(text)
+      state.overlay = .negativePrompt(editor)
     case nil:
       state.focus = .prompt
       state.editor.insert(text)

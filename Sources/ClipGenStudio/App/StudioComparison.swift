@@ -13,9 +13,10 @@ extension Studio {
     base.count = 1
     base.candidates = 1
     base.seed = seed ?? (state.randomSeed ? environment.randomSeed() : state.settings.seed)
+    if state.negative != nil && base.guidanceScale == 1 { base.guidanceScale = 3 }
     let k = base.topK
     state.compare = CompareState(
-      prompt: text, style: state.style, imagePrompt: state.imagePrompt, base: base,
+      prompt: text, style: state.style, imagePrompt: state.imagePrompt, negative: state.negative, base: base,
       columns: [
         CompareColumn(temperature: 0.7, topK: k), CompareColumn(temperature: 1.0, topK: k),
         CompareColumn(temperature: 1.3, topK: k),
@@ -104,7 +105,7 @@ extension Studio {
       var row = GenerationRecord(
         prompt: cmp.prompt, style: cmp.style, imagePath: cmp.imagePrompt?.path, imageWeight: cmp.imagePrompt?.weight,
         settings: settings, modelName: environment.generator.modelName, comparisonID: cmp.comparisonID,
-        createdAt: environment.now())
+        createdAt: environment.now(), negativePrompt: cmp.negative)
       row.parameters = try? parameters(row).json()
       var id: Int64?
       do {
@@ -119,7 +120,9 @@ extension Studio {
         id.map { [environment.store.imageURL(environment.store.imageFileName(generationID: $0, position: 0))] } ?? []
       tasks.append(
         GenerationTask(
-          historyID: id, request: request(text: row.styledPrompt, imagePrompt: cmp.imagePrompt, settings: settings),
+          historyID: id,
+          request: request(
+            text: row.styledPrompt, imagePrompt: cmp.imagePrompt, settings: settings, negative: cmp.negative),
           column: i, files: files, parameters: parameters(row)))
     }
     cmp.job = job

@@ -85,13 +85,14 @@ extension Studio {
       state.overlay = .settings(
         SettingsForm(settings: state.settings, randomSeed: state.randomSeed, defaults: state.modelDefaults))
     case .compare: openCompare(prompt: state.editor.text)
+    case .negativePrompt: state.overlay = .negativePrompt(LineEditor(state.negative ?? ""))
     case .nextTheme: nextTheme()
     case .repaint: driver.invalidate()
     case .quit: requestQuit()
     case .generate:
       startGeneration(
         prompt: state.editor.text, style: state.style, imagePrompt: state.imagePrompt, settings: state.settings,
-        randomSeed: state.randomSeed)
+        randomSeed: state.randomSeed, negative: state.negative)
     case .recallOlder:
       if let p = state.recall.older(current: state.editor.text) { state.editor = LineEditor(p) }
     case .recallNewer:

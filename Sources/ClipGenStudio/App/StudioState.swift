@@ -92,6 +92,7 @@ public struct CompareState: Sendable, Equatable {
   public var prompt: String
   public var style: PromptStyle?
   public var imagePrompt: ImagePrompt?
+  public var negative: String?
   public var base: GenerationSettings
   public var columns: [CompareColumn]
   public var selected = 0
@@ -165,6 +166,8 @@ public enum Overlay: Sendable, Equatable {
   case help(scroll: Int)
   case styles(StylePicker)
   case imagePrompt(ImagePromptForm)
+  /// The negative prompt's editor (F7).
+  case negativePrompt(LineEditor)
   case settings(SettingsForm)
   case confirmQuit
   case confirmDelete(Int64)
@@ -179,6 +182,8 @@ public struct StudioState: Sendable {
   public var recall = PromptRecall()
   public var style: PromptStyle?
   public var imagePrompt: ImagePrompt?
+  /// What guidance steers away from (F7); nil: the unconditional embedding.
+  public var negative: String?
   public var settings = GenerationSettings()
   /// The model's default settings (model.json's `defaults`); `settings` starts from them.
   public var modelDefaults = GenerationSettings()

@@ -18,6 +18,18 @@ extension Studio {
 
   func handleOverlay(_ key: Key, _ overlay: Overlay) {
     switch overlay {
+    case .negativePrompt(var editor):
+      switch key {
+      case .escape: state.overlay = nil
+      case .enter:
+        let text = editor.text.trimmingCharacters(in: .whitespaces)
+        state.negative = text.isEmpty ? nil : text
+        state.overlay = nil
+        message(text.isEmpty ? "No negative prompt" : "Negative prompt: \(text)")
+      default:
+        _ = editor.handle(key)
+        state.overlay = .negativePrompt(editor)
+      }
     case .help(let scroll):
       let total = StudioRenderer.helpLines().count
       switch key {

@@ -30,8 +30,9 @@ extension ClipGenModel: Generator {
     return GenerationRequest(
       prompt: .mixing(text: request.text, image: image, imageWeight: Float(request.imageWeight)), count: s.count,
       candidates: s.candidates, seed: s.seed,
-      sampling: SamplingSettings(temperature: s.temperature, topK: s.topK, topP: s.topP, guidanceScale: s.guidanceScale)
-    )
+      sampling: SamplingSettings(
+        temperature: s.temperature, topK: s.topK, topP: s.topP, guidanceScale: s.guidanceScale),
+      negative: request.negative.map { .text($0) })
   }
 
   public func generate(_ request: StudioRequest, progress: (GeneratorEvent) -> Bool) throws -> GeneratorOutput {

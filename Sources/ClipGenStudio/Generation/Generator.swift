@@ -105,11 +105,16 @@ public struct StudioRequest: Sendable {
   public var imageLabel: String
   public var imageWeight: Double
   public var settings: GenerationSettings
+  /// Text guidance steers away from, in place of the unconditional embedding.
+  public var negative: String?
 
   public init(
-    text: String, image: Pixmap? = nil, imageLabel: String = "", imageWeight: Double = 0.5, settings: GenerationSettings
+    text: String, image: Pixmap? = nil, imageLabel: String = "", imageWeight: Double = 0.5,
+    settings: GenerationSettings,
+    negative: String? = nil
   ) {
     self.text = text
+    self.negative = negative
     self.image = image
     self.imageLabel = imageLabel
     self.imageWeight = imageWeight

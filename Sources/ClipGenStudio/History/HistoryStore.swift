@@ -60,6 +60,8 @@ public struct GenerationRecord: Codable, Sendable, Equatable, FetchableRecord, M
   /// The engine's generation record as JSON: the same record (less each image's candidate and
   /// CLIP score) that its PNGs carry. Absent on rows from before it was kept.
   public var parameters: String?
+  /// The negative prompt guidance steered away from, if any.
+  public var negativePrompt: String?
 
   public var seed: UInt64 {
     get { UInt64(bitPattern: seedBits) }
@@ -74,9 +76,10 @@ public struct GenerationRecord: Codable, Sendable, Equatable, FetchableRecord, M
 
   public init(
     prompt: String, style: PromptStyle?, imagePath: String?, imageWeight: Double?, settings: GenerationSettings,
-    modelName: String, comparisonID: String? = nil, createdAt: Date = Date()
+    modelName: String, comparisonID: String? = nil, createdAt: Date = Date(), negativePrompt: String? = nil
   ) {
     self.createdAt = createdAt
+    self.negativePrompt = negativePrompt.flatMap { $0.isEmpty ? nil : $0 }
     status = .running
     self.prompt = prompt
     styleName = style?.name
@@ -104,6 +107,7 @@ public struct GenerationRecord: Codable, Sendable, Equatable, FetchableRecord, M
     var s = prompt.isEmpty ? "(image only)" : prompt
     if let styleName { s += " · \(styleName)" }
     if let imagePath { s += " + [\((imagePath as NSString).lastPathComponent) \(formatWeight(imageWeight ?? 1))]" }
+    if let negativePrompt { s += " − \(negativePrompt)" }
     return s
   }
 }
@@ -330,6 +334,9 @@ public final class HistoryStore: Sendable {
     }
     m.registerMigration("v3: the generation record") { db in
       try db.alter(table: "generation") { t in t.add(column: "parameters", .text) }
+    }
+    m.registerMigration("v4: negative prompts") { db in
+      try db.alter(table: "generation") { t in t.add(column: "negativePrompt", .text) }
     }
     return m
   }

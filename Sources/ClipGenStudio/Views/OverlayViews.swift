@@ -18,6 +18,7 @@ extension StudioRenderer {
     case .help(let scroll): drawHelp(&c, scroll: scroll)
     case .styles(let picker): drawStyles(&c, picker)
     case .imagePrompt(let form): drawImagePrompt(&c, form)
+    case .negativePrompt(let editor): drawNegativePrompt(&c, editor)
     case .settings(let form): drawSettings(&c, form)
     case .confirmQuit:
       let r = window(&c, width: 56, height: 6, title: "Quit?")
@@ -104,6 +105,20 @@ extension StudioRenderer {
       let applied = matches[picker.selected]?.apply(to: example) ?? example
       c.text("→ " + applied, x: inner.x, y: inner.maxY - 1, role: "accent", limit: inner.width)
     }
+  }
+
+  func drawNegativePrompt(_ c: inout Canvas, _ editor: LineEditor) {
+    let r = window(&c, width: 78, height: 8, title: "Negative prompt — what the image should not show")
+    let inner = r.inset(dx: 2, dy: 1)
+    let field = CellStyle(foreground: theme["text"], background: theme["progress.todo"])
+    let v = editor.visible(width: inner.width)
+    c.grid.fill(Rect(x: inner.x, y: inner.y + 1, width: inner.width, height: 1), style: field)
+    c.text(v.text, x: inner.x, y: inner.y + 1, style: field)
+    c.grid.cursor = (inner.x + v.cursorColumn, inner.y + 1)
+    c.text(
+      "Guidance steers away from this instead of from no prompt at all (guidance 3 if it was 1).", x: inner.x,
+      y: inner.y + 3, role: "muted", limit: inner.width)
+    c.text("Enter keeps it (empty: none) · Esc cancels", x: inner.x, y: inner.y + 4, role: "muted", limit: inner.width)
   }
 
   func drawImagePrompt(_ c: inout Canvas, _ form: ImagePromptForm) {

@@ -363,6 +363,7 @@ public struct StudioRenderer {
     var badges: [String] = []
     if let s = state.style { badges.append("style \(s.name)") }
     if let i = state.imagePrompt { badges.append("image \(i.label) ×\(formatWeight(i.weight))") }
+    if let n = state.negative { badges.append("not \(n.count > 24 ? String(n.prefix(23)) + "…" : n)") }
     badges.append(state.settings.samplingLabel)
     badges.append(state.randomSeed ? "seed random" : "seed \(state.settings.seed)")
     c.pane(r, title: "Prompt", focused: focused, rightTitle: badges.joined(separator: " · "))
