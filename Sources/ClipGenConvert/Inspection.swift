@@ -163,9 +163,15 @@ public struct ModelDirectoryInspection: Sendable {
       throw GenerationError.invalidModel(path: url.path, reason: describeDecodingError(error))
     }
     var parts: [(String, WeightsInspection, String?)] = []
-    for (name, c) in [("clip", manifest.clip), ("gpt", manifest.gpt), ("vqgan", manifest.vqgan)] {
-      let weights = try WeightsInspection(url: directory.appendingPathComponent(c.weights))
-      let config = c.config.flatMap { try? String(contentsOf: directory.appendingPathComponent($0), encoding: .utf8) }
+    let files: [(String, weights: String, config: String?)] = [
+      ("clip", manifest.clip.weights, manifest.clip.config), ("gpt", manifest.gpt.weights, manifest.gpt.config),
+      ("vqgan", manifest.vqgan.weights, manifest.vqgan.config),
+    ]
+    for (name, weightsFile, configFile) in files {
+      let weights = try WeightsInspection(url: directory.appendingPathComponent(weightsFile))
+      let config = configFile.flatMap {
+        try? String(contentsOf: directory.appendingPathComponent($0), encoding: .utf8)
+      }
       parts.append((name, weights, config))
     }
     components = parts

@@ -151,10 +151,14 @@ public enum ModelConverter {
       GPTConfig.self, from: Data(contentsOf: staging.appendingPathComponent("gpt/config.json")))
     let manifest = ModelManifest(
       format: "clipgen", version: 1, name: request.name ?? directory.lastPathComponent,
-      clip: .init(layout: clipLayout, config: "clip/config.json", weights: "clip/model.safetensors"),
+      clip: .init(
+        layout: clipLayout.flatMap(CLIPLayout.init(rawValue:)), config: "clip/config.json",
+        weights: "clip/model.safetensors"),
       tokenizer: .init(vocab: "tokenizer/vocab.json", merges: "tokenizer/merges.txt", contextLength: 77),
       gpt: .init(layout: nil, config: "gpt/config.json", weights: "gpt/model.safetensors"),
-      vqgan: .init(layout: vqganLayout, config: "vqgan/config.json", weights: "vqgan/model.safetensors"),
+      vqgan: .init(
+        layout: vqganLayout.flatMap(VQGANLayout.init(rawValue:)), config: "vqgan/config.json",
+        weights: "vqgan/model.safetensors"),
       conditioning: .init(normalize: true),
       defaults: Self.publishedDefaults(vocabularySize: gptConfig.vocabSize),
       samplePrompts: Self.publishedSamplePrompts, assumptions: assumptions.isEmpty ? nil : assumptions)

@@ -93,7 +93,7 @@ import Testing
 
     let model = try ClipGenModel(directory: out)
     #expect(model.name == "coco-test")
-    #expect(model.manifest.clip.layout == "openai" && model.manifest.vqgan.layout == "hfai")
+    #expect(model.manifest.clip.layout == .openAI && model.manifest.vqgan.layout == .hfai)
     #expect(model.vqgan.config.normEps == 1e-5)
 
     // The tokenizer rebuilt from the BPE merges is tiny_model's.
@@ -126,7 +126,7 @@ import Testing
         vqgan: checkpointFixtures.appendingPathComponent("vqgan_taming.ckpt"), gptHeads: 4),
       to: out)
     let model = try ClipGenModel(directory: out)
-    #expect(model.manifest.clip.layout == "hf")
+    #expect(model.manifest.clip.layout == .huggingFace)
     let written = try SafeTensorsFile(url: out.appendingPathComponent("clip/model.safetensors"))
     #expect(!written.tensorNames.contains { $0.hasSuffix("position_ids") })
     let (shape, ids) = try io.integers("clip.input_ids")

@@ -71,6 +71,29 @@ import Testing
     }
   }
 
+  /// Layouts are enums decoded from model.json: an unknown one is refused naming the field and
+  /// the names allowed; a known one round-trips.
+  @Test func layoutsAreTypedAndUnknownOnesNamed() throws {
+    let manifest = try #require(
+      try JSONSerialization.jsonObject(with: Data(contentsOf: fixture.appendingPathComponent("model.json")))
+        as? [String: Any])
+    for (component, allowed) in [("clip", "'hf' or 'openai'"), ("vqgan", "'taming' or 'hfai'")] {
+      var part = try #require(manifest[component] as? [String: Any])
+      part["layout"] = "pytorch-lightning"
+      do {
+        _ = try ClipGenModel(directory: try model(with: [component: part]))
+        Issue.record("\(component).layout 'pytorch-lightning' was accepted")
+      } catch {
+        #expect(
+          "\(error)".contains("\(component).layout: 'pytorch-lightning'") && "\(error)".contains(allowed), "\(error)")
+      }
+    }
+    let m = try ClipGenModel(directory: fixture)
+    let encoded = try JSONEncoder().encode(m.manifest)
+    let again = try JSONDecoder().decode(ModelManifest.self, from: encoded)
+    #expect(again.clip.layout == m.manifest.clip.layout && again.vqgan.layout == m.manifest.vqgan.layout)
+  }
+
   @Test func aVocabularyLargerThanTheEmbeddingTableIsRefused() throws {
     let dir = try model(with: [:])
     let tokenizerDir = dir.appendingPathComponent("tokenizer")

@@ -2,19 +2,54 @@
 // and their layouts. Everything a generation needs is loaded once, here.
 import Foundation
 
+/// The key layouts a component's weights can use, by the names model.json gives them.
+public protocol ComponentLayout: RawRepresentable, CaseIterable, Sendable where RawValue == String {}
+extension CLIPLayout: ComponentLayout {}
+extension VQGANLayout: ComponentLayout {}
+
+/// The GPT prior's one layout: HFAiLab/clip-gen's parameter names (model.json leaves it out).
+public enum GPTLayout: String, ComponentLayout {
+  case clipGen = "clip-gen"
+}
+
 /// `model.json`, the index of a clipgen model directory. Paths are relative to the directory.
 public struct ModelManifest: Codable, Sendable {
-  public struct Component: Codable, Sendable {
-    /// Key layout of the weights: "hf" or "openai" for CLIP, "taming" or "hfai" for the VQGAN.
-    public var layout: String?
+  /// One network's files and the key layout of its weights, decoded as that network's layout enum
+  /// (an unknown name is refused, naming the field and the names allowed).
+  public struct Component<Layout: ComponentLayout>: Codable, Sendable {
+    /// nil: the component's usual layout (`hf` for CLIP, `taming` for the VQGAN).
+    public var layout: Layout?
     /// JSON configuration (optional for OpenAI-layout CLIP, whose sizes are read from the shapes).
     public var config: String?
     public var weights: String
 
-    public init(layout: String? = nil, config: String? = nil, weights: String) {
+    public init(layout: Layout? = nil, config: String? = nil, weights: String) {
       self.layout = layout
       self.config = config
       self.weights = weights
+    }
+
+    enum CodingKeys: String, CodingKey { case layout, config, weights }
+
+    public init(from decoder: Decoder) throws {
+      let c = try decoder.container(keyedBy: CodingKeys.self)
+      if let name = try c.decodeIfPresent(String.self, forKey: .layout) {
+        guard let l = Layout(rawValue: name) else {
+          let allowed = Layout.allCases.map { "'\($0.rawValue)'" }.joined(separator: " or ")
+          throw DecodingError.dataCorruptedError(
+            forKey: .layout, in: c, debugDescription: "'\(name)' is not a layout of this component (\(allowed))")
+        }
+        layout = l
+      }
+      config = try c.decodeIfPresent(String.self, forKey: .config)
+      weights = try c.decode(String.self, forKey: .weights)
+    }
+
+    public func encode(to encoder: Encoder) throws {
+      var c = encoder.container(keyedBy: CodingKeys.self)
+      try c.encodeIfPresent(layout?.rawValue, forKey: .layout)
+      try c.encodeIfPresent(config, forKey: .config)
+      try c.encode(weights, forKey: .weights)
     }
   }
   public struct Tokenizer: Codable, Sendable {
@@ -43,10 +78,10 @@ public struct ModelManifest: Codable, Sendable {
   public var format: String
   public var version: Int
   public var name: String?
-  public var clip: Component
+  public var clip: Component<CLIPLayout>
   public var tokenizer: Tokenizer
-  public var gpt: Component
-  public var vqgan: Component
+  public var gpt: Component<GPTLayout>
+  public var vqgan: Component<VQGANLayout>
   public var conditioning: Conditioning?
   /// The sampling settings the model's author chose (`"defaults"`); a front end uses each one
   /// unless the user sets that value.
@@ -57,8 +92,9 @@ public struct ModelManifest: Codable, Sendable {
   public var assumptions: [String]?
 
   public init(
-    format: String = "clipgen", version: Int = 1, name: String? = nil, clip: Component, tokenizer: Tokenizer,
-    gpt: Component, vqgan: Component, conditioning: Conditioning? = nil, defaults: SamplingDefaults? = nil,
+    format: String = "clipgen", version: Int = 1, name: String? = nil, clip: Component<CLIPLayout>,
+    tokenizer: Tokenizer, gpt: Component<GPTLayout>, vqgan: Component<VQGANLayout>, conditioning: Conditioning? = nil,
+    defaults: SamplingDefaults? = nil,
     samplePrompts: [String]? = nil, assumptions: [String]? = nil
   ) {
     self.format = format
@@ -206,21 +242,18 @@ public final class ClipGenModel: Sendable {
       vocabularyURL: url(manifest.tokenizer.vocab), mergesURL: url(manifest.tokenizer.merges))
 
     let clipWeights = try SafeTensorsFile(url: url(manifest.clip.weights))
-    switch manifest.clip.layout ?? "hf" {
-    case "hf":
+    switch manifest.clip.layout ?? .huggingFace {
+    case .huggingFace:
       guard let c = try config(CLIPConfig.self, manifest.clip.config, component: "CLIP") else {
         throw GenerationError.invalidModel(
           path: manifestURL.path, reason: "clip.config is required for the 'hf' layout")
       }
       clip = try CLIPModel(weights: clipWeights, config: c, layout: .huggingFace)
-    case "openai":
+    case .openAI:
       let c =
         try config(CLIPConfig.self, manifest.clip.config, component: "CLIP")
         ?? (try CLIPConfig.inferred(fromOpenAI: clipWeights))
       clip = try CLIPModel(weights: clipWeights, config: c, layout: .openAI)
-    case let other:
-      throw GenerationError.invalidModel(
-        path: manifestURL.path, reason: "clip.layout '\(other)' is not 'hf' or 'openai'")
     }
 
     // The tokenizer and the text encoder must fit each other: every id a row of the embedding
@@ -250,15 +283,9 @@ public final class ClipGenModel: Sendable {
     guard let vqConfig = try config(VQGANConfig.self, manifest.vqgan.config, component: "VQGAN") else {
       throw GenerationError.invalidModel(path: manifestURL.path, reason: "vqgan.config is required")
     }
-    let vqLayout: VQGANLayout
-    switch manifest.vqgan.layout ?? "taming" {
-    case "taming": vqLayout = .taming
-    case "hfai": vqLayout = .hfai
-    case let other:
-      throw GenerationError.invalidModel(
-        path: manifestURL.path, reason: "vqgan.layout '\(other)' is not 'taming' or 'hfai'")
-    }
-    vqgan = try VQGAN(weights: SafeTensorsFile(url: url(manifest.vqgan.weights)), config: vqConfig, layout: vqLayout)
+    vqgan = try VQGAN(
+      weights: SafeTensorsFile(url: url(manifest.vqgan.weights)), config: vqConfig,
+      layout: manifest.vqgan.layout ?? .taming)
 
     // The prior's sequence is one square grid of the VQGAN's latent size.
     let side = vqConfig.resolution >> (vqConfig.chMult.count - 1)
@@ -303,7 +330,8 @@ package func describeDecodingError(_ error: Error) -> String {
   case .keyNotFound(let key, let ctx): return "missing key '\(key.stringValue)' at \(path(ctx))"
   case .typeMismatch(let t, let ctx): return "key \(path(ctx)) is not a \(t)"
   case .valueNotFound(let t, let ctx): return "key \(path(ctx)) is null, expected \(t)"
-  case .dataCorrupted(let ctx): return "invalid JSON at \(path(ctx)): \(ctx.debugDescription)"
+  case .dataCorrupted(let ctx):
+    return ctx.codingPath.isEmpty ? "invalid JSON: \(ctx.debugDescription)" : "\(path(ctx)): \(ctx.debugDescription)"
   @unknown default: return "\(e)"
   }
 }
