@@ -206,7 +206,50 @@ public final class ClipGenModel: Sendable {
   /// (see `ConditionalGPT.init(weights:config:precision:)`; nil keeps the file's precision).
   public init(directory: URL, gptPrecision: WeightPrecision? = nil) throws {
     self.directory = directory
-    let manifestURL = directory.appendingPathComponent("model.json")
+    let files = ModelFiles(directory: directory)
+    manifest = try files.readManifest()
+    tokenizer = try CLIPTokenizer(
+      vocabularyURL: files.url(manifest.tokenizer.vocab), mergesURL: files.url(manifest.tokenizer.merges))
+    clip = try files.loadCLIP(manifest.clip)
+    try files.checkTokenizer(tokenizer, manifest.tokenizer, fits: clip.config.text)
+
+    guard let gptConfig = try files.config(GPTConfig.self, manifest.gpt.config, component: "GPT") else {
+      throw GenerationError.invalidModel(path: files.manifestURL.path, reason: "gpt.config is required")
+    }
+    gpt = try ConditionalGPT(
+      weights: SafeTensorsFile(url: files.url(manifest.gpt.weights)), config: gptConfig, precision: gptPrecision)
+    guard let vqConfig = try files.config(VQGANConfig.self, manifest.vqgan.config, component: "VQGAN") else {
+      throw GenerationError.invalidModel(path: files.manifestURL.path, reason: "vqgan.config is required")
+    }
+    vqgan = try VQGAN(
+      weights: SafeTensorsFile(url: files.url(manifest.vqgan.weights)), config: vqConfig,
+      layout: manifest.vqgan.layout ?? .taming)
+
+    // The prior's sequence is one square grid of the VQGAN's latent size.
+    let side = vqConfig.resolution >> (vqConfig.chMult.count - 1)
+    gridHeight = side
+    gridWidth = side
+    try files.checkParts(gpt: gptConfig, vqgan: vqConfig, clip: clip.config, grid: side)
+    try manifest.defaults?.validate(
+      file: files.manifestURL.path, vocabularySize: gptConfig.vocabSize,
+      hasUnconditionalEmbedding: gpt.hasUnconditionalEmbedding)
+    if let prompts = manifest.samplePrompts, prompts.count > 1000 || prompts.contains(where: { $0.utf8.count > 4096 }) {
+      throw GenerationError.invalidModel(
+        path: files.manifestURL.path, reason: "sample_prompts must be at most 1000 prompts of at most 4096 bytes each")
+    }
+    imagePreprocessor = CLIPImagePreprocessor(size: clip.config.vision.imageSize)
+  }
+}
+
+/// Reading a model directory's files, and checking that its parts fit each other: every error
+/// names the file (and the field) that is wrong.
+private struct ModelFiles {
+  let directory: URL
+  var manifestURL: URL { directory.appendingPathComponent("model.json") }
+
+  func url(_ relative: String) -> URL { directory.appendingPathComponent(relative) }
+
+  func readManifest() throws -> ModelManifest {
     let data: Data
     do {
       data = try Data(contentsOf: manifestURL)
@@ -215,6 +258,7 @@ public final class ClipGenModel: Sendable {
         path: manifestURL.path,
         reason: "cannot read it (\(error.localizedDescription)); a model directory holds model.json")
     }
+    let manifest: ModelManifest
     do {
       manifest = try JSONDecoder().decode(ModelManifest.self, from: data)
     } catch {
@@ -224,98 +268,79 @@ public final class ClipGenModel: Sendable {
       throw GenerationError.invalidModel(
         path: manifestURL.path, reason: "format is '\(manifest.format)', expected 'clipgen'")
     }
-    func url(_ relative: String) -> URL { directory.appendingPathComponent(relative) }
-    func config<T: Decodable>(_ type: T.Type, _ relative: String?, component: String) throws -> T? {
-      guard let relative else { return nil }
-      let u = url(relative)
-      do {
-        return try JSONDecoder().decode(T.self, from: Data(contentsOf: u))
-      } catch let e as DecodingError {
-        throw GenerationError.invalidModel(path: u.path, reason: describeDecodingError(e))
-      } catch {
-        throw GenerationError.invalidModel(
-          path: u.path, reason: "cannot read the \(component) config: \(error.localizedDescription)")
-      }
+    return manifest
+  }
+
+  /// A component's JSON configuration, or nil when model.json names none.
+  func config<T: Decodable>(_ type: T.Type, _ relative: String?, component: String) throws -> T? {
+    guard let relative else { return nil }
+    let u = url(relative)
+    do {
+      return try JSONDecoder().decode(T.self, from: Data(contentsOf: u))
+    } catch let e as DecodingError {
+      throw GenerationError.invalidModel(path: u.path, reason: describeDecodingError(e))
+    } catch {
+      throw GenerationError.invalidModel(
+        path: u.path, reason: "cannot read the \(component) config: \(error.localizedDescription)")
     }
+  }
 
-    tokenizer = try CLIPTokenizer(
-      vocabularyURL: url(manifest.tokenizer.vocab), mergesURL: url(manifest.tokenizer.merges))
-
-    let clipWeights = try SafeTensorsFile(url: url(manifest.clip.weights))
-    switch manifest.clip.layout ?? .huggingFace {
+  func loadCLIP(_ part: ModelManifest.Component<CLIPLayout>) throws -> CLIPModel {
+    let weights = try SafeTensorsFile(url: url(part.weights))
+    switch part.layout ?? .huggingFace {
     case .huggingFace:
-      guard let c = try config(CLIPConfig.self, manifest.clip.config, component: "CLIP") else {
+      guard let c = try config(CLIPConfig.self, part.config, component: "CLIP") else {
         throw GenerationError.invalidModel(
           path: manifestURL.path, reason: "clip.config is required for the 'hf' layout")
       }
-      clip = try CLIPModel(weights: clipWeights, config: c, layout: .huggingFace)
+      return try CLIPModel(weights: weights, config: c, layout: .huggingFace)
     case .openAI:
       let c =
-        try config(CLIPConfig.self, manifest.clip.config, component: "CLIP")
-        ?? (try CLIPConfig.inferred(fromOpenAI: clipWeights))
-      clip = try CLIPModel(weights: clipWeights, config: c, layout: .openAI)
+        try config(CLIPConfig.self, part.config, component: "CLIP")
+        ?? (try CLIPConfig.inferred(fromOpenAI: weights))
+      return try CLIPModel(weights: weights, config: c, layout: .openAI)
     }
+  }
 
-    // The tokenizer and the text encoder must fit each other: every id a row of the embedding
-    // table, every position one of the position table.
-    let positions = clip.config.text.maxPositionEmbeddings
-    let context = manifest.tokenizer.contextLength ?? 77
+  /// The tokenizer and the text encoder must fit each other: every id a row of the embedding
+  /// table, every position one of the position table.
+  func checkTokenizer(
+    _ tokenizer: CLIPTokenizer, _ files: ModelManifest.Tokenizer, fits text: CLIPConfig.Text
+  ) throws {
+    let positions = text.maxPositionEmbeddings
+    let context = files.contextLength ?? 77
     guard context >= 2, context <= positions else {
       throw GenerationError.invalidModel(
         path: manifestURL.path,
         reason:
           "tokenizer.context_length is \(context); it must be in 2…\(positions) (the CLIP text encoder's positions)")
     }
-    guard tokenizer.largestID < clip.config.text.vocabSize else {
+    guard tokenizer.largestID < text.vocabSize else {
       throw GenerationError.invalidModel(
-        path: url(manifest.tokenizer.vocab).path,
+        path: url(files.vocab).path,
         reason:
-          "the vocabulary has ids up to \(tokenizer.largestID), but the CLIP text encoder's vocab_size is \(clip.config.text.vocabSize)"
+          "the vocabulary has ids up to \(tokenizer.largestID), but the CLIP text encoder's vocab_size is \(text.vocabSize)"
       )
     }
+  }
 
-    guard let gptConfig = try config(GPTConfig.self, manifest.gpt.config, component: "GPT") else {
-      throw GenerationError.invalidModel(path: manifestURL.path, reason: "gpt.config is required")
-    }
-    gpt = try ConditionalGPT(
-      weights: SafeTensorsFile(url: url(manifest.gpt.weights)), config: gptConfig, precision: gptPrecision)
-
-    guard let vqConfig = try config(VQGANConfig.self, manifest.vqgan.config, component: "VQGAN") else {
-      throw GenerationError.invalidModel(path: manifestURL.path, reason: "vqgan.config is required")
-    }
-    vqgan = try VQGAN(
-      weights: SafeTensorsFile(url: url(manifest.vqgan.weights)), config: vqConfig,
-      layout: manifest.vqgan.layout ?? .taming)
-
-    // The prior's sequence is one square grid of the VQGAN's latent size.
-    let side = vqConfig.resolution >> (vqConfig.chMult.count - 1)
-    gridHeight = side
-    gridWidth = side
-    guard side * side == gptConfig.blockSize else {
+  /// The prior against the VQGAN (grid and codebook) and CLIP (condition width).
+  func checkParts(gpt: GPTConfig, vqgan: VQGANConfig, clip: CLIPConfig, grid side: Int) throws {
+    guard side * side == gpt.blockSize else {
       throw GenerationError.invalidModel(
         path: manifestURL.path,
-        reason: "the VQGAN's \(side)×\(side) token grid does not match the GPT block size \(gptConfig.blockSize)")
+        reason: "the VQGAN's \(side)×\(side) token grid does not match the GPT block size \(gpt.blockSize)")
     }
-    guard gptConfig.vocabSize == vqConfig.nEmbed else {
+    guard gpt.vocabSize == vqgan.nEmbed else {
       throw GenerationError.invalidModel(
         path: manifestURL.path,
-        reason: "GPT vocab_size \(gptConfig.vocabSize) differs from the VQGAN codebook size \(vqConfig.nEmbed)")
+        reason: "GPT vocab_size \(gpt.vocabSize) differs from the VQGAN codebook size \(vqgan.nEmbed)")
     }
-    guard gptConfig.conditionWidth == clip.config.projectionDim else {
+    guard gpt.conditionWidth == clip.projectionDim else {
       throw GenerationError.invalidModel(
         path: manifestURL.path,
-        reason:
-          "GPT n_cond_embd \(gptConfig.conditionWidth) differs from the CLIP embedding size \(clip.config.projectionDim)"
-      )
+        reason: "GPT n_cond_embd \(gpt.conditionWidth) differs from the CLIP embedding size \(clip.projectionDim)")
     }
-    try manifest.defaults?.validate(
-      file: manifestURL.path, vocabularySize: gptConfig.vocabSize,
-      hasUnconditionalEmbedding: gpt.hasUnconditionalEmbedding)
-    if let prompts = manifest.samplePrompts, prompts.count > 1000 || prompts.contains(where: { $0.utf8.count > 4096 }) {
-      throw GenerationError.invalidModel(
-        path: manifestURL.path, reason: "sample_prompts must be at most 1000 prompts of at most 4096 bytes each")
-    }
-    imagePreprocessor = CLIPImagePreprocessor(size: clip.config.vision.imageSize)
   }
 }
 
