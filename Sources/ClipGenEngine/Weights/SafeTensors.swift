@@ -176,55 +176,61 @@ public final class SafeTensorsFile: WeightSource, @unchecked Sendable {
         }
         continue
       }
-      guard let info = value as? [String: Any] else {
-        throw WeightError.corruptTensor(file: path, tensor: name, reason: "header entry is not an object")
-      }
-      guard let dtypeName = info["dtype"] as? String else {
-        throw WeightError.corruptTensor(file: path, tensor: name, reason: "missing dtype")
-      }
-      guard let dtype = DType(rawValue: dtypeName) else {
-        throw WeightError.unsupportedDType(file: path, tensor: name, dtype: dtypeName)
-      }
-      guard let shapeAny = info["shape"] as? [Any], let shape = Self.integers(shapeAny), shape.allSatisfy({ $0 >= 0 })
-      else {
-        throw WeightError.corruptTensor(
-          file: path, tensor: name, reason: "shape is not a list of non-negative integers")
-      }
-      guard let offsetsAny = info["data_offsets"] as? [Any], let offsets = Self.integers(offsetsAny), offsets.count == 2
-      else {
-        throw WeightError.corruptTensor(file: path, tensor: name, reason: "data_offsets is not a pair of integers")
-      }
-      let (begin, end) = (offsets[0], offsets[1])
-      var elements = 1
-      for s in shape {
-        let (p, overflow) = elements.multipliedReportingOverflow(by: s)
-        guard !overflow else {
-          throw WeightError.corruptTensor(file: path, tensor: name, reason: "shape \(shape) overflows")
-        }
-        elements = p
-      }
-      guard begin >= 0, begin <= end else {
-        throw WeightError.corruptTensor(
-          file: path, tensor: name, reason: "data_offsets [\(begin), \(end)] are reversed")
-      }
-      guard end <= dataSize else {
-        throw WeightError.corruptTensor(
-          file: path, tensor: name,
-          reason: "data_offsets end \(end) is past the end of the data (\(dataSize) bytes; file truncated?)")
-      }
-      let (bytes, bytesOverflow) = elements.multipliedReportingOverflow(by: dtype.byteSize)
-      guard !bytesOverflow else {
-        throw WeightError.corruptTensor(file: path, tensor: name, reason: "shape \(shape) of \(dtypeName) overflows")
-      }
-      guard end - begin == bytes else {
-        throw WeightError.corruptTensor(
-          file: path, tensor: name,
-          reason: "holds \(end - begin) bytes but shape \(shape) of \(dtypeName) needs \(bytes)")
-      }
-      entries[name] = Entry(dtype: dtype, shape: shape, byteRange: (dataStart + begin)..<(dataStart + end))
+      let e = try Self.entry(name, value, file: path, dataSize: dataSize)
+      entries[name] = Entry(
+        dtype: e.dtype, shape: e.shape,
+        byteRange: (dataStart + e.byteRange.lowerBound)..<(dataStart + e.byteRange.upperBound))
     }
     self.entries = entries
     self.metadata = metadata
+  }
+
+  /// One tensor's header entry, checked: a known dtype, a shape of non-negative sizes whose
+  /// element and byte counts do not overflow, offsets (relative to the data) in order, inside the
+  /// `dataSize` bytes of data and exactly as long as the shape needs.
+  private static func entry(_ name: String, _ value: Any, file path: String, dataSize: Int) throws -> Entry {
+    guard let info = value as? [String: Any] else {
+      throw WeightError.corruptTensor(file: path, tensor: name, reason: "header entry is not an object")
+    }
+    guard let dtypeName = info["dtype"] as? String else {
+      throw WeightError.corruptTensor(file: path, tensor: name, reason: "missing dtype")
+    }
+    guard let dtype = DType(rawValue: dtypeName) else {
+      throw WeightError.unsupportedDType(file: path, tensor: name, dtype: dtypeName)
+    }
+    guard let shapeAny = info["shape"] as? [Any], let shape = integers(shapeAny), shape.allSatisfy({ $0 >= 0 }) else {
+      throw WeightError.corruptTensor(file: path, tensor: name, reason: "shape is not a list of non-negative integers")
+    }
+    guard let offsetsAny = info["data_offsets"] as? [Any], let offsets = integers(offsetsAny), offsets.count == 2 else {
+      throw WeightError.corruptTensor(file: path, tensor: name, reason: "data_offsets is not a pair of integers")
+    }
+    let (begin, end) = (offsets[0], offsets[1])
+    var elements = 1
+    for s in shape {
+      let (p, overflow) = elements.multipliedReportingOverflow(by: s)
+      guard !overflow else {
+        throw WeightError.corruptTensor(file: path, tensor: name, reason: "shape \(shape) overflows")
+      }
+      elements = p
+    }
+    guard begin >= 0, begin <= end else {
+      throw WeightError.corruptTensor(file: path, tensor: name, reason: "data_offsets [\(begin), \(end)] are reversed")
+    }
+    guard end <= dataSize else {
+      throw WeightError.corruptTensor(
+        file: path, tensor: name,
+        reason: "data_offsets end \(end) is past the end of the data (\(dataSize) bytes; file truncated?)")
+    }
+    let (bytes, bytesOverflow) = elements.multipliedReportingOverflow(by: dtype.byteSize)
+    guard !bytesOverflow else {
+      throw WeightError.corruptTensor(file: path, tensor: name, reason: "shape \(shape) of \(dtypeName) overflows")
+    }
+    guard end - begin == bytes else {
+      throw WeightError.corruptTensor(
+        file: path, tensor: name, reason: "holds \(end - begin) bytes but shape \(shape) of \(dtypeName) needs \(bytes)"
+      )
+    }
+    return Entry(dtype: dtype, shape: shape, byteRange: begin..<end)
   }
 
   private static func integers(_ values: [Any]) -> [Int]? {
