@@ -98,57 +98,21 @@ struct Generate: ParsableCommand {
       do {
         let url = URL(fileURLWithPath: path)
         imagePart = (
-          try RGBImage.load(
-            contentsOf: url, maximumPixels: maxImagePixels, alpha: alphaBackground),
+          try RGBImage.load(contentsOf: url, maximumPixels: maxImagePixels, alpha: alphaBackground),
           url.lastPathComponent
         )
       } catch { throw CLIError("\(error)") }
     }
     let negativeText = negative.flatMap { $0.trimmingCharacters(in: .whitespaces).isEmpty ? nil : $0 }
-    // Every setting left unset comes from the model's own defaults (model.json), else the plain sampler.
-    let defaults = loaded.defaults
-    let fallback = defaults.sampling
-    let sampling = SamplingSettings(
-      temperature: temperature ?? fallback.temperature, topK: (topK ?? fallback.topK).flatMap { $0 > 0 ? $0 : nil },
-      topP: topP ?? fallback.topP,
-      guidanceScale: guidance ?? (negativeText != nil && fallback.guidanceScale == 1 ? 3 : fallback.guidanceScale))
-    let fromModel: [(String, Bool)] = [
-      ("temperature", temperature == nil && defaults.temperature != nil),
-      ("top_k", topK == nil && defaults.topK != nil),
-      ("top_p", topP == nil && defaults.topP != nil), ("guidance_scale", guidance == nil && defaults.guidance != nil),
-      ("candidates", candidates == nil && defaults.candidates != nil),
-    ]
+    let (sampling, fromModel) = settings(defaults: loaded.defaults, negative: negativeText != nil)
     let request = GenerationRequest(
       prompt: .mixing(text: prompt, image: imagePart, imageWeight: imageWeight), count: count,
-      candidates: candidates ?? defaults.candidates(forCount: count), seed: seed, sampling: sampling,
+      candidates: candidates ?? loaded.defaults.candidates(forCount: count), seed: seed, sampling: sampling,
       negative: negativeText.map { .text($0) })
     let record = GenerationParameters(
       prompt: prompt ?? "", imagePrompt: imagePart?.label, imageWeight: imageWeight, negativePrompt: negativeText,
       seed: seed, sampling: sampling, count: count, candidates: request.candidates, model: loaded.name)
-
-    let progress = ProgressLine(enabled: !quiet && isatty(STDERR_FILENO) != 0)
-    let result: GenerationResult
-    do {
-      result = try loaded.generate(request) { event in
-        switch event {
-        case .conditioned(let truncated):
-          if truncated {
-            FileHandle.standardError.write(
-              Data("warning: the prompt is longer than \(loaded.contextLength) tokens and was truncated\n".utf8))
-          }
-        case .sampled(let done, let total, _, let rate):
-          progress.update("sampling \(done)/\(total) tokens  \(String(format: "%.0f", rate)) tok/s")
-        case .decoded(let i, let total, _):
-          progress.update("decoding \(i + 1)/\(total)")
-        case .scored: break
-        }
-        return true
-      }
-    } catch {
-      progress.finish()
-      throw CLIError("\(error)")
-    }
-    progress.finish()
+    let result = try generate(request, with: loaded)
 
     let outURL = URL(fileURLWithPath: out)
     do {
@@ -168,22 +132,64 @@ struct Generate: ParsableCommand {
     let manifest = Manifest(
       model: loaded.name, modelDirectory: modelURL.path, prompt: request.prompt.summary,
       promptTruncated: result.promptTruncated, seed: seed, count: count, candidates: request.candidates,
-      sampling: sampling, fromModelDefaults: fromModel.filter(\.1).map(\.0), images: images,
+      sampling: sampling, fromModelDefaults: fromModel, images: images,
       timing: .init(
         samplingSeconds: result.samplingSeconds, decodingSeconds: result.decodingSeconds,
-        totalSeconds: result.totalSeconds,
-        tokensPerSecond: result.tokensPerSecond))
-    let manifestURL = outURL.appendingPathComponent("manifest.json")
+        totalSeconds: result.totalSeconds, tokensPerSecond: result.tokensPerSecond))
     do {
       let encoder = JSONEncoder()
       encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-      try writeAtomically(try encoder.encode(manifest) + Data("\n".utf8), to: manifestURL)
+      try writeAtomically(
+        try encoder.encode(manifest) + Data("\n".utf8), to: outURL.appendingPathComponent("manifest.json"))
     } catch { throw CLIError("\(error)") }
     if !quiet {
       FileHandle.standardError.write(
         Data(
           "wrote \(result.images.count) image(s) and manifest.json to \(outURL.path) in \(String(format: "%.1f", result.totalSeconds)) s\n"
             .utf8))
+    }
+  }
+
+  /// The sampling settings: every one left unset comes from the model's own defaults
+  /// (model.json), else the plain sampler; with a negative prompt, guidance 3 where that says 1.
+  /// Also the names of the settings taken from the model (for the manifest).
+  func settings(defaults: SamplingDefaults, negative: Bool) -> (SamplingSettings, fromModel: [String]) {
+    let fallback = defaults.sampling
+    let sampling = SamplingSettings(
+      temperature: temperature ?? fallback.temperature, topK: (topK ?? fallback.topK).flatMap { $0 > 0 ? $0 : nil },
+      topP: topP ?? fallback.topP,
+      guidanceScale: guidance ?? (negative && fallback.guidanceScale == 1 ? 3 : fallback.guidanceScale))
+    let fromModel: [(String, Bool)] = [
+      ("temperature", temperature == nil && defaults.temperature != nil),
+      ("top_k", topK == nil && defaults.topK != nil),
+      ("top_p", topP == nil && defaults.topP != nil), ("guidance_scale", guidance == nil && defaults.guidance != nil),
+      ("candidates", candidates == nil && defaults.candidates != nil),
+    ]
+    return (sampling, fromModel.filter(\.1).map(\.0))
+  }
+
+  /// Runs the generation with a progress line on stderr (when it is a terminal).
+  func generate(_ request: GenerationRequest, with loaded: ClipGenModel) throws -> GenerationResult {
+    let progress = ProgressLine(enabled: !quiet && isatty(STDERR_FILENO) != 0)
+    defer { progress.finish() }
+    do {
+      return try loaded.generate(request) { event in
+        switch event {
+        case .conditioned(let truncated):
+          if truncated {
+            FileHandle.standardError.write(
+              Data("warning: the prompt is longer than \(loaded.contextLength) tokens and was truncated\n".utf8))
+          }
+        case .sampled(let done, let total, _, let rate):
+          progress.update("sampling \(done)/\(total) tokens  \(String(format: "%.0f", rate)) tok/s")
+        case .decoded(let i, let total, _):
+          progress.update("decoding \(i + 1)/\(total)")
+        case .scored: break
+        }
+        return true
+      }
+    } catch {
+      throw CLIError("\(error)")
     }
   }
 }
