@@ -30,6 +30,10 @@ struct ClipGenStudioCommand: ParsableCommand {
   )
   var theme: String?
 
+  @Option(
+    help: "The prior's weights while sampling: f16 (half the bytes per token, the default), f32 (exact) or file.")
+  var weights: PriorWeights = .f16
+
   @Option(help: "Inline images: auto (sixel where the terminal has it), sixel, blocks or none.")
   var images: String = "auto"
 
@@ -123,7 +127,7 @@ struct ClipGenStudioCommand: ParsableCommand {
     FileHandle.standardError.write(Data("Loading \(modelURL.path)…\n".utf8))
     let generator: ClipGenModel
     do {
-      generator = try ClipGenModel(directory: modelURL)
+      generator = try ClipGenModel(directory: modelURL, gptPrecision: weights.precision)
     } catch {
       throw fail("cannot load the model: \(error)")
     }
@@ -153,3 +157,5 @@ struct ClipGenStudioCommand: ParsableCommand {
     studio.run(shouldStop: { StudioSignals.pending != nil })
   }
 }
+
+extension PriorWeights: ExpressibleByArgument {}

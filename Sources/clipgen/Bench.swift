@@ -33,7 +33,7 @@ struct Bench: ParsableCommand {
   var cache: String = "runs/bench/models"
 
   @Option(help: "Prior weights in half precision (products in single precision): f16, f32, or file (as stored).")
-  var weights: String = "f16"
+  var weights: PriorWeights = .f16
 
   @Option(help: "Timed repeats of each decode and encode (the fastest counts).")
   var repeats: Int = 3
@@ -52,7 +52,6 @@ struct Bench: ParsableCommand {
       throw ValidationError("--preset must be one of: \(BenchPreset.allCases.map(\.rawValue).joined(separator: ", "))")
     }
     if batch < 1 { throw ValidationError("--batch must be at least 1") }
-    if !["f16", "f32", "file"].contains(weights) { throw ValidationError("--weights must be f16, f32 or file") }
     if let only, !["prior", "generation", "decoders"].contains(only) {
       throw ValidationError("--only must be prior, generation or decoders")
     }
@@ -70,7 +69,7 @@ struct Bench: ParsableCommand {
       log("preparing \(p.rawValue) random weights in \(directory.path) …")
       do { try RandomModelWriter.ensure(p.shapes, at: directory) } catch { throw CLIError("\(error)") }
     }
-    let precision: WeightPrecision? = weights == "file" ? nil : WeightPrecision(rawValue: weights)
+    let precision = weights.precision
     let clock = ContinuousClock()
     var loaded: ClipGenModel?
     let loadTime = try clock.measure {

@@ -40,6 +40,13 @@ struct Generate: ParsableCommand {
       """)
   var negative: String?
 
+  @Option(
+    help: """
+      The prior's weights while sampling: f16 (half the bytes to stream per token, the default), \
+      f32 (PyTorch's values exactly) or file (as stored).
+      """)
+  var weights: PriorWeights = .f16
+
   @Option(name: .customLong("n"), help: "Number of images to write.")
   var count: Int = 1
 
@@ -91,7 +98,9 @@ struct Generate: ParsableCommand {
       throw CLIError("no model: pass --model DIR (a directory with model.json) or set CLIPGEN_MODEL")
     }
     let loaded: ClipGenModel
-    do { loaded = try ClipGenModel(directory: modelURL) } catch { throw CLIError("cannot load the model: \(error)") }
+    do { loaded = try ClipGenModel(directory: modelURL, gptPrecision: weights.precision) } catch {
+      throw CLIError("cannot load the model: \(error)")
+    }
 
     var imagePart: (image: RGBImage, label: String)?
     if let path = image {
@@ -132,7 +141,8 @@ struct Generate: ParsableCommand {
     let manifest = Manifest(
       model: loaded.name, modelDirectory: modelURL.path, prompt: request.prompt.summary,
       promptTruncated: result.promptTruncated, seed: seed, count: count, candidates: request.candidates,
-      sampling: sampling, fromModelDefaults: fromModel, images: images,
+      sampling: sampling, fromModelDefaults: fromModel, priorWeights: loaded.gpt.weightPrecision.rawValue,
+      images: images,
       timing: .init(
         samplingSeconds: result.samplingSeconds, decodingSeconds: result.decodingSeconds,
         totalSeconds: result.totalSeconds, tokensPerSecond: result.tokensPerSecond))
@@ -212,6 +222,8 @@ struct Manifest: Encodable {
   var sampling: SamplingSettings
   /// The settings taken from model.json's defaults (the rest were given on the command line).
   var fromModelDefaults: [String]
+  /// How the prior's weights were held while sampling (f16 or f32).
+  var priorWeights: String
   var images: [ManifestImage]
   var timing: Timing
 
@@ -221,6 +233,7 @@ struct Manifest: Encodable {
     case promptTruncated = "prompt_truncated"
     case count = "n"
     case fromModelDefaults = "from_model_defaults"
+    case priorWeights = "prior_weights"
   }
 }
 
@@ -254,6 +267,8 @@ final class ProgressLine {
 }
 
 /// `--alpha-background white|black|grey|#rrggbb|r,g,b|ignore`.
+extension PriorWeights: ExpressibleByArgument {}
+
 extension AlphaRule: ExpressibleByArgument {
   public init?(argument: String) { self.init(parsing: argument) }
   public var defaultValueDescription: String { self == .default ? "white" : "\(self)" }

@@ -84,6 +84,15 @@ func run(_ executable: URL, _ arguments: [String]) throws -> (status: Int32, std
       #expect((entry["tokens"] as? [Int])?.count == 256)
       #expect(entry["clip_score"] is Double)
     }
+    // The fixture stores f32 weights; sampling holds the prior in f16 unless asked otherwise.
+    #expect(manifest["prior_weights"] as? String == "f16")
+    let exact = dir.appendingPathComponent("exact")
+    let r = try run(
+      exe, ["generate", "x", "--model", model.path, "--weights", "f32", "--out", exact.path, "--quiet"])
+    #expect(r.status == 0, "\(r.stderr)")
+    let exactManifest = try JSONSerialization.jsonObject(
+      with: Data(contentsOf: exact.appendingPathComponent("manifest.json")))
+    #expect((exactManifest as? [String: Any])?["prior_weights"] as? String == "f32")
     // Reranked: the kept images are the two best of three, best first.
     let scores = images.compactMap { $0["clip_score"] as? Double }
     #expect(scores == scores.sorted(by: >))

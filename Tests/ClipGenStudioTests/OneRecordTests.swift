@@ -19,7 +19,8 @@ struct OneRecordTests {
 
   @Test(.enabled(if: clipgen != nil, "the clipgen binary is not built"))
   func cliAndStudioWriteByteIdenticalPNGs() throws {
-    let engine = try ClipGenModel(directory: Self.model)
+    // The weights the studio executable and the CLI both default to.
+    let engine = try ClipGenModel(directory: Self.model, gptPrecision: PriorWeights.f16.precision)
     let dir = temporaryDirectory("one-record")
     let store = try HistoryStore(directory: dir.appendingPathComponent("studio"))
     let themes = ThemeLibrary(directories: [repositoryRoot.appendingPathComponent("themes")])

@@ -15,6 +15,27 @@ public enum WeightPrecision: String, Sendable, Codable, CaseIterable {
   case f16
 }
 
+/// How a front end asks for the prior's weights to be held while sampling.
+public enum PriorWeights: String, Sendable, CaseIterable {
+  /// Half precision (products in single precision): half the bytes streamed per token, the
+  /// default of `clipgen generate` and the studio (f16 weights move the logits by ~1e-3 of their
+  /// range and agree with f32 on the argmax at every position measured, `clipgen bench`).
+  case f16
+  /// Single precision: PyTorch's values exactly.
+  case f32
+  /// As the weight file stores them.
+  case file
+
+  /// The precision for `ClipGenModel(directory:gptPrecision:)` (nil: the file's).
+  public var precision: WeightPrecision? {
+    switch self {
+    case .f16: return .f16
+    case .f32: return .f32
+    case .file: return nil
+    }
+  }
+}
+
 /// A read-only `[rows, columns]` row-major weight matrix in f32 or f16, owned or borrowed from a
 /// memory mapping (kept alive by `owner`). Immutable after init.
 public final class WeightMatrix: @unchecked Sendable {
