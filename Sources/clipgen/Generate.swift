@@ -134,7 +134,9 @@ struct Generate: ParsableCommand {
       let name = String(format: "image-%02d.png", rank)
       let parameters = record.forImage(candidate: generated.candidate, clipScore: generated.clipScore)
       do {
-        try generated.image.writePNG(to: outURL.appendingPathComponent(name), text: try parameters.pngText())
+        let text = try parameters.pngText(
+          width: generated.image.width, height: generated.image.height, steps: generated.tokens.count)
+        try generated.image.writePNG(to: outURL.appendingPathComponent(name), text: text)
       } catch { throw CLIError("\(error)") }
       images.append(ManifestImage(file: name, tokens: generated.tokens, parameters: parameters))
     }

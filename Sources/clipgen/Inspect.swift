@@ -38,6 +38,10 @@ struct Inspect: ParsableCommand {
 
   func run() throws {
     let url = URL(fileURLWithPath: path)
+    if let png = try? Data(contentsOf: url, options: .mappedIfSafe), RGBImage.hasPNGSignature(png) {
+      print(try describeImage(png, path: url.path).joined(separator: "\n"))
+      return
+    }
     var out: [String] = []
     var tokenizerURL = tokenizer.map { URL(fileURLWithPath: $0) }
     var contextLength = CLIPTokenizer.defaultContextLength
@@ -260,6 +264,34 @@ func describeFingerprints(modelJSON url: URL) -> [String] {
       stale.isEmpty
         ? "    the prior's tokens and embeddings come from this VQGAN and CLIP"
         : "    warning: the prior was trained on another \(stale.joined(separator: " and ")) than this model's")
+  }
+  return out
+}
+
+/// What a PNG says about how it was made: its `parameters` text (AUTOMATIC1111's form, as clipgen
+/// writes it and other tools do) read into its fields, and clipgen's own record when present.
+func describeImage(_ png: Data, path: String) throws -> [String] {
+  let image: RGBImage
+  let text: [(key: String, value: String)]
+  do {
+    image = try RGBImage(pngData: png, source: path)
+    text = try RGBImage.readPNGText(png)
+  } catch { throw CLIError("\(error)") }
+  var out = [path, "  image         PNG, \(image.width)×\(image.height)"]
+  guard let parameters = text.first(where: { $0.key == "parameters" })?.value else {
+    out.append("  parameters    none (no generation record in this image)")
+    return out
+  }
+  let a = A1111Parameters.parse(parameters)
+  out.append("  prompt        \(a.prompt)")
+  if !a.negativePrompt.isEmpty { out.append("  negative      \(a.negativePrompt)") }
+  for (key, value) in a.fields {
+    out.append("  \(key.padding(toLength: max(13, key.count), withPad: " ", startingAt: 0)) \(value)")
+  }
+  if let record = text.first(where: { $0.key == "clipgen" })?.value {
+    out.append("")
+    out.append("clipgen record (JSON):")
+    out.append(record)
   }
   return out
 }

@@ -68,7 +68,7 @@ func run(_ executable: URL, _ arguments: [String]) throws -> (status: Int32, std
       let image = try RGBImage(pngData: da)
       #expect(image.width == 64 && image.height == 64)
       let text = try RGBImage.readPNGText(da)
-      let params = try #require(text.first { $0.0 == "parameters" }?.1)
+      let params = try #require(text.first { $0.0 == "clipgen" }?.1)
       let json = try #require(try JSONSerialization.jsonObject(with: Data(params.utf8)) as? [String: Any])
       #expect(json["seed"] as? Int == 11)
       #expect(json["prompt"] as? String == "a red circle on the left")
@@ -109,7 +109,7 @@ func run(_ executable: URL, _ arguments: [String]) throws -> (status: Int32, std
       ["generate", "a red circle", "--negative", "a blue square", "--model", model.path, "--out", out.path, "--quiet"])
     #expect(r.status == 0, "\(r.stderr)")
     let png = try Data(contentsOf: out.appendingPathComponent("image-00.png"))
-    let params = try #require(try RGBImage.readPNGText(png).first { $0.0 == "parameters" }?.1)
+    let params = try #require(try RGBImage.readPNGText(png).first { $0.0 == "clipgen" }?.1)
     let json = try #require(try JSONSerialization.jsonObject(with: Data(params.utf8)) as? [String: Any])
     #expect(json["negative_prompt"] as? String == "a blue square")
     #expect((json["guidance_scale"] as? Double).map { $0 != 1 } == true)
@@ -117,6 +117,13 @@ func run(_ executable: URL, _ arguments: [String]) throws -> (status: Int32, std
     #expect(
       manifest.contains("\"negative_prompt\" : \"a blue square\"")
         || manifest.contains("\"negative_prompt\":\"a blue square\""))
+    // Other tools' form in `parameters`, and clipgen inspect reads it back.
+    let a1111 = try #require(try RGBImage.readPNGText(png).first { $0.0 == "parameters" }?.1)
+    #expect(A1111Parameters.parse(a1111).negativePrompt == "a blue square")
+    let shown = try run(exe, ["inspect", out.appendingPathComponent("image-00.png").path])
+    #expect(shown.status == 0, "\(shown.stderr)")
+    #expect(shown.stdout.contains("negative      a blue square") && shown.stdout.contains("Sampler       clipgen"))
+    #expect(shown.stdout.contains("\"negative_prompt\":\"a blue square\""))
     let unguided = try run(
       exe,
       [

@@ -59,7 +59,7 @@ struct OneRecordTests {
       let fromCLI = try Data(contentsOf: out.appendingPathComponent(String(format: "image-%02d.png", position)))
       #expect(fromStudio == fromCLI, "image \(position): the studio's PNG differs from the CLI's")
       let text = try RGBImage.readPNGText(fromStudio)
-      let json = try #require(text.first { $0.key == "parameters" }?.value)
+      let json = try #require(text.first { $0.key == "clipgen" }?.value)
       let record = try JSONDecoder().decode(GenerationParameters.self, from: Data(json.utf8))
       #expect(record.prompt == "a red circle" && record.imagePrompt == "rgba.png" && record.imageWeight == 0.3)
       #expect(record.seed == 7 && record.count == 2 && record.candidates == 3 && record.topK == 16)

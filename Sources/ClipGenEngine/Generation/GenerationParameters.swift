@@ -109,8 +109,12 @@ public struct GenerationParameters: Codable, Sendable, Equatable {
     return String(decoding: try encoder.encode(self), as: UTF8.self)
   }
 
-  /// The PNG text chunks an image carries: the record as `parameters`, and `Software`.
-  public func pngText() throws -> [(key: String, value: String)] {
-    [(key: "parameters", value: try json()), (key: "Software", value: "clipgen")]
+  /// The PNG text chunks an image of `width`×`height` carries: `parameters` in AUTOMATIC1111's
+  /// plain form (what other tools show), the whole record as JSON in `clipgen`, and `Software`.
+  public func pngText(width: Int, height: Int, steps: Int) throws -> [(key: String, value: String)] {
+    [
+      (key: "parameters", value: a1111(width: width, height: height, steps: steps).text),
+      (key: "clipgen", value: try json()), (key: "Software", value: "clipgen"),
+    ]
   }
 }

@@ -179,7 +179,7 @@ extension RGBImage {
     return try readPNGText(data, source: url.path)
   }
 
-  static func hasPNGSignature(_ data: Data) -> Bool {
+  public static func hasPNGSignature(_ data: Data) -> Bool {
     data.starts(with: [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A])
   }
 

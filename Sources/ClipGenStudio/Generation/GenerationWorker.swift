@@ -160,7 +160,9 @@ public final class GenerationWorker: Sendable {
         let url = task.files[i]
         do {
           let record = task.parameters.forImage(candidate: picture.candidate, clipScore: picture.clipScore)
-          try files.writePNG(picture.image, to: url, text: try record.pngText())
+          let text = try record.pngText(
+            width: picture.image.width, height: picture.image.height, steps: picture.tokens.count)
+          try files.writePNG(picture.image, to: url, text: text)
           saved.append(url)
         } catch {
           saved.append(nil)
