@@ -65,14 +65,19 @@ fixtures: python
 ## test, which drives the real clipgen-studio binary in tmux) and the training kit.
 test: apt python vocab lint test-swift test-python test-release fuzz-smoke
 
-## A real full disk for the full-disk test: a 64 KiB tmpfs, where the machine lets us mount one.
+## A real full disk for the full-disk test (a 64 KiB tmpfs) and a read-only history (a tmpfs
+## remounted read-only), where the machine lets us mount them.
 test-swift:
 	swift build --build-tests
 	@full=$$(mktemp -d); \
 	if mount -t tmpfs -o size=64k tmpfs "$$full" 2>/dev/null; then export CLIPGEN_FULL_DISK_DIR="$$full"; \
 	else echo "note: cannot mount a small tmpfs here; the full-disk test is skipped"; fi; \
+	ro=$$(mktemp -d); \
+	if mount -t tmpfs -o size=1m tmpfs "$$ro" 2>/dev/null; then mkdir -p "$$ro/images"; \
+	  python3 -c "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('create table t(x)'); c.commit()" \
+	    "$$ro/history.sqlite" && mount -o remount,ro "$$ro" && export CLIPGEN_READONLY_DIR="$$ro"; fi; \
 	swift test --skip-build $(SWIFT_TEST_FLAGS); rc=$$?; \
-	umount "$$full" 2>/dev/null; rmdir "$$full"; exit $$rc
+	umount "$$full" 2>/dev/null; rmdir "$$full"; umount "$$ro" 2>/dev/null; rmdir "$$ro"; exit $$rc
 
 ## The release binaries (what people run) against hostile files.
 test-release: build python

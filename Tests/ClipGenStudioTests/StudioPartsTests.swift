@@ -304,6 +304,25 @@ struct StudioPartsTests {
     #expect(try HistoryStore(directory: dir).entries().count == 120)
   }
 
+  /// A history on a read-only file system (make test-swift mounts one and sets
+  /// CLIPGEN_READONLY_DIR to a directory holding a history.sqlite there) is named as such.
+  @Test(
+    .enabled(
+      if: ProcessInfo.processInfo.environment["CLIPGEN_READONLY_DIR"] != nil,
+      "needs a read-only mount (make test-swift makes one where the machine allows)"))
+  func aReadOnlyHistorySaysSo() throws {
+    let dir = URL(fileURLWithPath: try #require(ProcessInfo.processInfo.environment["CLIPGEN_READONLY_DIR"]))
+    let before = try Data(contentsOf: dir.appendingPathComponent("history.sqlite"))
+    do {
+      _ = try HistoryStore(directory: dir)
+      Issue.record("a read-only history opened")
+    } catch let e as HistoryError {
+      #expect(e.message.contains(dir.appendingPathComponent("history.sqlite").path), "\(e)")
+      #expect(e.message.contains("cannot be written") && !e.isDamaged, "\(e)")
+    }
+    #expect(try Data(contentsOf: dir.appendingPathComponent("history.sqlite")) == before)
+  }
+
   /// A history another program keeps locked is named as locked (it said "SQLite error 5 …
   /// while executing BEGIN IMMEDIATE TRANSACTION").
   @Test func aLockedHistorySaysSo() throws {

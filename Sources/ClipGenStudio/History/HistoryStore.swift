@@ -248,6 +248,11 @@ public final class HistoryStore: Sendable {
         message:
           "the history database \(databaseURL.path) is damaged (\(e.message ?? "\(e.resultCode)")); nothing was written to it",
         isDamaged: true)
+    } catch let e as DatabaseError where e.resultCode == .SQLITE_READONLY {
+      throw HistoryError(
+        message:
+          "the history database \(databaseURL.path) cannot be written (read-only: \(e.message ?? "")); check its permissions and the file system, or pass --data-dir"
+      )
     } catch {
       throw HistoryError(message: "cannot open the history database \(databaseURL.path): \(error)")
     }
