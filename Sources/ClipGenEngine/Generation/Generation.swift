@@ -260,6 +260,11 @@ extension ClipGenModel {
 
   /// Cosine similarity of each image's CLIP embedding with `target` (already normalised).
   public func clipScores(_ images: [RGBImage], target: [Float]) throws -> [Float] {
+    imageEmbeddings(images).map { e in zip(e, target).reduce(0) { $0 + $1.0 * $1.1 } }
+  }
+
+  /// Each image's CLIP image embedding, L2-normalised (preprocessed as CLIP's transform does).
+  public func imageEmbeddings(_ images: [RGBImage]) -> [[Float]] {
     guard !images.isEmpty else { return [] }
     let s = imagePreprocessor.size
     var pixels: [Float] = []
@@ -267,10 +272,7 @@ extension ClipGenModel {
     for img in images { pixels += imagePreprocessor.preprocess(img).scalars }
     let emb = clip.encodeImage(Tensor(shape: [images.count, 3, s, s], scalars: pixels))
     let dim = clip.config.projectionDim
-    return (0..<images.count).map { i in
-      let e = l2Normalized(Array(emb.scalars[i * dim..<(i + 1) * dim]))
-      return zip(e, target).reduce(0) { $0 + $1.0 * $1.1 }
-    }
+    return (0..<images.count).map { i in l2Normalized(Array(emb.scalars[i * dim..<(i + 1) * dim])) }
   }
 }
 
