@@ -57,8 +57,22 @@ struct Generate: ParsableCommand {
       """)
   var candidates: Int?
 
-  @Option(help: "Random seed.")
-  var seed: UInt64 = 0
+  @Option(help: "Random seed (default 0; with --from, the image's own seed and stream).")
+  var seed: UInt64?
+
+  @Option(
+    help: """
+      Re-roll an image clipgen made: its prompt, settings and token grid come from the PNG's \
+      record (what you give on the command line overrides them); see --keep-rows.
+      """)
+  var from: String?
+
+  @Option(
+    help: """
+      With --from: keep this many token rows from the top of the image and sample the rest again \
+      (with the image's own seed the result is the image itself; give --seed for a new continuation).
+      """)
+  var keepRows: Int = 0
 
   @Option(help: "Sampling temperature (0: greedy; default: the model's, else 1).")
   var temperature: Float?
@@ -84,7 +98,11 @@ struct Generate: ParsableCommand {
   var quiet = false
 
   func validate() throws {
-    if (prompt ?? "").isEmpty && image == nil { throw ValidationError("give a PROMPT, an --image, or both") }
+    if (prompt ?? "").isEmpty && image == nil && from == nil {
+      throw ValidationError("give a PROMPT, an --image, or both (or --from IMAGE.png)")
+    }
+    if keepRows != 0 && from == nil { throw ValidationError("--keep-rows needs --from IMAGE.png") }
+    if keepRows < 0 { throw ValidationError("--keep-rows must be 0 or more") }
     if count < 1 { throw ValidationError("--n must be at least 1") }
     if maxImagePixels < 1 { throw ValidationError("--max-image-pixels must be positive") }
     if !(0...1).contains(imageWeight) {
@@ -102,6 +120,19 @@ struct Generate: ParsableCommand {
       throw CLIError("cannot load the model: \(error)")
     }
 
+    let source = try from.map(Self.readRecord)
+    if let s = source, s.record.imagePrompt != nil, image == nil {
+      throw CLIError("\(from!) was conditioned on the image \(s.record.imagePrompt!); pass it again with --image PATH")
+    }
+    let keep = Array((source?.tokens ?? []).prefix(keepRows * loaded.gridWidth))
+    if let s = source, keepRows * loaded.gridWidth > s.tokens.count {
+      throw CLIError(
+        "\(from!) has \(s.tokens.count / max(1, loaded.gridWidth)) token rows; --keep-rows \(keepRows) is more")
+    }
+    let prompt = self.prompt ?? source?.record.prompt
+    let seed = self.seed ?? source?.record.seed ?? 0
+    let firstStream = self.seed == nil ? source?.record.candidate ?? 0 : 0
+
     var imagePart: (image: RGBImage, label: String)?
     if let path = image {
       do {
@@ -112,15 +143,19 @@ struct Generate: ParsableCommand {
         )
       } catch { throw CLIError("\(error)") }
     }
-    let negativeText = negative.flatMap { $0.trimmingCharacters(in: .whitespaces).isEmpty ? nil : $0 }
-    let (sampling, fromModel) = settings(defaults: loaded.defaults, negative: negativeText != nil)
+    let negativeText = (negative ?? source?.record.negativePrompt).flatMap {
+      $0.trimmingCharacters(in: .whitespaces).isEmpty ? nil : $0
+    }
+    let (sampling, fromModel) = settings(
+      defaults: loaded.defaults, negative: negativeText != nil, base: source?.record.sampling)
     let request = GenerationRequest(
       prompt: .mixing(text: prompt, image: imagePart, imageWeight: imageWeight), count: count,
-      candidates: candidates ?? loaded.defaults.candidates(forCount: count), seed: seed, sampling: sampling,
-      negative: negativeText.map { .text($0) })
-    let record = GenerationParameters(
+      candidates: candidates ?? (source != nil ? count : loaded.defaults.candidates(forCount: count)), seed: seed,
+      sampling: sampling, negative: negativeText.map { .text($0) }, keep: keep, firstStream: firstStream)
+    var record = GenerationParameters(
       prompt: prompt ?? "", imagePrompt: imagePart?.label, imageWeight: imageWeight, negativePrompt: negativeText,
       seed: seed, sampling: sampling, count: count, candidates: request.candidates, model: loaded.name)
+    record.keptTokens = keep.isEmpty ? nil : keep.count
     let result = try generate(request, with: loaded)
 
     let outURL = URL(fileURLWithPath: out)
@@ -132,7 +167,8 @@ struct Generate: ParsableCommand {
     var images: [ManifestImage] = []
     for (rank, generated) in result.images.enumerated() {
       let name = String(format: "image-%02d.png", rank)
-      let parameters = record.forImage(candidate: generated.candidate, clipScore: generated.clipScore)
+      let parameters = record.forImage(
+        candidate: firstStream + generated.candidate, clipScore: generated.clipScore, tokens: generated.tokens)
       do {
         let text = try parameters.pngText(
           width: generated.image.width, height: generated.image.height, steps: generated.tokens.count)
@@ -165,8 +201,10 @@ struct Generate: ParsableCommand {
   /// The sampling settings: every one left unset comes from the model's own defaults
   /// (model.json), else the plain sampler; with a negative prompt, guidance 3 where that says 1.
   /// Also the names of the settings taken from the model (for the manifest).
-  func settings(defaults: SamplingDefaults, negative: Bool) -> (SamplingSettings, fromModel: [String]) {
-    let fallback = defaults.sampling
+  func settings(
+    defaults: SamplingDefaults, negative: Bool, base: SamplingSettings? = nil
+  ) -> (SamplingSettings, fromModel: [String]) {
+    let fallback = base ?? defaults.sampling
     let sampling = SamplingSettings(
       temperature: temperature ?? fallback.temperature, topK: (topK ?? fallback.topK).flatMap { $0 > 0 ? $0 : nil },
       topP: topP ?? fallback.topP,
@@ -177,7 +215,22 @@ struct Generate: ParsableCommand {
       ("top_p", topP == nil && defaults.topP != nil), ("guidance_scale", guidance == nil && defaults.guidance != nil),
       ("candidates", candidates == nil && defaults.candidates != nil),
     ]
-    return (sampling, fromModel.filter(\.1).map(\.0))
+    return (sampling, base != nil ? [] : fromModel.filter(\.1).map(\.0))
+  }
+
+  /// The record and token grid of a PNG clipgen wrote (its `clipgen` text chunk).
+  static func readRecord(_ path: String) throws -> (record: GenerationParameters, tokens: [Int]) {
+    let text: [(key: String, value: String)]
+    do { text = try RGBImage.readPNGText(try Data(contentsOf: URL(fileURLWithPath: path))) } catch {
+      throw CLIError("\(path): \(error)")
+    }
+    guard let json = text.first(where: { $0.key == "clipgen" })?.value,
+      let record = try? JSONDecoder().decode(GenerationParameters.self, from: Data(json.utf8))
+    else { throw CLIError("\(path): no clipgen record in this PNG (only images clipgen made can be re-rolled)") }
+    guard let tokens = record.tokens, !tokens.isEmpty else {
+      throw CLIError("\(path): its clipgen record has no token grid (made by an older clipgen)")
+    }
+    return (record, tokens)
   }
 
   /// Runs the generation with a progress line on stderr (when it is a terminal).

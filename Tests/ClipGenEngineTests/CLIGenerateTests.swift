@@ -134,6 +134,46 @@ func run(_ executable: URL, _ arguments: [String]) throws -> (status: Int32, std
     #expect(unguided.stderr.contains("guidance scale above 1"), "\(unguided.stderr)")
   }
 
+  /// --from IMAGE.png --keep-rows R: the image's own seed and stream give the image back; a new
+  /// seed keeps the rows and changes the rest; the record says how many tokens were kept.
+  @Test func rerollFromAPNG() throws {
+    let exe = try clipgenExecutable()
+    let dir = try temporaryDirectory()
+    func tokens(_ out: URL, _ i: Int = 0) throws -> [Int] {
+      let m = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("manifest.json")))
+      return try #require(((m as? [String: Any])?["images"] as? [[String: Any]])?[i]["tokens"] as? [Int])
+    }
+    let first = dir.appendingPathComponent("first")
+    var r = try run(
+      exe,
+      [
+        "generate", "a red circle", "--model", model.path, "--n", "2", "--candidates", "3", "--seed", "5", "--out",
+        first.path, "--quiet",
+      ])
+    #expect(r.status == 0, "\(r.stderr)")
+    let source = first.appendingPathComponent("image-01.png")
+    let same = dir.appendingPathComponent("same")
+    r = try run(
+      exe, ["generate", "--from", source.path, "--keep-rows", "4", "--model", model.path, "--out", same.path])
+    #expect(r.status == 0, "\(r.stderr)")
+    #expect(try tokens(same) == tokens(first, 1))
+    let new = dir.appendingPathComponent("new")
+    r = try run(
+      exe,
+      ["generate", "--from", source.path, "--keep-rows", "4", "--seed", "99", "--model", model.path, "--out", new.path])
+    #expect(r.status == 0, "\(r.stderr)")
+    let kept = try tokens(new)
+    let original = try tokens(first, 1)
+    #expect(Array(kept.prefix(64)) == Array(original.prefix(64)) && kept != original)
+    let png = try Data(contentsOf: new.appendingPathComponent("image-00.png"))
+    let json = try #require(try RGBImage.readPNGText(png).first { $0.0 == "clipgen" }?.1)
+    let record = try JSONDecoder().decode(GenerationParameters.self, from: Data(json.utf8))
+    #expect(record.keptTokens == 64 && record.tokens == kept && record.prompt == "a red circle")
+    let tooMany = try run(
+      exe, ["generate", "--from", source.path, "--keep-rows", "99", "--model", model.path, "--out", new.path])
+    #expect(tooMany.status != 0 && tooMany.stderr.contains("token rows"), "\(tooMany.stderr)")
+  }
+
   @Test func badInputGivesClearErrors() throws {
     let exe = try clipgenExecutable()
     let dir = try temporaryDirectory()

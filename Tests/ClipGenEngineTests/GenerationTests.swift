@@ -147,6 +147,31 @@ import Testing
     #expect(away.images.count == 1)
   }
 
+  /// A re-roll keeps exactly the kept tokens; with the seed and stream that made the image the
+  /// rest is the image itself, with another seed a new continuation (deterministic either way).
+  @Test func rerollKeepsThePrefixAndIsSeeded() throws {
+    let m = try loaded()
+    let settings = SamplingSettings(temperature: 1, topK: 16)
+    let original = try m.generate(
+      GenerationRequest(prompt: .text("a red circle"), count: 3, candidates: 3, seed: 4, sampling: settings))
+    let image = original.images[2]  // stream 2
+    let kept = Array(image.tokens.prefix(3 * m.gridWidth))
+    let same = try m.generate(
+      GenerationRequest(
+        prompt: .text("a red circle"), seed: 4, sampling: settings, keep: kept, firstStream: image.candidate))
+    #expect(same.images[0].tokens == image.tokens)
+    let other = try m.generate(
+      GenerationRequest(prompt: .text("a red circle"), seed: 77, sampling: settings, keep: kept))
+    let again = try m.generate(
+      GenerationRequest(prompt: .text("a red circle"), seed: 77, sampling: settings, keep: kept))
+    #expect(Array(other.images[0].tokens.prefix(kept.count)) == kept)
+    #expect(other.images[0].tokens != image.tokens)
+    #expect(other.images[0].tokens == again.images[0].tokens)
+    #expect(throws: GenerationError.self) {
+      _ = try m.generate(GenerationRequest(prompt: .text("x"), keep: [m.gpt.config.vocabSize]))
+    }
+  }
+
   @Test func imageAndMixedPromptsCondition() throws {
     let m = try loaded()
     let img = RGBImage(width: 40, height: 30, pixels: (0..<(40 * 30 * 3)).map { UInt8(($0 * 37) % 256) })

@@ -70,6 +70,7 @@ struct OneRecordTests {
       var generationRecord = record
       generationRecord.candidate = nil
       generationRecord.clipScore = nil
+      generationRecord.tokens = nil
       #expect(stored == generationRecord)
     }
   }

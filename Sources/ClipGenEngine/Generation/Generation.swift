@@ -66,13 +66,22 @@ public struct GenerationRequest: Sendable {
   /// one in classifier-free guidance (`neg + s·(cond − neg)`), so it works on priors without
   /// `uncond_emb` too. Needs a guidance scale other than 1.
   public var negative: Prompt?
+  /// Tokens every candidate starts with instead of sampling them (a re-roll keeps the first rows
+  /// of an image and samples the rest). The random streams advance past them as if they had been
+  /// drawn, so with the seed and stream that made the image, the rest comes out the same.
+  public var keep: [Int]
+  /// Candidate i draws from random stream `firstStream + i` (a re-roll of candidate c of an
+  /// earlier generation uses c).
+  public var firstStream: Int
 
   public init(
     prompt: Prompt, count: Int = 1, candidates: Int? = nil, seed: UInt64 = 0, sampling: SamplingSettings = .init(),
-    negative: Prompt? = nil
+    negative: Prompt? = nil, keep: [Int] = [], firstStream: Int = 0
   ) {
     self.prompt = prompt
     self.negative = negative
+    self.keep = keep
+    self.firstStream = max(0, firstStream)
     self.count = count
     self.candidates = max(candidates ?? count, count)
     self.seed = seed
@@ -162,6 +171,13 @@ extension ClipGenModel {
       throw GenerationError.invalidSetting("count must be at least 1, got \(request.count)")
     }
     try request.sampling.validate(vocabularySize: gpt.config.vocabSize)
+    guard request.keep.count <= tokensPerImage,
+      request.keep.allSatisfy({ (0..<gpt.config.vocabSize).contains($0) })
+    else {
+      throw GenerationError.invalidSetting(
+        "the kept tokens must be at most \(tokensPerImage) ids below \(gpt.config.vocabSize), got \(request.keep.count)"
+      )
+    }
     let guided = request.sampling.guidanceScale != 1
     let negative = request.negative.flatMap { $0.parts.isEmpty ? nil : $0 }
     if negative != nil && !guided { throw GenerationError.negativeWithoutGuidance }
@@ -188,7 +204,7 @@ extension ClipGenModel {
     let unconditional = (0..<rows).map { $0 >= m && negativeCondition == nil }
     let total = tokensPerImage
     let vocab = gpt.config.vocabSize
-    var rngs = (0..<m).map { SeededGenerator(seed: request.seed, stream: UInt64($0)) }
+    var rngs = (0..<m).map { SeededGenerator(seed: request.seed, stream: UInt64(request.firstStream + $0)) }
     var samplers = (0..<m).map { _ in TokenSampler(settings: request.sampling, vocabularySize: vocab) }
     var tokens = [[Int]](repeating: [], count: m)
     for c in 0..<m { tokens[c].reserveCapacity(total) }
@@ -201,8 +217,14 @@ extension ClipGenModel {
       logits.withUnsafeBufferPointer { lp in
         let base = lp.baseAddress!
         for c in 0..<m {
-          let t = samplers[c].draw(
-            logits: base + c * vocab, unconditional: guided ? base + (m + c) * vocab : nil, using: &rngs[c])
+          let t: Int
+          if step < request.keep.count {
+            t = request.keep[step]
+            if request.sampling.temperature > 0 { _ = rngs[c].nextUnit() }  // the draw it stands for
+          } else {
+            t = samplers[c].draw(
+              logits: base + c * vocab, unconditional: guided ? base + (m + c) * vocab : nil, using: &rngs[c])
+          }
           tokens[c].append(t)
           next[c] = t
           if guided { next[m + c] = t }

@@ -41,6 +41,10 @@ public struct GenerationParameters: Codable, Sendable, Equatable {
   public var seed: UInt64
   /// The random stream this image was drawn from (candidate i of a generation).
   public var candidate: Int?
+  /// How many leading tokens were kept from an earlier image instead of sampled (a re-roll).
+  public var keptTokens: Int?
+  /// The image's token grid, row by row (in each PNG; what a re-roll starts from).
+  public var tokens: [Int]?
   public var temperature: Float
   /// nil: all tokens.
   public var topK: Int?
@@ -79,7 +83,7 @@ public struct GenerationParameters: Codable, Sendable, Equatable {
   }
 
   enum CodingKeys: String, CodingKey {
-    case prompt, style, seed, candidate, temperature, count, candidates, model, engine
+    case prompt, style, seed, candidate, temperature, count, candidates, model, engine, tokens
     case typedPrompt = "typed_prompt"
     case imagePrompt = "image_prompt"
     case imageWeight = "image_weight"
@@ -88,6 +92,7 @@ public struct GenerationParameters: Codable, Sendable, Equatable {
     case topP = "top_p"
     case guidanceScale = "guidance_scale"
     case clipScore = "clip_score"
+    case keptTokens = "kept_tokens"
   }
 
   public var sampling: SamplingSettings {
@@ -95,9 +100,10 @@ public struct GenerationParameters: Codable, Sendable, Equatable {
   }
 
   /// This record for one image of the generation.
-  public func forImage(candidate: Int, clipScore: Float?) -> GenerationParameters {
+  public func forImage(candidate: Int, clipScore: Float?, tokens: [Int]? = nil) -> GenerationParameters {
     var p = self
     p.candidate = candidate
+    p.tokens = tokens
     p.clipScore = clipScore.map { ($0 * 1e6).rounded() / 1e6 }
     return p
   }

@@ -159,7 +159,8 @@ public final class GenerationWorker: Sendable {
         }
         let url = task.files[i]
         do {
-          let record = task.parameters.forImage(candidate: picture.candidate, clipScore: picture.clipScore)
+          let record = task.parameters.forImage(
+            candidate: picture.candidate, clipScore: picture.clipScore, tokens: picture.tokens)
           let text = try record.pngText(
             width: picture.image.width, height: picture.image.height, steps: picture.tokens.count)
           try files.writePNG(picture.image, to: url, text: text)
