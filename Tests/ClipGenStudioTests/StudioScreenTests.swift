@@ -235,6 +235,33 @@ struct StudioScreenTests {
     #expect(h.studio.state.negative == "blue things")
   }
 
+  /// In the preview, ↑/↓ put a re-roll marker on the image (the rows below it veiled) and R
+  /// samples those rows again with a new seed: the request keeps the rows above, and the new
+  /// history row says how many tokens were kept.
+  @Test func rerollFromTheRowMarker() throws {
+    let generator = ScriptedGenerator()
+    let h = try StudioHarness(generator: generator)
+    h.type("a green cross")
+    h.keys(.enter)
+    #expect(h.settle())
+    let original = try #require(try h.store.entries().first)
+    h.keys(.tab, .tab)  // the preview
+    #expect(h.studio.state.focus == .preview)
+    h.keys(.up)  // the marker appears half-way: 2 of 4 rows
+    #expect(h.studio.state.rowMarker?.rows == 2)
+    h.keys(.down)  // 3 rows kept
+    #expect(h.screen.contains("Re-roll: keep rows 1–3 of 4"))
+    assertSnapshot(h.screen, named: "reroll-marker")
+    h.keys(.character("R"))
+    #expect(h.settle())
+    let sent = try #require(generator.requests.withLock { $0.last })
+    #expect(sent.keep == Array(original.images[0].tokenGrid.prefix(3 * 4)))
+    #expect(sent.settings.count == 1 && sent.settings.candidates == 1)
+    let rows = try h.store.entries()
+    #expect(rows.count == 2)
+    #expect(rows[0].generation.parameters?.contains("\"kept_tokens\":12") == true)
+  }
+
   @Test func settingsFormChangesSamplingAndNamesBadValues() throws {
     let h = try StudioHarness()
     h.keys(.function(4))

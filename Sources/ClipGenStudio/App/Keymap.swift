@@ -33,7 +33,7 @@ public enum StudioAction: Sendable, Equatable {
   case deleteWord
   // history and preview
   case moveUp, moveDown, pageUp, pageDown, first, last, search, keepSearch, favoritesOnly
-  case edit, rerun, favorite, delete, compareEntry, previousImage, nextImage
+  case edit, rerun, favorite, delete, compareEntry, previousImage, nextImage, keepFewerRows, keepMoreRows, reroll
   // compare
   case runColumns, addColumn, removeColumn, previousColumn, nextColumn, colder, warmer, cycleTopK, exportPNG, back
 }
@@ -124,8 +124,11 @@ public enum Keymap {
 
     KeyBinding([.left, c("h")], .preview, .previousImage, "previous image of the generation"),
     KeyBinding([.right, c("l")], .preview, .nextImage, "next image of the generation"),
-    KeyBinding([.up, c("k")], .preview, .moveUp, "previous (newer) generation"),
-    KeyBinding([.down, c("j")], .preview, .moveDown, "next (older) generation"),
+    KeyBinding([c("k")], .preview, .moveUp, "previous (newer) generation"),
+    KeyBinding([c("j")], .preview, .moveDown, "next (older) generation"),
+    KeyBinding([.up], .preview, .keepFewerRows, "re-roll marker: keep one row fewer"),
+    KeyBinding([.down], .preview, .keepMoreRows, "re-roll marker: keep one row more"),
+    KeyBinding([c("R")], .preview, .reroll, "re-roll: keep the rows above the marker, sample the rest anew"),
     KeyBinding([.enter, c("e")], .preview, .edit, "load it into the prompt (as in History)"),
     KeyBinding([c("r")], .preview, .rerun, "run it again"),
     KeyBinding([c("f")], .preview, .favorite, "mark or unmark as favourite"),
@@ -200,7 +203,10 @@ public enum Keymap {
         ("c", "compare"), ("?", "help"), ("q", "quit"),
       ]
     case .preview:
-      h = [("←/→", "image"), ("j/k", "generation"), ("e", "edit"), ("r", "re-run"), ("?", "help"), ("q", "quit")]
+      h = [
+        ("←/→", "image"), ("j/k", "generation"), ("↑/↓", "rows"), ("R", "re-roll"), ("e", "edit"), ("r", "re-run"),
+        ("?", "help"),
+      ]
     }
     if running { h.insert(("Esc", "cancel"), at: 0) }
     return h

@@ -447,18 +447,21 @@ public final class Studio {
   }
 
   func request(
-    text: String, imagePrompt: ImagePrompt?, settings: GenerationSettings, negative: String? = nil
+    text: String, imagePrompt: ImagePrompt?, settings: GenerationSettings, negative: String? = nil, keep: [Int] = []
   ) -> StudioRequest {
     let weight = text.isEmpty ? 1 : (imagePrompt?.weight ?? 0)
-    return StudioRequest(
+    var r = StudioRequest(
       text: text, image: imagePrompt?.image, imageLabel: imagePrompt?.label ?? "", imageWeight: weight,
       settings: settings, negative: negative)
+    r.keep = keep
+    return r
   }
 
   /// Starts a generation: records it as running, then samples on the worker thread.
   public func startGeneration(
     prompt: String, style: PromptStyle?, styledPrompt: String? = nil, styleName: String? = nil,
-    imagePrompt: ImagePrompt?, settings base: GenerationSettings, randomSeed: Bool, negative: String? = nil
+    imagePrompt: ImagePrompt?, settings base: GenerationSettings, randomSeed: Bool, negative: String? = nil,
+    keep: [Int] = []
   ) {
     guard !state.isRunning else {
       message("A generation is running — Esc cancels it", .warning)
@@ -482,7 +485,9 @@ public final class Studio {
       modelName: environment.generator.modelName, createdAt: environment.now(), negativePrompt: negative)
     if let styledPrompt { row.styledPrompt = styledPrompt }
     if style == nil, let styleName { row.styleName = styleName }
-    row.parameters = try? parameters(row).json()
+    var record = parameters(row)
+    record.keptTokens = keep.isEmpty ? nil : keep.count
+    row.parameters = try? record.json()
     var id: Int64?
     do {
       row = try environment.store.begin(row)
@@ -500,8 +505,9 @@ public final class Studio {
       } ?? []
     let task = GenerationTask(
       historyID: id,
-      request: request(text: row.styledPrompt, imagePrompt: imagePrompt, settings: settings, negative: negative),
-      files: files, parameters: parameters(row))
+      request: request(
+        text: row.styledPrompt, imagePrompt: imagePrompt, settings: settings, negative: negative, keep: keep),
+      files: files, parameters: record)
     if let id { openRows[job] = [0: id] }
     state.run = RunProgress(
       job: job, historyID: id, prompt: row.styledPrompt, total: state.gridHeight * state.gridWidth,

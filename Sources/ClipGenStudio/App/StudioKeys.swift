@@ -113,8 +113,44 @@ extension Studio {
       let count = state.selectedEntry?.images.count ?? 0
       state.previewIndex = min(max(0, count - 1), state.previewIndex + 1)
     case .edit, .rerun, .favorite, .delete, .compareEntry: performOnEntry(action)
+    case .keepFewerRows, .keepMoreRows: moveRowMarker(action == .keepFewerRows ? -1 : 1)
+    case .reroll: rerollFromMarker()
     default: break  // text editing and comparison actions are performed where those keys go
     }
+  }
+
+  /// Moves the re-roll marker of the image in the preview (the first move puts it half-way).
+  func moveRowMarker(_ delta: Int) {
+    guard let entry = state.selectedEntry, state.previewIndex < entry.images.count, state.gridHeight > 1 else {
+      return message("No image to re-roll here", .warning)
+    }
+    var marker = state.rowMarker
+    if marker?.generationID != entry.id || marker?.index != state.previewIndex {
+      marker = RowMarker(generationID: entry.id, index: state.previewIndex, rows: state.gridHeight / 2)
+    } else {
+      marker!.rows = max(1, min(state.gridHeight - 1, marker!.rows + delta))
+    }
+    state.rowMarker = marker
+  }
+
+  /// Samples the rows below the marker again with a new seed; the rows above are kept.
+  func rerollFromMarker() {
+    guard let entry = state.selectedEntry, let marker = state.rowMarker, marker.generationID == entry.id,
+      marker.index < entry.images.count
+    else { return message("↑/↓ first puts the re-roll marker on the image", .warning) }
+    let g = entry.generation
+    var image: ImagePrompt?
+    if let p = g.imagePath {
+      image = loadImagePrompt(path: p, weight: g.imageWeight ?? 0.5)
+      if image == nil { return }
+    }
+    var settings = g.settings
+    settings.count = 1
+    settings.candidates = 1
+    let keep = Array(entry.images[marker.index].tokenGrid.prefix(marker.rows * state.gridWidth))
+    startGeneration(
+      prompt: g.prompt, style: style(named: g.styleName), styledPrompt: g.styledPrompt, styleName: g.styleName,
+      imagePrompt: image, settings: settings, randomSeed: true, negative: g.negativePrompt, keep: keep)
   }
 
   /// The actions on the selected history entry (History and Preview).

@@ -173,6 +173,13 @@ public enum Overlay: Sendable, Equatable {
   case confirmDelete(Int64)
 }
 
+/// Where a re-roll would cut an image: its first `rows` token rows are kept.
+public struct RowMarker: Sendable, Equatable {
+  public var generationID: Int64
+  public var index: Int
+  public var rows: Int
+}
+
 /// The whole visible state of the studio.
 public struct StudioState: Sendable {
   public var width: Int
@@ -184,6 +191,8 @@ public struct StudioState: Sendable {
   public var imagePrompt: ImagePrompt?
   /// What guidance steers away from (F7); nil: the unconditional embedding.
   public var negative: String?
+  /// The re-roll marker in the preview: rows of image `index` of generation `id` to keep.
+  public var rowMarker: RowMarker?
   public var settings = GenerationSettings()
   /// The model's default settings (model.json's `defaults`); `settings` starts from them.
   public var modelDefaults = GenerationSettings()

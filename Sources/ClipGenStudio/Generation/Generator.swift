@@ -107,6 +107,8 @@ public struct StudioRequest: Sendable {
   public var settings: GenerationSettings
   /// Text guidance steers away from, in place of the unconditional embedding.
   public var negative: String?
+  /// Tokens to keep instead of sampling (a re-roll of the rows below them).
+  public var keep: [Int] = []
 
   public init(
     text: String, image: Pixmap? = nil, imageLabel: String = "", imageWeight: Double = 0.5,

@@ -267,8 +267,16 @@ public struct StudioRenderer {
       case .done: placeholder = "no image saved"
       }
     }
+    var shownDetails = details
+    if let m = state.rowMarker, m.generationID == entry.id, m.index == index, let img = image {
+      // The rows a re-roll would sample again are veiled, as the live preview veils rows not
+      // sampled yet.
+      image = img.veiled(fromRow: m.rows * img.height / max(1, state.gridHeight))
+      shownDetails.insert(
+        ("Re-roll: keep rows 1–\(m.rows) of \(state.gridHeight) (↑/↓), R re-rolls the rest", "accent"), at: 0)
+    }
     drawImage(&c, image, in: area, slot: "preview", placeholder: placeholder)
-    drawDetails(&c, details, below: area, inner: inner)
+    drawDetails(&c, shownDetails, below: area, inner: inner)
   }
 
   /// Rows under the preview image kept for the details, the same live and finished so the
