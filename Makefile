@@ -15,7 +15,7 @@ export OPENBLAS_CORETYPE ?= $(CORETYPE)
 endif
 SWIFT_TEST_FLAGS ?=
 
-.PHONY: build debug studio test test-swift test-python test-release fuzz fuzz-smoke fuzz-corpus deps apt python vocab fixtures bench lint format clean \
+.PHONY: build debug studio install test test-swift test-python test-release fuzz fuzz-smoke fuzz-corpus deps apt python vocab fixtures bench lint format clean \
 	model defaults eval ablation model-v2 eval-v2 gallery
 
 ## Install missing system packages (Debian).
@@ -82,6 +82,25 @@ test-swift:
 ## The release binaries (what people run) against hostile files.
 test-release: build python
 	$(PY) -m pytest -q Tests/Release
+
+## Install both executables, the themes, the styles, the built-in model and shell completions:
+## make install [PREFIX=/usr/local] [DESTDIR=...]. The installed studio and CLI find their files
+## in PREFIX/share/clipgen.
+PREFIX ?= /usr/local
+install: build
+	install -d "$(DESTDIR)$(PREFIX)/bin" "$(DESTDIR)$(PREFIX)/share/clipgen/samples" \
+	  "$(DESTDIR)$(PREFIX)/share/bash-completion/completions" "$(DESTDIR)$(PREFIX)/share/zsh/site-functions" \
+	  "$(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d"
+	install -m 755 .build/release/clipgen .build/release/clipgen-studio "$(DESTDIR)$(PREFIX)/bin/"
+	rm -rf "$(DESTDIR)$(PREFIX)/share/clipgen/themes" "$(DESTDIR)$(PREFIX)/share/clipgen/samples/model"
+	cp -R themes "$(DESTDIR)$(PREFIX)/share/clipgen/"
+	cp -R samples/model samples/styles.json samples/prompts.txt "$(DESTDIR)$(PREFIX)/share/clipgen/samples/"
+	for exe in clipgen clipgen-studio; do \
+	  .build/release/$$exe --generate-completion-script bash > "$(DESTDIR)$(PREFIX)/share/bash-completion/completions/$$exe"; \
+	  .build/release/$$exe --generate-completion-script zsh > "$(DESTDIR)$(PREFIX)/share/zsh/site-functions/_$$exe"; \
+	  .build/release/$$exe --generate-completion-script fish > "$(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/$$exe.fish"; \
+	done
+	@echo "installed clipgen and clipgen-studio in $(DESTDIR)$(PREFIX)/bin, their files in $(DESTDIR)$(PREFIX)/share/clipgen"
 
 ## Fuzzing: one libFuzzer + AddressSanitizer target per parser of outside bytes (Fuzz/README.md).
 ## make fuzz [FUZZ_SECONDS=600] [FUZZ_JOBS=2] [FUZZ_TARGETS="pickle image"]; make test runs each

@@ -34,6 +34,9 @@ func defaultModelDirectory() -> URL? {
     candidates.append(dir.appendingPathComponent("samples/model"))
     dir = dir.deletingLastPathComponent()
   }
+  // Installed (make install): PREFIX/bin/clipgen and PREFIX/share/clipgen/samples/model.
+  let bin = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+  candidates.append(bin.deletingLastPathComponent().appendingPathComponent("share/clipgen/samples/model"))
   return candidates.first { fm.fileExists(atPath: $0.appendingPathComponent("model.json").path) }
 }
 

@@ -284,6 +284,23 @@ struct StudioPartsTests {
     #expect(!HistoryStore.processIsRunning(pid))
   }
 
+  /// Installed (make install), the studio finds its themes and the built-in model in
+  /// PREFIX/share/clipgen beside PREFIX/bin, from any working directory.
+  @Test func installedResourcesAreFoundBesideBin() throws {
+    let prefix = temporaryDirectory("installed")
+    let share = prefix.appendingPathComponent("share/clipgen")
+    try FileManager.default.createDirectory(
+      at: share.appendingPathComponent("themes"), withIntermediateDirectories: true)
+    try FileManager.default.createDirectory(
+      at: share.appendingPathComponent("samples/model"), withIntermediateDirectories: true)
+    try Data("{}".utf8).write(to: share.appendingPathComponent("samples/model/model.json"))
+    let elsewhere = temporaryDirectory("cwd")
+    let found = StudioResources.locate(
+      workingDirectory: elsewhere, executable: prefix.appendingPathComponent("bin/clipgen-studio"))
+    #expect(found.root?.standardizedFileURL.path == share.standardizedFileURL.path)
+    #expect(found.defaultModel?.lastPathComponent == "model")
+  }
+
   @Test func twoStoresOnOneDirectoryLoseNoRows() throws {
     let dir = temporaryDirectory("two-studios")
     let stores = [try HistoryStore(directory: dir), try HistoryStore(directory: dir)]

@@ -10,7 +10,7 @@ public struct StudioResources: Sendable {
   public init(root: URL?) { self.root = root }
 
   /// Looks for a directory with `themes/` in the working directory, the executable's directory,
-  /// and their ancestors.
+  /// and their ancestors, then in `share/clipgen` beside the executable's `bin/` (`make install`).
   public static func locate(
     workingDirectory: URL = URL(fileURLWithPath: FileManager.default.currentDirectoryPath),
     executable: URL = URL(fileURLWithPath: CommandLine.arguments.first ?? ".").resolvingSymlinksInPath()
@@ -27,6 +27,11 @@ public struct StudioResources: Sendable {
         if parent.path == dir.path { break }
         dir = parent
       }
+    }
+    let installed = executable.deletingLastPathComponent().deletingLastPathComponent()
+      .appendingPathComponent("share/clipgen")
+    if fm.fileExists(atPath: installed.appendingPathComponent("themes").path) {
+      return StudioResources(root: installed)
     }
     return StudioResources(root: nil)
   }
