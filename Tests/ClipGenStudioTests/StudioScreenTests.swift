@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 
 @testable import ClipGenStudio
@@ -260,6 +261,31 @@ struct StudioScreenTests {
     let rows = try h.store.entries()
     #expect(rows.count == 2)
     #expect(rows[0].generation.parameters?.contains("\"kept_tokens\":12") == true)
+  }
+
+  /// y copies the prompt and seed through the terminal (OSC 52); o opens the image in the
+  /// desktop's viewer, or says why it cannot.
+  @Test func copyAndOpenTheSelectedImage() throws {
+    let opened = Mutex<[URL]>([])
+    let h = try StudioHarness(openInViewer: { url in
+      opened.withLock { $0.append(url) }
+      return nil
+    })
+    h.type("a green cross")
+    h.keys(.enter)
+    #expect(h.settle())
+    h.keys(.tab, .character("y"))
+    #expect(h.driver.clipboard.last == "a green cross\nSeed: 42")
+    h.keys(.character("o"))
+    let entry = try #require(try h.store.entries().first)
+    #expect(opened.withLock { $0 } == [h.store.imageURL(entry.images[0].fileName)])
+    #expect(h.screen.contains("Opened"))
+    let headless = try StudioHarness()
+    headless.type("x")
+    headless.keys(.enter)
+    #expect(headless.settle())
+    headless.keys(.tab, .character("o"))
+    #expect(headless.screen.contains("no desktop in tests"))
   }
 
   @Test func settingsFormChangesSamplingAndNamesBadValues() throws {

@@ -23,6 +23,9 @@ final class FakeDriver: TerminalDriver {
     self.capabilities = capabilities
   }
 
+  private(set) var clipboard: [String] = []
+  func copyToClipboard(_ text: String) { clipboard.append(text) }
+
   func present(_ grid: CellGrid) {
     precondition(
       grid.width == width && grid.height == height,
@@ -160,7 +163,8 @@ struct StudioHarness {
   init(
     width: Int = 100, height: Int = 30, generator: ScriptedGenerator = ScriptedGenerator(),
     capabilities: TerminalCapabilities = TerminalCapabilities(colorDepth: .trueColor), imageMode: ImageMode? = nil,
-    dataDirectory: URL? = nil, theme: String = "default", monochrome: Bool = false
+    dataDirectory: URL? = nil, theme: String = "default", monochrome: Bool = false,
+    openInViewer: @escaping (URL) -> String? = { _ in "no desktop in tests" }
   ) throws {
     let dir = dataDirectory ?? temporaryDirectory()
     self.dataDirectory = dir
@@ -175,6 +179,7 @@ struct StudioHarness {
       imageMode: imageMode, now: { Date(timeIntervalSince1970: 1_700_000_000) }, timeZone: TimeZone(identifier: "UTC")!,
       randomSeed: { 42 }, pathCompleter: PathCompleter(baseDirectory: dir, home: dir.path), previewInterval: 0,
       progressInterval: 0)
+    env.openInViewer = openInViewer
     env.monochrome = monochrome
     studio = Studio(driver: driver, environment: env)
   }

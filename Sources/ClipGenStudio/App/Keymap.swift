@@ -34,6 +34,7 @@ public enum StudioAction: Sendable, Equatable {
   // history and preview
   case moveUp, moveDown, pageUp, pageDown, first, last, search, keepSearch, favoritesOnly
   case edit, rerun, favorite, delete, compareEntry, previousImage, nextImage, keepFewerRows, keepMoreRows, reroll
+  case copyPrompt, openImage
   // compare
   case runColumns, addColumn, removeColumn, previousColumn, nextColumn, colder, warmer, cycleTopK, exportPNG, back
 }
@@ -117,6 +118,8 @@ public enum Keymap {
     KeyBinding([c("*")], .history, .favoritesOnly, "show only favourites"),
     KeyBinding([c("d"), .delete], .history, .delete, "delete (asks first)"),
     KeyBinding([c("c")], .history, .compareEntry, "compare temperatures for this prompt"),
+    KeyBinding([c("y")], .history, .copyPrompt, "copy the prompt and seed to the clipboard (OSC 52)"),
+    KeyBinding([c("o")], .history, .openImage, "open the image in the desktop's viewer"),
 
     KeyBinding([.enter], .search, .keepSearch, "keep the filter and go back to the list (Esc clears it)"),
     KeyBinding([.up], .search, .moveUp, "previous match"),
@@ -134,6 +137,8 @@ public enum Keymap {
     KeyBinding([c("f")], .preview, .favorite, "mark or unmark as favourite"),
     KeyBinding([c("d"), .delete], .preview, .delete, "delete (asks first)"),
     KeyBinding([c("c")], .preview, .compareEntry, "compare temperatures for this prompt"),
+    KeyBinding([c("y")], .preview, .copyPrompt, "copy the prompt and seed to the clipboard (OSC 52)"),
+    KeyBinding([c("o")], .preview, .openImage, "open the image in the desktop's viewer"),
 
     KeyBinding([.enter], .compare, .runColumns, "run every column (same prompt, same seed)"),
     KeyBinding([c("a"), c("+")], .compare, .addColumn, "add a column"),

@@ -34,6 +34,25 @@ public struct StudioEnvironment {
   public var progressInterval: Double
   /// Things to tell the user when the studio opens (e.g. a style file that did not load).
   public var notices: [String]
+  /// Opens a file in the desktop's viewer; nil when there is no desktop (no DISPLAY or
+  /// WAYLAND_DISPLAY), or a reason it could not.
+  public var openInViewer: (URL) -> String? = StudioEnvironment.xdgOpen
+
+  /// `xdg-open FILE`, detached, when a graphical session is there; else the reason not.
+  public static func xdgOpen(_ url: URL) -> String? {
+    let env = ProcessInfo.processInfo.environment
+    guard env["DISPLAY"] != nil || env["WAYLAND_DISPLAY"] != nil else {
+      return "no desktop to open it on (DISPLAY and WAYLAND_DISPLAY are unset); the file is \(url.path)"
+    }
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    p.arguments = ["xdg-open", url.path]
+    p.standardInput = FileHandle.nullDevice
+    p.standardOutput = FileHandle.nullDevice
+    p.standardError = FileHandle.nullDevice
+    do { try p.run() } catch { return "cannot run xdg-open: \(error.localizedDescription)" }
+    return nil
+  }
 
   public init(
     generator: Generator, files: ImageFiles, store: HistoryStore, themes: ThemeLibrary, theme: Theme,

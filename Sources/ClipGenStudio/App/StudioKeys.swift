@@ -112,7 +112,7 @@ extension Studio {
     case .nextImage:
       let count = state.selectedEntry?.images.count ?? 0
       state.previewIndex = min(max(0, count - 1), state.previewIndex + 1)
-    case .edit, .rerun, .favorite, .delete, .compareEntry: performOnEntry(action)
+    case .edit, .rerun, .favorite, .delete, .compareEntry, .copyPrompt, .openImage: performOnEntry(action)
     case .keepFewerRows, .keepMoreRows: moveRowMarker(action == .keepFewerRows ? -1 : 1)
     case .reroll: rerollFromMarker()
     default: break  // text editing and comparison actions are performed where those keys go
@@ -163,6 +163,22 @@ extension Studio {
       record { try environment.store.setFavorite(id: entry.id, !entry.generation.favorite) }
       reloadHistory(selecting: entry.id)
     case .delete: state.overlay = .confirmDelete(entry.id)
+    case .copyPrompt:
+      let g = entry.generation
+      var text = g.styledPrompt
+      if let n = g.negativePrompt { text += "\nNegative prompt: \(n)" }
+      text += "\nSeed: \(g.seed)"
+      driver.copyToClipboard(text)
+      message("Copied the prompt and seed \(g.seed) (OSC 52: the terminal must allow clipboard writes)")
+    case .openImage:
+      let index = min(state.previewIndex, max(0, entry.images.count - 1))
+      guard index < entry.images.count else { return message("This generation has no image", .warning) }
+      let url = environment.store.imageURL(entry.images[index].fileName)
+      if let problem = environment.openInViewer(url) {
+        message(problem, .warning)
+      } else {
+        message("Opened \(url.lastPathComponent) in the viewer")
+      }
     case .compareEntry:
       state.editor = LineEditor(entry.generation.prompt)
       state.style = style(named: entry.generation.styleName)

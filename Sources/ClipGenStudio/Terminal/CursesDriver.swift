@@ -406,6 +406,11 @@ public final class CursesDriver: TerminalDriver {
     return s + "m"
   }
 
+  public func copyToClipboard(_ text: String) {
+    // OSC 52 ; c ; base64 BEL. tmux passes it on with `set -g set-clipboard on`.
+    writeRaw(Array("\u{1B}]52;c;\(Data(text.utf8).base64EncodedString())\u{07}".utf8))
+  }
+
   private func writeRaw(_ bytes: [UInt8]) {
     var offset = 0
     bytes.withUnsafeBytes { p in

@@ -121,4 +121,7 @@ public protocol TerminalDriver: AnyObject {
   func invalidate()
   /// Restores the terminal to how it was found.
   func shutdown()
+  /// Puts `text` on the system clipboard through the terminal (OSC 52; terminals that do not
+  /// allow it ignore the request).
+  func copyToClipboard(_ text: String)
 }
