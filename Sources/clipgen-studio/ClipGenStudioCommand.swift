@@ -127,7 +127,9 @@ struct ClipGenStudioCommand: ParsableCommand {
     FileHandle.standardError.write(Data("Loading \(modelURL.path)…\n".utf8))
     let generator: ClipGenModel
     do {
-      generator = try ClipGenModel(directory: modelURL, gptPrecision: weights.precision)
+      generator = try ClipGenModel(directory: modelURL, gptPrecision: weights.precision) { part in
+        FileHandle.standardError.write(Data("  loading \(part)…\n".utf8))
+      }
     } catch {
       throw fail("cannot load the model: \(error)")
     }

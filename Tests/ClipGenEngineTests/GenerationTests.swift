@@ -172,6 +172,16 @@ import Testing
     }
   }
 
+  /// Loading says what it loads, with each file's size (the studio prints it while a large
+  /// model loads).
+  @Test func loadingReportsEachPart() throws {
+    var parts: [String] = []
+    _ = try ClipGenModel(directory: fixturesDirectory.appendingPathComponent("tiny_model")) { parts.append($0) }
+    #expect(parts.count == 3)
+    #expect(parts[0].hasPrefix("the CLIP encoders, ") && parts[1].hasPrefix("the prior, "))
+    #expect(parts[2].hasPrefix("the VQGAN decoder, ") && parts.allSatisfy { $0.hasSuffix(" MB") })
+  }
+
   @Test func imageAndMixedPromptsCondition() throws {
     let m = try loaded()
     let img = RGBImage(width: 40, height: 30, pixels: (0..<(40 * 30 * 3)).map { UInt8(($0 * 37) % 256) })

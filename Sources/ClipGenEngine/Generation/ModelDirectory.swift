@@ -204,20 +204,30 @@ public final class ClipGenModel: Sendable {
   /// Loads `directory/model.json` and every file it names. Errors name the file (and the tensor
   /// or key) that is wrong. `gptPrecision` chooses how the prior's weights are stored for decoding
   /// (see `ConditionalGPT.init(weights:config:precision:)`; nil keeps the file's precision).
-  public init(directory: URL, gptPrecision: WeightPrecision? = nil) throws {
+  /// - Parameter loading: told what is being loaded, part by part, with the file's size ("the
+  /// prior, 1.4 GB"), so that a front end can show progress on a large model.
+  public init(
+    directory: URL, gptPrecision: WeightPrecision? = nil, loading: ((String) -> Void)? = nil
+  ) throws {
     self.directory = directory
     let files = ModelFiles(directory: directory)
     manifest = try files.readManifest()
+    func announce(_ part: String, _ relative: String) {
+      loading?("\(part), \(files.sizeDescription(relative))")
+    }
+    announce("the CLIP encoders", manifest.clip.weights)
     tokenizer = try CLIPTokenizer(
       vocabularyURL: files.url(manifest.tokenizer.vocab), mergesURL: files.url(manifest.tokenizer.merges))
     clip = try files.loadCLIP(manifest.clip)
     try files.checkTokenizer(tokenizer, manifest.tokenizer, fits: clip.config.text)
 
+    announce("the prior", manifest.gpt.weights)
     guard let gptConfig = try files.config(GPTConfig.self, manifest.gpt.config, component: "GPT") else {
       throw GenerationError.invalidModel(path: files.manifestURL.path, reason: "gpt.config is required")
     }
     gpt = try ConditionalGPT(
       weights: SafeTensorsFile(url: files.url(manifest.gpt.weights)), config: gptConfig, precision: gptPrecision)
+    announce("the VQGAN decoder", manifest.vqgan.weights)
     guard let vqConfig = try files.config(VQGANConfig.self, manifest.vqgan.config, component: "VQGAN") else {
       throw GenerationError.invalidModel(path: files.manifestURL.path, reason: "vqgan.config is required")
     }
@@ -248,6 +258,14 @@ private struct ModelFiles {
   var manifestURL: URL { directory.appendingPathComponent("model.json") }
 
   func url(_ relative: String) -> URL { directory.appendingPathComponent(relative) }
+
+  /// "1.4 GB" (or "? MB" when the file cannot be read; loading it will say why).
+  func sizeDescription(_ relative: String) -> String {
+    let size = (try? FileManager.default.attributesOfItem(atPath: url(relative).path)[.size] as? Int) ?? nil
+    guard let size else { return "? MB" }
+    return size >= 1 << 30
+      ? String(format: "%.1f GB", Double(size) / Double(1 << 30)) : String(format: "%.0f MB", Double(size) / 1e6)
+  }
 
   func readManifest() throws -> ModelManifest {
     let data: Data
