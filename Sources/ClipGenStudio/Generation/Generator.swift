@@ -34,8 +34,11 @@ public struct GenerationSettings: Sendable, Equatable, Codable {
   }
 
   /// Candidates these settings (as a model's defaults) sample for `count` kept images: the same
-  /// number per image.
-  public func defaultCandidates(forCount count: Int) -> Int { count * max(1, candidates / max(1, self.count)) }
+  /// number per image, by the engine's rule (`SamplingDefaults.candidates(forCount:)`, which the
+  /// CLI uses too).
+  public func defaultCandidates(forCount count: Int) -> Int {
+    SamplingDefaults(candidates: max(1, candidates / max(1, self.count))).candidates(forCount: count)
+  }
 
   /// These settings with the image count changed to `count`: candidates follow when they were at
   /// the model's default, else they are only kept at least `count`.
