@@ -1,3 +1,4 @@
+import ClipGenEngine
 import Foundation
 import Synchronization
 import Testing
@@ -286,6 +287,47 @@ struct StudioScreenTests {
     #expect(headless.settle())
     headless.keys(.tab, .character("o"))
     #expect(headless.screen.contains("no desktop in tests"))
+  }
+
+  /// F3 then Ctrl-E on a PNG loads the prompt and settings it was made with: all of them from
+  /// clipgen's record, and prompt, negative prompt, seed and CFG scale from AUTOMATIC1111's text.
+  @Test func loadingAGeneratedPNGsPromptAndSettings() throws {
+    let h = try StudioHarness()
+    let record = GenerationParameters(
+      prompt: "a small blue square", negativePrompt: "red", seed: 1234,
+      sampling: SamplingSettings(temperature: 0.6, topK: 8, topP: 0.9, guidanceScale: 2.5), count: 1, candidates: 1,
+      model: "m")
+    let ours = h.dataDirectory.appendingPathComponent("ours.png")
+    try RGBImage(width: 4, height: 4, red: 1, green: 2, blue: 3).writePNG(
+      to: ours, text: try record.pngText(width: 4, height: 4, steps: 16))
+    h.keys(.function(3))
+    h.type(ours.path)
+    h.keys(.control("e"))
+    #expect(h.studio.state.overlay == nil)
+    #expect(h.studio.state.editor.text == "a small blue square" && h.studio.state.negative == "red")
+    let s = h.studio.state.settings
+    #expect(s.temperature == 0.6 && s.topK == 8 && s.topP == 0.9 && s.guidanceScale == 2.5 && s.seed == 1234)
+    #expect(!h.studio.state.randomSeed)
+    let theirs = h.dataDirectory.appendingPathComponent("a1111.png")
+    try RGBImage(width: 4, height: 4, red: 1, green: 2, blue: 3).writePNG(
+      to: theirs,
+      text: [
+        (
+          "parameters",
+          "a castle on a hill, sunset\nNegative prompt: fog\nSteps: 30, Sampler: Euler a, CFG scale: 6, Seed: 77, Size: 512x512"
+        )
+      ])
+    h.keys(.function(3), .control("u"))
+    h.type(theirs.path)
+    h.keys(.control("e"))
+    #expect(h.studio.state.editor.text == "a castle on a hill, sunset" && h.studio.state.negative == "fog")
+    #expect(h.studio.state.settings.seed == 77 && h.studio.state.settings.guidanceScale == 6)
+    let plain = h.dataDirectory.appendingPathComponent("plain.png")
+    try RGBImage(width: 4, height: 4, red: 1, green: 2, blue: 3).writePNG(to: plain)
+    h.keys(.function(3), .control("u"))
+    h.type(plain.path)
+    h.keys(.control("e"))
+    #expect(h.screen.contains("carries no generation record"))
   }
 
   @Test func settingsFormChangesSamplingAndNamesBadValues() throws {

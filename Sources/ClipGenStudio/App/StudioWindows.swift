@@ -1,5 +1,6 @@
 // The studio's windows: the style picker, the image-prompt form, the settings form, help and the
 // confirmations.
+import ClipGenEngine
 import Foundation
 
 extension Studio {
@@ -81,6 +82,14 @@ extension Studio {
 
   func handleImagePrompt(_ key: Key, _ form: inout ImagePromptForm) {
     switch key {
+    case .control("e"):
+      let url = environment.pathCompleter.resolve(form.path.text.trimmingCharacters(in: .whitespaces))
+      if let problem = loadSettings(fromPNG: url) {
+        form.error = problem
+      } else {
+        state.overlay = nil
+        return
+      }
     case .escape:
       state.overlay = nil
       return
@@ -125,6 +134,45 @@ extension Studio {
       }
     }
     state.overlay = .imagePrompt(form)
+  }
+
+  /// Loads the prompt, negative prompt, style and settings a PNG was made with: from clipgen's
+  /// own record (the `clipgen` chunk), else the fields of AUTOMATIC1111's `parameters` text that
+  /// mean the same here (prompt, negative prompt, seed, CFG scale). Returns why not, or nil.
+  func loadSettings(fromPNG url: URL) -> String? {
+    guard let data = try? Data(contentsOf: url) else { return "cannot read \(url.path)" }
+    guard let text = try? RGBImage.readPNGText(data) else { return "\(url.path) is not a PNG" }
+    var settings = state.settings
+    if let json = text.first(where: { $0.key == "clipgen" })?.value,
+      let r = try? JSONDecoder().decode(GenerationParameters.self, from: Data(json.utf8))
+    {
+      state.editor = LineEditor(r.typedPrompt ?? r.prompt)
+      state.style = style(named: r.style)
+      state.negative = r.negativePrompt
+      settings.temperature = r.temperature
+      settings.topK = r.topK
+      settings.topP = r.topP
+      settings.guidanceScale = r.guidanceScale
+      settings.seed = r.seed
+      state.settings = settings
+      state.randomSeed = false
+      message("Loaded \(url.lastPathComponent): its prompt and settings, seed \(r.seed) fixed (F4 to change)")
+      return nil
+    }
+    guard let plain = text.first(where: { $0.key == "parameters" })?.value else {
+      return "\(url.lastPathComponent) carries no generation record (no clipgen or parameters text)"
+    }
+    let a = A1111Parameters.parse(plain)
+    state.editor = LineEditor(a.prompt)
+    state.negative = a.negativePrompt.isEmpty ? nil : a.negativePrompt
+    if let seed = a["Seed"].flatMap({ UInt64($0) }) {
+      settings.seed = seed
+      state.randomSeed = false
+    }
+    if let cfg = a["CFG scale"].flatMap({ Float($0) }), cfg.isFinite, cfg >= 0 { settings.guidanceScale = cfg }
+    state.settings = settings
+    message("Loaded \(url.lastPathComponent) (AUTOMATIC1111 text): prompt, negative prompt, seed and CFG scale")
+    return nil
   }
 
   static let topKSteps: [Int?] = [nil, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384]

@@ -162,8 +162,8 @@ extension StudioRenderer {
       "Tab completes · ↑/↓ field · ←/→ weight · Enter applies", x: inner.x, y: inner.maxY - 2, role: "muted",
       limit: inner.width)
     c.text(
-      "Enter on an empty path removes the image prompt · Esc closes", x: inner.x, y: inner.maxY - 1, role: "muted",
-      limit: inner.width)
+      "Enter on an empty path removes it · Ctrl-E loads a PNG's prompt and settings · Esc closes", x: inner.x,
+      y: inner.maxY - 1, role: "muted", limit: inner.width)
   }
 
   func drawSettings(_ c: inout Canvas, _ form: SettingsForm) {
