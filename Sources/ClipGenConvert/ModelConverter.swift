@@ -27,8 +27,11 @@ public struct ConversionRequest: Sendable {
   public var vqganResolution: Int?
   /// The GPT's head count (shapes do not record it); nil: width / 64.
   public var gptHeads: Int?
-  /// Store weights as float16 (tensors outside float16's range stay float32).
+  /// Store every component's weights as float16 (tensors outside float16's range stay float32).
   public var float16: Bool
+  /// Store the prior's weights as float16 even when `float16` is off (the default: the prior is
+  /// sampled in float16 anyway, and its file is most of a model's size).
+  public var priorFloat16: Bool
   /// `model.json`'s name; nil: the output folder's name.
   public var name: String?
   /// Replace a non-empty output folder.
@@ -36,8 +39,10 @@ public struct ConversionRequest: Sendable {
 
   public init(
     clip: URL, gpt: URL, vqgan: URL, tokenizer: URL? = nil, vqganConfig: URL? = nil, vqganResolution: Int? = nil,
-    gptHeads: Int? = nil, float16: Bool = false, name: String? = nil, replaceExisting: Bool = false
+    gptHeads: Int? = nil, float16: Bool = false, priorFloat16: Bool = true, name: String? = nil,
+    replaceExisting: Bool = false
   ) {
+    self.priorFloat16 = priorFloat16
     self.clip = clip
     self.gpt = gpt
     self.vqgan = vqgan
@@ -264,7 +269,8 @@ public enum ModelConverter {
       try writeAtomically(part.configJSON, to: dir.appendingPathComponent("config.json"))
       let entries = part.names.map { name -> SafeTensorsStreamWriter.Entry in
         let shape = part.weights.base.shape(of: name) ?? []
-        var storage: SafeTensorsWriter.Storage = request.float16 ? .f16 : .f32
+        var storage: SafeTensorsWriter.Storage =
+          request.float16 || (part.name == "gpt" && request.priorFloat16) ? .f16 : .f32
         if storage == .f16, (part.weights.maxAbs(of: name) ?? 0) > Float(Float16.greatestFiniteMagnitude) {
           storage = .f32
           keptFloat32.append("\(part.name): '\(name)' has values beyond float16's range; kept as float32")
@@ -377,7 +383,7 @@ public enum ModelConverter {
         "gpt: \(config.heads) attention heads (width \(config.embeddingWidth) / 64): the checkpoint does not store the head count; HFAiLab's gpt2_medium and gpt2_large follow this rule, and a wrong count gives wrong images: pass --gpt-heads otherwise"
       )
     }
-    let weights = StatisticsWeights(source, measure: r.float16)
+    let weights = StatisticsWeights(source, measure: r.float16 || r.priorFloat16)
     _ = try ConditionalGPT(weights: weights, config: config)
     progress(
       .detected(

@@ -60,8 +60,11 @@ struct Convert: ParsableCommand {
   @Option(help: "The model's name in model.json (default: the --out folder's name).")
   var name: String?
 
-  @Flag(help: "Store weights as float16 (half the size; values are rounded).")
+  @Flag(help: "Store all weights as float16 (half the size; values are rounded). The prior is float16 by default.")
   var f16 = false
+
+  @Flag(help: "Keep the prior's weights in float32 (by default they are stored as float16, as they are sampled).")
+  var f32Prior = false
 
   @Flag(help: "Replace --out if it exists.")
   var force = false
@@ -79,7 +82,8 @@ struct Convert: ParsableCommand {
     let request = ConversionRequest(
       clip: url(clip), gpt: url(gpt), vqgan: url(vqgan), tokenizer: tokenizer.map(url),
       vqganConfig: vqganConfig.map(url),
-      vqganResolution: vqganResolution, gptHeads: gptHeads, float16: f16, name: name, replaceExisting: force)
+      vqganResolution: vqganResolution, gptHeads: gptHeads, float16: f16, priorFloat16: !f32Prior, name: name,
+      replaceExisting: force)
     let progress = ProgressLine(enabled: !quiet && isatty(STDERR_FILENO) != 0)
     func say(_ s: String) {
       guard !quiet else { return }

@@ -35,7 +35,7 @@ import Testing
       ConversionRequest(
         clip: tiny.appendingPathComponent("clip"), gpt: checkpointFixtures.appendingPathComponent("gpt_hfai.pt"),
         vqgan: checkpointFixtures.appendingPathComponent("vqgan_taming.ckpt"),
-        tokenizer: tiny.appendingPathComponent("tokenizer"), gptHeads: 4),
+        tokenizer: tiny.appendingPathComponent("tokenizer"), gptHeads: 4, priorFloat16: false),
       to: out
     ) { event in
       if case .detected(let c, _) = event { events.append(c) }
@@ -71,6 +71,21 @@ import Testing
     #expect(r.images[0].tokens == Array(greedy[256..<512]), "greedy tokens for '\(caption)'")
     let request = GenerationRequest(prompt: .text("a green star"), seed: 5, sampling: .init(temperature: 1, topK: 20))
     #expect(try converted.generate(request).images[0].tokens == reference.generate(request).images[0].tokens)
+
+    // By default the prior is stored in float16 (as it is sampled), the rest as given.
+    let half = try temporaryDirectory().appendingPathComponent("half")
+    let halfReport = try ModelConverter.convert(
+      ConversionRequest(
+        clip: tiny.appendingPathComponent("clip"), gpt: checkpointFixtures.appendingPathComponent("gpt_hfai.pt"),
+        vqgan: checkpointFixtures.appendingPathComponent("vqgan_taming.ckpt"),
+        tokenizer: tiny.appendingPathComponent("tokenizer"), gptHeads: 4),
+      to: half)
+    let sizes = Dictionary(uniqueKeysWithValues: halfReport.components.map { ($0.name, ($0.bytes, $0.parameters)) })
+    #expect(sizes["gpt"].map { $0.0 == 2 * $0.1 } == true)
+    #expect(sizes["vqgan"].map { $0.0 == 4 * $0.1 } == true)
+    let greedyHalf = try ClipGenModel(directory: half).generate(
+      GenerationRequest(prompt: .text(caption), seed: 1, sampling: .init(temperature: 0)))
+    #expect(greedyHalf.images[0].tokens == Array(greedy[256..<512]))
   }
 
   /// OpenAI CLIP (state dict and TorchScript, float16) + HFAiLab GPT + HFAiLab VQGAN + OpenAI's gzipped
