@@ -88,6 +88,7 @@ test-release: build python
 ## in PREFIX/share/clipgen.
 PREFIX ?= /usr/local
 install: build
+	swift build -c release --product clipgen-studio
 	install -d "$(DESTDIR)$(PREFIX)/bin" "$(DESTDIR)$(PREFIX)/share/clipgen/samples" \
 	  "$(DESTDIR)$(PREFIX)/share/bash-completion/completions" "$(DESTDIR)$(PREFIX)/share/zsh/site-functions" \
 	  "$(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d"
