@@ -61,10 +61,12 @@ struct Score: ParsableCommand {
       throw CLIError("\(prompts!): \(lines.count) prompts for \(paths.count) images (give one, or one per image)")
     }
     var total: Float = 0
+    var targets: [String: [Float]] = [:]  // each distinct prompt embedded once
     for (i, path) in paths.enumerated() {
       let prompt = lines.count == 1 ? lines[0] : lines[i]
       let image = try load(path)
-      let target = try loaded.embed(.text(prompt)).embedding
+      let target = try targets[prompt] ?? loaded.embed(.text(prompt)).embedding
+      targets[prompt] = target
       let score = try loaded.clipScores([image], target: target)[0]
       total += score
       print(String(format: "%.4f", score) + "  \(path)  \(prompt)")
