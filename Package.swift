@@ -73,5 +73,5 @@ let package = Package(
       dependencies: ["ClipGenEngine", "ClipGenConvert", "ClipGenBench"],
       exclude: ["Fixtures", "TokenizerHardStrings.json"]),
   ],
-  swiftLanguageModes: [.v5]
+  swiftLanguageModes: [.v6]
 )

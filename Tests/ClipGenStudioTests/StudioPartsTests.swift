@@ -151,6 +151,10 @@ struct StudioPartsTests {
     #expect(lib.styles.count >= 8)
     #expect(lib.styles.allSatisfy { $0.template.contains("{prompt}") })
     #expect(lib.search("pixel").map(\.name) == ["Pixel art"])
+    // styles written for other models than the built-in one say so, and are found by it
+    #expect(lib.styles.first { $0.name == "Pencil sketch" }?.suits == nil)
+    #expect(lib.styles.first { $0.name == "Oil painting" }?.suits == "photographic models (CLIP-GEN COCO)")
+    #expect(lib.search("coco").count == 5)
     #expect(PromptStyle(name: "x", template: "a photo of {prompt}").apply(to: "a cat") == "a photo of a cat")
     let dir = temporaryDirectory("styles")
     let bad = dir.appendingPathComponent("styles.json")

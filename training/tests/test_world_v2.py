@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import random
 from collections import defaultdict
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -178,3 +180,25 @@ def test_judge_works_on_the_tiny_world():
         for k, ok in judge.score(im, s.attributes(), world.TINY).items():
             acc[k].append(ok)
     assert np.mean(acc["color"]) >= 0.9 and np.mean(acc["background"]) >= 0.9
+
+
+def test_every_built_in_style_changes_what_the_built_in_model_is_asked_for():
+    """samples/styles.json: a style without "for" (meant for the built-in model) names a
+    style, background or position of world v2 that the bare prompt does not, in words its
+    captions use; styles for other models say which ones."""
+    styles = json.loads((Path(__file__).resolve().parents[2] / "samples/styles.json").read_text())
+    vocabulary = " ".join(world.vocabulary_texts()).split()
+    built_in = [s for s in styles if "for" not in s and s["template"] != "{prompt}"]
+    assert len(built_in) >= 6
+    for base in ("a red circle", "a small blue star"):
+        bare = world.parse_prompt(base)
+        for s in built_in:
+            text = s["template"].replace("{prompt}", base)
+            asked = world.parse_prompt(text)
+            changed = {k for k in ("style", "background", "position") if asked.get(k) != bare.get(k)}
+            assert changed, f"style {s['name']!r} changes nothing the model draws: {text!r}"
+            assert all(w in vocabulary for w in text.replace(",", "").split()), text
+    kinds = {world.parse_prompt(s["template"].replace("{prompt}", "a red circle"))["style"]
+             for s in built_in}
+    assert kinds >= {"sketch", "pixel", "stripes"}
+    assert all(s["for"].strip() for s in styles if "for" in s)

@@ -117,7 +117,7 @@ public struct Conv2d: Sendable {
       }
     }
     if inChannels * spatial * kh * kw >= 1 << 16 {
-      DispatchQueue.concurrentPerform(iterations: inChannels, execute: work)
+      concurrentPerform(inChannels, work)
     } else {
       for c in 0..<inChannels { work(c) }
     }
@@ -130,7 +130,7 @@ public func upsampleNearest2x(
   _ x: UnsafePointer<Float>, channels: Int, height h: Int, width w: Int, into out: FloatPointer
 ) {
   let ow = 2 * w
-  DispatchQueue.concurrentPerform(iterations: channels) { c in
+  concurrentPerform(channels) { c in
     let xc = x + c * h * w
     let oc = out + c * 4 * h * w
     for y in 0..<h {

@@ -56,7 +56,7 @@ public struct GroupNorm: Sendable {
     let perGroup = channels / groups
     weight.withUnsafeBufferPointer { g in
       bias.withUnsafeBufferPointer { b in
-        DispatchQueue.concurrentPerform(iterations: groups) { grp in
+        concurrentPerform(groups) { grp in
           let base = grp * perGroup * spatial
           let (mean, variance) = meanAndVariance(x + base, count: perGroup * spatial)
           let inv = 1 / (variance + eps).squareRoot()

@@ -105,7 +105,7 @@ func gptDecodeAttention(
   let threads = ProcessInfo.processInfo.activeProcessorCount
   if threads > 1 && items > 1 && items * visible * hd >= 1 << 16 {
     let chunks = min(items, threads * 4)
-    DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
+    concurrentPerform(chunks) { chunk in
       for item in (items * chunk / chunks)..<(items * (chunk + 1) / chunks) { body(item) }
     }
   } else {

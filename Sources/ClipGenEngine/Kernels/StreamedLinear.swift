@@ -289,7 +289,7 @@ public struct StreamedLinear: Sendable {
     if chunks == 1 {
       body(0)
     } else {
-      DispatchQueue.concurrentPerform(iterations: chunks, execute: body)
+      concurrentPerform(chunks, body)
     }
   }
 

@@ -161,7 +161,7 @@ struct VQConv3x3: Sendable {
         let n = g.height * g.rowStride
         let workers = VQKernels.workerCount
         let chunk = ((n + workers - 1) / workers + 15) / 16 * 16
-        DispatchQueue.concurrentPerform(iterations: workers) { part in
+        concurrentPerform(workers) { part in
           let j0 = part * chunk
           let cols = min(chunk, n - j0)
           guard cols > 0 else { return }
@@ -228,7 +228,7 @@ struct VQConv3x3: Sendable {
       }
       // Each worker takes whole blocks (transform, 16 GEMMs, transform) in its own scratch.
       let next = VQBlockCounter()
-      DispatchQueue.concurrentPerform(iterations: min(VQKernels.workerCount, plan.blocks)) { worker in
+      concurrentPerform(min(VQKernels.workerCount, plan.blocks)) { worker in
         while true {
           let block = next.take()
           guard block < plan.blocks else { return }
@@ -259,7 +259,7 @@ struct VQConv3x3: Sendable {
     let m = v + 16 * ci * n
     let phase: (Int, (Int) -> Void) -> Void = { count, body in
       if parallelPhases {
-        DispatchQueue.concurrentPerform(iterations: count, execute: body)
+        concurrentPerform(count, body)
       } else {
         for i in 0..<count { body(i) }
       }

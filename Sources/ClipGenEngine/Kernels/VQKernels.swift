@@ -65,7 +65,7 @@ enum VQKernels {
       return
     }
     let chunk = ((n + workers - 1) / workers + 15) / 16 * 16
-    DispatchQueue.concurrentPerform(iterations: workers) { w in
+    concurrentPerform(workers) { w in
       let j0 = w * chunk
       let cols = min(chunk, n - j0)
       guard cols > 0 else { return }
@@ -79,7 +79,7 @@ enum VQKernels {
   @inline(__always)
   static func parallel(_ n: Int, work: Int, _ body: (Int) -> Void) {
     if n > 1 && work >= 1 << 15 {
-      DispatchQueue.concurrentPerform(iterations: n, execute: body)
+      concurrentPerform(n, body)
     } else {
       for i in 0..<n { body(i) }
     }

@@ -1,5 +1,6 @@
 // Style prompts: named templates with the prompt's place marked `{prompt}`, read from
-// `samples/styles.json` (`[{"name": …, "template": …}]`).
+// `samples/styles.json` (`[{"name": …, "template": …, "for": …}]`; `for`, optional, says which
+// models a style was written for when it is not every model).
 import Foundation
 
 /// A named prompt template.
@@ -7,10 +8,18 @@ public struct PromptStyle: Codable, Sendable, Equatable, Hashable {
   public static let placeholder = "{prompt}"
   public var name: String
   public var template: String
+  /// The models the style was written for ("photographic models (CLIP-GEN COCO)"); nil: any.
+  public var suits: String?
 
-  public init(name: String, template: String) {
+  enum CodingKeys: String, CodingKey {
+    case name, template
+    case suits = "for"
+  }
+
+  public init(name: String, template: String, suits: String? = nil) {
     self.name = name
     self.template = template
+    self.suits = suits
   }
 
   /// The template with the prompt in its place.
@@ -72,7 +81,7 @@ public struct StyleLibrary: Sendable, Equatable {
     let words = query.lowercased().split(separator: " ").map(String.init)
     guard !words.isEmpty else { return styles }
     return styles.filter { s in
-      let hay = (s.name + " " + s.template).lowercased()
+      let hay = (s.name + " " + s.template + " " + (s.suits ?? "")).lowercased()
       return words.allSatisfy { hay.contains($0) }
     }
   }

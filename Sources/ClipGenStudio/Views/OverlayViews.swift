@@ -104,6 +104,9 @@ extension StudioRenderer {
       let example = state.editor.text.isEmpty ? (state.samplePrompts.first ?? "your prompt") : state.editor.text
       let applied = matches[picker.selected]?.apply(to: example) ?? example
       c.text("→ " + applied, x: inner.x, y: inner.maxY - 1, role: "accent", limit: inner.width)
+      if let suits = matches[picker.selected]?.suits {
+        c.text("Written for \(suits).", x: inner.x, y: inner.maxY - 2, role: "muted", limit: inner.width)
+      }
     }
   }
 
