@@ -170,6 +170,49 @@ struct StudioPartsTests {
 
   // MARK: History store
 
+  @Test func theLedgerRecordsEveryEndOfATaskInTheHistory() throws {
+    let store = try HistoryStore(directory: temporaryDirectory("ledger"))
+    let ledger = GenerationLedger(store: store, now: { Date(timeIntervalSince1970: 1000) })
+    func row(_ prompt: String) -> GenerationRecord {
+      GenerationRecord(
+        prompt: prompt, style: nil, imagePath: nil, imageWeight: nil, settings: GenerationSettings(count: 2),
+        modelName: "m")
+    }
+    let job = ledger.newJob()
+    #expect(ledger.newJob() == job + 1)
+    let a = ledger.open(row("a"), job: job, column: 0, images: 2)
+    let b = ledger.open(row("b"), job: job, column: 1, images: 1)
+    let c = ledger.open(row("c"), job: job, column: 2, images: 1)
+    let d = ledger.open(row("d"), job: job + 1, images: 1)
+    #expect(a.error == nil && a.files.count == 2 && b.files.count == 1)
+    #expect(ledger.historyID(job: job, column: 1) == b.id)
+    let image = Pixmap(width: 2, height: 2, red: 1, green: 2, blue: 3)
+    let output = GeneratorOutput(
+      pictures: [
+        GeneratedPicture(image: image, tokens: [1], candidate: 0, clipScore: 0.5),
+        GeneratedPicture(image: image, tokens: [2], candidate: 1, clipScore: nil),
+      ], truncated: true, tokensPerSecond: 10, seconds: 2)
+    // image 1 was not written: the row is done with the one image that was
+    let done = ledger.finish(job: job, column: 0, output: output, saved: [a.files[0], nil], saveError: "disk full")
+    #expect(done.id == a.id && done.unrecorded == nil && done.writeError == nil)
+    let aID = try #require(a.id)
+    let stored = try #require(try store.entry(id: aID))
+    #expect(stored.generation.status == .done && stored.generation.truncated)
+    #expect(stored.images.map(\.position) == [0] && stored.images[0].tokenGrid == [1])
+    #expect(stored.generation.finishedAt == Date(timeIntervalSince1970: 1000))
+    // no image written: failed with the save error
+    _ = ledger.finish(job: job, column: 1, output: output, saved: [nil], saveError: "disk full")
+    #expect(try store.entry(id: b.id ?? -1)?.generation.status == .failed)
+    #expect(try store.entry(id: b.id ?? -1)?.generation.errorMessage == "disk full")
+    #expect(ledger.end(job: job, column: 2, status: .cancelled, message: "cancelled at 3/16 tokens") == nil)
+    #expect(try store.entry(id: c.id ?? -1)?.generation.status == .cancelled)
+    #expect(ledger.historyID(job: job, column: 2) == nil)
+    #expect(ledger.end(job: job, column: 2, status: .failed, message: "twice") == nil)  // closed: no second write
+    #expect(try store.entry(id: c.id ?? -1)?.generation.status == .cancelled)
+    ledger.endAll(status: .cancelled, message: "the studio was closed")
+    #expect(try store.entry(id: d.id ?? -1)?.generation.errorMessage == "the studio was closed")
+  }
+
   @Test func historyStoreRecordsSearchesAndDeletes() throws {
     let dir = temporaryDirectory("store")
     let store = try HistoryStore(directory: dir)

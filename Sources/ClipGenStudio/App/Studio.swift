@@ -89,9 +89,8 @@ public final class Studio {
   let inbox = Inbox<StudioMessage>()
   public let images: ImageStore
   var worker: GenerationWorker?
-  var nextJob = 1
-  /// History rows of the tasks in flight, by job and column.
-  var openRows: [Int: [Int: Int64]] = [:]
+  /// Job numbers and the history rows of the tasks in flight.
+  let ledger: GenerationLedger
   var dirty = true
   public internal(set) var quitRequested = false
   /// The frame last presented (tests read it).
@@ -100,6 +99,7 @@ public final class Studio {
   public init(driver: TerminalDriver, environment env: StudioEnvironment) {
     self.driver = driver
     environment = env
+    ledger = GenerationLedger(store: env.store, now: env.now)
     let inbox = self.inbox
     images = ImageStore(files: env.files) { key, result in inbox.post(.sixel(key: key, result: result)) }
     let caps = driver.capabilities
@@ -191,10 +191,7 @@ public final class Studio {
       w.wait(seconds: 5)
       processMessages()
     }
-    for (_, rows) in openRows {
-      for (_, id) in rows { try? environment.store.end(id: id, status: .cancelled, message: "the studio was closed") }
-    }
-    openRows.removeAll()
+    ledger.endAll(status: .cancelled, message: "the studio was closed")
     driver.shutdown()
   }
 
@@ -230,10 +227,6 @@ public final class Studio {
     }
   }
 
-  func historyID(job: Int, column: Int) -> Int64? { openRows[job]?[column] }
-
-  func closeRow(job: Int, column: Int) { openRows[job]?[column] = nil }
-
   func apply(_ m: WorkerMessage) {
     switch m {
     case .started(let job, let column):
@@ -266,12 +259,8 @@ public final class Studio {
     case .finished(let job, let column, let output, let saved, let saveError):
       finished(job: job, column: column, output: output, saved: saved, saveError: saveError)
     case .cancelled(let job, let column, let done, let total):
-      if let id = historyID(job: job, column: column) {
-        record {
-          try environment.store.end(id: id, status: .cancelled, message: "cancelled at \(done)/\(total) tokens")
-        }
-      }
-      closeRow(job: job, column: column)
+      historyError(
+        ledger.end(job: job, column: column, status: .cancelled, message: "cancelled at \(done)/\(total) tokens"))
       if state.run?.job == job {
         state.run = nil
         message("Cancelled at \(done)/\(total) tokens", .warning)
@@ -279,10 +268,7 @@ public final class Studio {
       if state.compare?.job == job { updateColumn(column) { $0.status = .cancelled } }
       reloadHistory(selecting: nil)
     case .failed(let job, let column, let text):
-      if let id = historyID(job: job, column: column) {
-        record { try environment.store.end(id: id, status: .failed, message: text) }
-      }
-      closeRow(job: job, column: column)
+      historyError(ledger.end(job: job, column: column, status: .failed, message: text))
       if state.run?.job == job {
         state.run = nil
         message("Generation failed: \(text)", .error)
@@ -296,39 +282,21 @@ public final class Studio {
       if worker?.job == job { worker = nil }
       if state.run?.job == job { state.run = nil }
       if state.compare?.job == job { state.compare?.job = nil }
-      openRows[job] = nil
+      ledger.jobEnded(job)
     }
   }
 
   func finished(job: Int, column: Int, output: GeneratorOutput, saved: [URL?], saveError: String?) {
-    let id = historyID(job: job, column: column)
-    closeRow(job: job, column: column)
-    var records: [ImageRecord] = []
-    for (i, picture) in output.pictures.enumerated() {
-      guard i < saved.count, let url = saved[i], let id else { continue }
-      images.remember(picture.image, for: url)
-      records.append(
-        ImageRecord(
-          generationID: id, position: i, fileName: url.lastPathComponent, width: picture.image.width,
-          height: picture.image.height, tokens: picture.tokens, candidate: picture.candidate,
-          clipScore: picture.clipScore.map(Double.init)))
-    }
-    // A finish the history cannot record is a failure the person sees, never "Done".
-    var unrecorded: String?
-    if let id {
-      if records.isEmpty, let saveError {
-        record { try environment.store.end(id: id, status: .failed, message: saveError) }
-      } else {
-        do {
-          try environment.store.finish(
-            id: id, images: records, tokensPerSecond: output.tokensPerSecond, seconds: output.seconds,
-            truncated: output.truncated, at: environment.now())
-        } catch {
-          unrecorded = "\(error)"
-          record { try environment.store.end(id: id, status: .failed, message: "not recorded: \(error)") }
-        }
+    let outcome = ledger.finish(job: job, column: column, output: output, saved: saved, saveError: saveError)
+    let id = outcome.id
+    if id != nil {
+      for (picture, url) in zip(output.pictures, saved) {
+        if let url { images.remember(picture.image, for: url) }
       }
     }
+    historyError(outcome.writeError)
+    // A finish the history cannot record is a failure the person sees, never "Done".
+    let unrecorded = outcome.unrecorded
     if state.run?.job == job {
       state.run = nil
       if let saveError {
@@ -365,6 +333,11 @@ public final class Studio {
   /// Runs a history write, showing its error (full disk, locked file) instead of failing.
   func record(_ body: () throws -> Void) {
     do { try body() } catch { message("History: \(error)", .error) }
+  }
+
+  /// Shows a history write's error (full disk, locked file), if there was one.
+  func historyError(_ error: String?) {
+    if let error { message("History: \(error)", .error) }
   }
 
   func message(_ text: String, _ kind: StatusMessage.Kind = .info) {
@@ -507,27 +480,16 @@ public final class Studio {
     var record = parameters(row)
     record.keptTokens = keep.isEmpty ? nil : keep.count
     row.parameters = try? record.json()
-    var id: Int64?
-    do {
-      row = try environment.store.begin(row)
-      id = row.id
-    } catch {
-      message("Not saved to history: \(error)", .error)
-    }
-    let job = nextJob
-    nextJob += 1
-    let files =
-      id.map { id in
-        (0..<settings.count).map {
-          environment.store.imageURL(environment.store.imageFileName(generationID: id, position: $0))
-        }
-      } ?? []
+    let job = ledger.newJob()
+    let opened = ledger.open(row, job: job, images: settings.count)
+    if let error = opened.error { message("Not saved to history: \(error)", .error) }
+    row = opened.row
+    let id = opened.id
     let task = GenerationTask(
       historyID: id,
       request: request(
         text: row.styledPrompt, imagePrompt: imagePrompt, settings: settings, negative: negative, keep: keep),
-      files: files, parameters: record)
-    if let id { openRows[job] = [0: id] }
+      files: opened.files, parameters: record)
     state.run = RunProgress(
       job: job, historyID: id, prompt: row.styledPrompt, total: state.gridHeight * state.gridWidth,
       rowsPerStep: settings.candidates * (settings.guidanceScale != 1 ? 2 : 1))

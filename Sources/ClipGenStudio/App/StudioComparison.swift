@@ -90,12 +90,10 @@ extension Studio {
   func runComparison() {
     guard var cmp = state.compare else { return }
     guard !state.isRunning else { return message("A generation is running — Esc cancels it", .warning) }
-    let job = nextJob
-    nextJob += 1
+    let job = ledger.newJob()
     cmp.comparisonID = UUID().uuidString
     cmp.exported = nil
     var tasks: [GenerationTask] = []
-    var rows: [Int: Int64] = [:]
     for i in cmp.columns.indices {
       var settings = cmp.base
       settings.temperature = cmp.columns[i].temperature
@@ -107,27 +105,19 @@ extension Studio {
         settings: settings, modelName: environment.generator.modelName, comparisonID: cmp.comparisonID,
         createdAt: environment.now(), negativePrompt: cmp.negative)
       row.parameters = try? parameters(row).json()
-      var id: Int64?
-      do {
-        row = try environment.store.begin(row)
-        id = row.id
-      } catch {
-        message("Not saved to history: \(error)", .error)
-      }
-      if let id { rows[i] = id }
-      cmp.columns[i].historyID = id
-      let files =
-        id.map { [environment.store.imageURL(environment.store.imageFileName(generationID: $0, position: 0))] } ?? []
+      let opened = ledger.open(row, job: job, column: i, images: 1)
+      if let error = opened.error { message("Not saved to history: \(error)", .error) }
+      row = opened.row
+      cmp.columns[i].historyID = opened.id
       tasks.append(
         GenerationTask(
-          historyID: id,
+          historyID: opened.id,
           request: request(
             text: row.styledPrompt, imagePrompt: cmp.imagePrompt, settings: settings, negative: cmp.negative),
-          column: i, files: files, parameters: parameters(row)))
+          column: i, files: opened.files, parameters: parameters(row)))
     }
     cmp.job = job
     state.compare = cmp
-    openRows[job] = rows
     state.recall.remember(cmp.prompt)
     reloadHistory(selecting: nil)
     let inbox = self.inbox
