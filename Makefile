@@ -59,7 +59,7 @@ $(VOCAB_DIR)/expected_ids.json: training/scripts/fetch_clip_vocab.py Tests/ClipG
 
 ## Regenerate the committed parity fixtures from the PyTorch reference.
 fixtures: python
-	$(PY) training/reference/make_fixtures.py
+	cd training && $(abspath $(PY)) -m tools.make_fixtures
 
 ## Every test: Swift (engine parity, tokenizer, CLI, studio — including the studio's end-to-end
 ## test, which drives the real clipgen-studio binary in tmux) and the training kit.
@@ -189,7 +189,7 @@ PRESET ?= builtin
 BATCH ?= 8
 BENCH_THREADS ?= 2
 bench: build python
-	$(PY) training/reference/bench_torch.py --preset $(PRESET) --batch $(BATCH) \
+	$(PY) training/tools/bench_torch.py --preset $(PRESET) --batch $(BATCH) \
 	  --threads $(BENCH_THREADS) --clipgen .build/release/clipgen --out runs/bench
 
 lint: python

@@ -1,7 +1,7 @@
 // PyTorch checkpoints read natively: every dtype and strided view torch writes, the legacy
 // format, TorchScript archives, and the published layouts (HFAiLab GPT and VQGAN, taming's
 // Lightning .ckpt, OpenAI-named CLIP) loaded into the engine's models and compared with the
-// PyTorch reference. Fixtures: training/reference/make_checkpoints.py.
+// PyTorch reference. Fixtures: training/tools/make_checkpoints.py.
 import Foundation
 import Testing
 

@@ -1,7 +1,7 @@
 // The full ViT-B/32 shapes (OpenAI's released CLIP) with random weights, as HFAiLab's float16 state
 // dict and as OpenAI's TorchScript archive: loaded natively, sizes inferred, embeddings against the
 // float64 reference. Slow (600 MB of files, 150M parameters), so only with CLIPGEN_SLOW_TESTS=1
-// after `cd training && python -m reference.make_checkpoints --full` (files in .cache/vit-b32).
+// after `cd training && python -m tools.make_checkpoints --full` (files in .cache/vit-b32).
 import Foundation
 import Testing
 
@@ -11,14 +11,14 @@ import Testing
 let vitB32Directory = repositoryRoot.appendingPathComponent(".cache/vit-b32")
 let slowTestsEnabled = ProcessInfo.processInfo.environment["CLIPGEN_SLOW_TESTS"] == "1"
 
-@Suite(.enabled(if: slowTestsEnabled, "set CLIPGEN_SLOW_TESTS=1 (after python -m reference.make_checkpoints --full)"))
+@Suite(.enabled(if: slowTestsEnabled, "set CLIPGEN_SLOW_TESTS=1 (after python -m tools.make_checkpoints --full)"))
 struct PyTorchViTB32Tests {
   @Test(arguments: ["clip_vit_b32.pt", "ViT-B-32.pt"])
   func fullSizeCLIPLoadsAndMatchesReference(file: String) throws {
     let url = vitB32Directory.appendingPathComponent(file)
     try #require(
       FileManager.default.fileExists(atPath: url.path),
-      "missing \(url.path): run python -m reference.make_checkpoints --full")
+      "missing \(url.path): run python -m tools.make_checkpoints --full")
     let ckpt = try PyTorchCheckpoint(url: url)
     #expect(ckpt.format == (file == "ViT-B-32.pt" ? .torchScript : .zip))
     let config = try CLIPConfig.inferred(fromOpenAI: ckpt)
@@ -36,7 +36,7 @@ struct PyTorchViTB32Tests {
 /// f16-16384 VQGAN (a Lightning .ckpt without hyper-parameters, so its sizes are inferred) →
 /// `ModelConverter` → a directory `ClipGenModel` loads, with the paper's configs, whose prior
 /// gives the reference logits.
-@Suite(.enabled(if: slowTestsEnabled, "set CLIPGEN_SLOW_TESTS=1 (after python -m reference.make_checkpoints --full)"))
+@Suite(.enabled(if: slowTestsEnabled, "set CLIPGEN_SLOW_TESTS=1 (after python -m tools.make_checkpoints --full)"))
 struct FullSizeConversionTests {
   @Test func cocoShapedCheckpointsConvert() throws {
     let files = ["clip_vit_b32.pt", "gpt_coco.pt", "vqgan_f16_16384.ckpt"].map {
@@ -45,7 +45,7 @@ struct FullSizeConversionTests {
     for f in files {
       try #require(
         FileManager.default.fileExists(atPath: f.path),
-        "missing \(f.path): run python -m reference.make_checkpoints --full")
+        "missing \(f.path): run python -m tools.make_checkpoints --full")
     }
     let realVocabulary = repositoryRoot.appendingPathComponent(".cache/clip-vocab")
     let tokenizer =

@@ -4,7 +4,7 @@ import Testing
 
 @testable import ClipGenEngine
 
-/// `Tests/ClipGenEngineTests/Fixtures`, made by `training/reference/make_fixtures.py`.
+/// `Tests/ClipGenEngineTests/Fixtures`, made by `training/tools/make_fixtures.py`.
 let fixturesDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
 
 /// The repository root (for data that `make test` prepares under `.cache/`).

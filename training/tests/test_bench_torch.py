@@ -1,4 +1,4 @@
-"""`make bench`'s PyTorch side (training/reference/bench_torch.py) on the builtin preset's small
+"""`make bench`'s PyTorch side (training/tools/bench_torch.py) on the builtin preset's small
 shapes, without the clipgen binary: the extra KV-cached configurations, `torch_best`, the bf16
 checks, and a configuration that fails being reported as skipped instead of ending the bench.
 torch.compile itself is left out (its first compile takes a minute here)."""
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "training" / "reference" / "bench_torch.py"
+SCRIPT = ROOT / "training" / "tools" / "bench_torch.py"
 
 
 def quiet_env() -> dict[str, str]:
@@ -67,7 +67,7 @@ def bench(monkeypatch):
     monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
     import torch
 
-    from training.reference import bench_torch
+    from training.tools import bench_torch
 
     threads = torch.get_num_threads()
     yield bench_torch

@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from reference import clip, gpt, tokenizer, vqgan
-from reference.make_fixtures import FIXTURES, init_weights
+from tools.make_fixtures import FIXTURES, init_weights
 
 torch.set_num_threads(1)
 

@@ -57,8 +57,8 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
 
 HEADER = """# Parity fixtures
 
-Written by `training/reference/make_fixtures.py` (`cd training && python -m
-reference.make_fixtures`). Deterministic: a rerun gives byte-identical files. Do not edit by
+Written by `training/tools/make_fixtures.py` (`cd training && python -m
+tools.make_fixtures`). Deterministic: a rerun gives byte-identical files. Do not edit by
 hand; this README is generated too.
 
 ## Conventions

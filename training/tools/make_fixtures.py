@@ -1,6 +1,6 @@
 """Writes the parity fixtures under Tests/ClipGenEngineTests/Fixtures/ (deterministic).
 
-    python -m reference.make_fixtures            (from training/)
+    python -m tools.make_fixtures            (from training/; or `make fixtures`)
 
 Weights are drawn in float32 from fixed seeds with a spread that keeps outputs well
 conditioned (std ~ 1/sqrt(fan_in), non-trivial norm affines and biases). Every expected
@@ -23,11 +23,12 @@ from PIL import Image, ImageDraw
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from .clip import CLIP, CLIPConfig, hf_config, load_hf, load_openai, to_hf_state_dict
+from reference.clip import CLIP, CLIPConfig, hf_config, load_hf, load_openai, to_hf_state_dict
+from reference.gpt import GPT, GPTConfig, load_gpt, strip_masks
+from reference.tokenizer import Tokenizer, learn_merges, write_files
+from reference.vqgan import VQGAN, VQGANConfig, load_vqgan, taming_to_hfai
+
 from .fixtures_readme import write_readme
-from .gpt import GPT, GPTConfig, load_gpt, strip_masks
-from .tokenizer import Tokenizer, learn_merges, write_files
-from .vqgan import VQGAN, VQGANConfig, load_vqgan, taming_to_hfai
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "Tests" / "ClipGenEngineTests" / "Fixtures"

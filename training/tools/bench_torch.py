@@ -1,6 +1,6 @@
 """`make bench`: the Swift engine against the PyTorch reference, same weights, same shapes, one run.
 
-    python training/reference/bench_torch.py --preset gpt2-medium --batch 8 \
+    python training/tools/bench_torch.py --preset gpt2-medium --batch 8 \
         --clipgen .build/release/clipgen --out runs/bench
 
 1. Writes a clipgen model directory of seeded random weights for the preset (once; reused while

@@ -1,6 +1,6 @@
 """Times the PyTorch VQGAN decode (and optionally encode) at the paper's f16 shape.
 
-    python -m reference.bench_vqgan [--threads 2] [--reps 5] [--weights DIR] [--encode]
+    python -m tools.bench_vqgan [--threads 2] [--reps 5] [--weights DIR] [--encode]
 
 The model is reference.vqgan at f16_16384 sizes (256x256 image, 16x16 grid, ch 128,
 ch_mult 1,1,2,2,4, 2 res blocks, attention at 16; ~253 GFLOP per decode) with PyTorch's
@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from .vqgan import VQGAN, f16_16384
+from reference.vqgan import VQGAN, f16_16384
 
 
 def build(weights: Path | None) -> VQGAN:
