@@ -96,6 +96,16 @@ public struct WeightsInspection: Sendable {
       .sorted { $0.parameters > $1.parameters }
 
     component = ModelComponent.detect(source)
+    (configJSON, configNotes) = Self.sizes(
+      of: component, in: source, url: url, folder: folder, gptHeads: gptHeads, vqganResolution: vqganResolution)
+  }
+
+  /// The component's sizes as config JSON (nil when they cannot be known) and notes on where
+  /// they came from.
+  static func sizes(
+    of component: ModelComponent?, in source: WeightSource, url: URL, folder: URL?, gptHeads: Int?,
+    vqganResolution: Int?
+  ) -> (String?, [String]) {
     var notes: [String] = []
     var json: String?
     func render<T: Encodable>(_ value: T) -> String? {
@@ -142,8 +152,7 @@ public struct WeightsInspection: Sendable {
     } catch {
       notes.append("cannot determine the sizes: \(error)")
     }
-    configJSON = json
-    configNotes = notes
+    return (json, notes)
   }
 }
 

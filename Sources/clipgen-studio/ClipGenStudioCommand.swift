@@ -62,77 +62,16 @@ struct ClipGenStudioCommand: ParsableCommand {
   func run() throws {
     EngineEnvironment.reexecWithPreferredBLASCore()
     let resources = StudioResources.locate()
-    func fail(_ message: String) -> ExitCode {
-      FileHandle.standardError.write(Data("clipgen-studio: \(message)\n".utf8))
-      return ExitCode(1)
-    }
-
     guard isatty(STDIN_FILENO) == 1, isatty(STDOUT_FILENO) == 1 else {
       throw fail("needs a terminal: standard input and output must be a tty")
     }
     let dataURL = dataDir.map { URL(fileURLWithPath: $0) } ?? HistoryStore.defaultDirectory()
-    let store: HistoryStore
-    var startupNotices: [String] = []
-    do {
-      store = try HistoryStore(directory: dataURL)
-    } catch let e as HistoryError where e.isDamaged {
-      guard moveDamagedHistory else {
-        throw fail(
-          "\(e). Your images are untouched. To keep that file and start a new history, run again with "
-            + "--move-damaged-history (it is renamed history.sqlite.damaged-<time>).")
-      }
-      do {
-        let kept = try HistoryStore.moveAside(directory: dataURL)
-        store = try HistoryStore(directory: dataURL)
-        startupNotices.append("The damaged history was kept as \(kept.lastPathComponent); this is a new one")
-      } catch {
-        throw fail("\(error)")
-      }
-    } catch {
-      throw fail("\(error)")
-    }
-
+    var (store, notices) = try openHistory(dataURL)
     let themes = ThemeLibrary(
       directories: [resources.themesDirectory, dataURL.appendingPathComponent("themes")].compactMap { $0 })
-    let chosenTheme: Theme
-    do {
-      if let theme {
-        chosenTheme = try themes.theme(named: theme)
-      } else {
-        // The theme chosen last time (F6), if it still loads.
-        if let name = store.preference("theme"), let remembered = try? themes.theme(named: name) {
-          chosenTheme = remembered
-        } else {
-          chosenTheme = try themes.theme(named: "default")
-        }
-      }
-    } catch {
-      throw fail("\(error)")
-    }
-
-    var notices: [String] = startupNotices
-    var library = StyleLibrary(styles: [])
-    if let url = styles.map({ URL(fileURLWithPath: $0) }) ?? resources.stylesFile {
-      do {
-        library = try StyleLibrary.load(contentsOf: url)
-      } catch {
-        if styles != nil { throw fail("\(error)") }
-        notices.append("Styles not loaded: \(error)")
-      }
-    }
-
-    guard let modelURL = model.map({ URL(fileURLWithPath: $0) }) ?? resources.defaultModel else {
-      throw fail("no model found: pass --model DIR (a directory with model.json); samples/model is not there yet")
-    }
-    FileHandle.standardError.write(Data("Loading \(modelURL.path)…\n".utf8))
-    let generator: ClipGenModel
-    do {
-      generator = try ClipGenModel(directory: modelURL, gptPrecision: weights.precision) { part in
-        FileHandle.standardError.write(Data("  loading \(part)…\n".utf8))
-      }
-    } catch {
-      throw fail("cannot load the model: \(error)")
-    }
+    let chosenTheme = try chooseTheme(themes, store: store)
+    let library = try loadStyles(resources, notices: &notices)
+    let (modelURL, generator) = try loadModel(resources)
 
     var env = StudioEnvironment(
       generator: generator, files: EngineImageFiles(), store: store, themes: themes, theme: chosenTheme,
@@ -157,6 +96,75 @@ struct ClipGenStudioCommand: ParsableCommand {
     }
     let studio = Studio(driver: driver, environment: env)
     studio.run(shouldStop: { StudioSignals.pending != nil })
+  }
+
+  /// Prints `message` to standard error; the exit code to throw.
+  func fail(_ message: String) -> ExitCode {
+    FileHandle.standardError.write(Data("clipgen-studio: \(message)\n".utf8))
+    return ExitCode(1)
+  }
+
+  /// The history in `dataURL`; a damaged one is moved aside only when asked to (a notice says so).
+  func openHistory(_ dataURL: URL) throws -> (HistoryStore, notices: [String]) {
+    do {
+      return (try HistoryStore(directory: dataURL), [])
+    } catch let e as HistoryError where e.isDamaged {
+      guard moveDamagedHistory else {
+        throw fail(
+          "\(e). Your images are untouched. To keep that file and start a new history, run again with "
+            + "--move-damaged-history (it is renamed history.sqlite.damaged-<time>).")
+      }
+      do {
+        let kept = try HistoryStore.moveAside(directory: dataURL)
+        let store = try HistoryStore(directory: dataURL)
+        return (store, ["The damaged history was kept as \(kept.lastPathComponent); this is a new one"])
+      } catch {
+        throw fail("\(error)")
+      }
+    } catch {
+      throw fail("\(error)")
+    }
+  }
+
+  /// --theme, else the theme chosen last time (F6) if it still loads, else the default.
+  func chooseTheme(_ themes: ThemeLibrary, store: HistoryStore) throws -> Theme {
+    do {
+      if let theme { return try themes.theme(named: theme) }
+      if let name = store.preference("theme"), let remembered = try? themes.theme(named: name) { return remembered }
+      return try themes.theme(named: "default")
+    } catch {
+      throw fail("\(error)")
+    }
+  }
+
+  /// --styles (an error stops the start), else the installed style file (an error is a notice).
+  func loadStyles(_ resources: StudioResources, notices: inout [String]) throws -> StyleLibrary {
+    guard let url = styles.map({ URL(fileURLWithPath: $0) }) ?? resources.stylesFile else {
+      return StyleLibrary(styles: [])
+    }
+    do {
+      return try StyleLibrary.load(contentsOf: url)
+    } catch {
+      if styles != nil { throw fail("\(error)") }
+      notices.append("Styles not loaded: \(error)")
+      return StyleLibrary(styles: [])
+    }
+  }
+
+  /// --model, else the built-in model, loaded with progress on standard error.
+  func loadModel(_ resources: StudioResources) throws -> (URL, ClipGenModel) {
+    guard let modelURL = model.map({ URL(fileURLWithPath: $0) }) ?? resources.defaultModel else {
+      throw fail("no model found: pass --model DIR (a directory with model.json); samples/model is not there yet")
+    }
+    FileHandle.standardError.write(Data("Loading \(modelURL.path)…\n".utf8))
+    do {
+      let generator = try ClipGenModel(directory: modelURL, gptPrecision: weights.precision) { part in
+        FileHandle.standardError.write(Data("  loading \(part)…\n".utf8))
+      }
+      return (modelURL, generator)
+    } catch {
+      throw fail("cannot load the model: \(error)")
+    }
   }
 }
 

@@ -133,16 +133,7 @@ struct Generate: ParsableCommand {
     let seed = self.seed ?? source?.record.seed ?? 0
     let firstStream = self.seed == nil ? source?.record.candidate ?? 0 : 0
 
-    var imagePart: (image: RGBImage, label: String)?
-    if let path = image {
-      do {
-        let url = URL(fileURLWithPath: path)
-        imagePart = (
-          try RGBImage.load(contentsOf: url, maximumPixels: maxImagePixels, alpha: alphaBackground),
-          url.lastPathComponent
-        )
-      } catch { throw CLIError("\(error)") }
-    }
+    let imagePart = try loadImagePrompt()
     let negativeText = (negative ?? source?.record.negativePrompt).flatMap {
       $0.trimmingCharacters(in: .whitespaces).isEmpty ? nil : $0
     }
@@ -159,23 +150,7 @@ struct Generate: ParsableCommand {
     let result = try generate(request, with: loaded)
 
     let outURL = URL(fileURLWithPath: out)
-    do {
-      try FileManager.default.createDirectory(at: outURL, withIntermediateDirectories: true)
-    } catch {
-      throw CLIError("\(outURL.path): cannot create the output directory: \(error.localizedDescription)")
-    }
-    var images: [ManifestImage] = []
-    for (rank, generated) in result.images.enumerated() {
-      let name = String(format: "image-%02d.png", rank)
-      let parameters = record.forImage(
-        candidate: firstStream + generated.candidate, clipScore: generated.clipScore, tokens: generated.tokens)
-      do {
-        let text = try parameters.pngText(
-          width: generated.image.width, height: generated.image.height, steps: generated.tokens.count)
-        try generated.image.writePNG(to: outURL.appendingPathComponent(name), text: text)
-      } catch { throw CLIError("\(error)") }
-      images.append(ManifestImage(file: name, tokens: generated.tokens, parameters: parameters))
-    }
+    let images = try writeImages(result, record: record, firstStream: firstStream, to: outURL)
     let manifest = Manifest(
       model: loaded.name, modelDirectory: modelURL.path, prompt: request.prompt.summary,
       promptTruncated: result.promptTruncated, seed: seed, count: count, candidates: request.candidates,
@@ -196,6 +171,42 @@ struct Generate: ParsableCommand {
           "wrote \(result.images.count) image(s) and manifest.json to \(outURL.path) in \(String(format: "%.1f", result.totalSeconds)) s\n"
             .utf8))
     }
+  }
+
+  /// --image, loaded as CLIP sees it, with the label the record names it by.
+  func loadImagePrompt() throws -> (image: RGBImage, label: String)? {
+    guard let path = image else { return nil }
+    do {
+      let url = URL(fileURLWithPath: path)
+      return (
+        try RGBImage.load(contentsOf: url, maximumPixels: maxImagePixels, alpha: alphaBackground), url.lastPathComponent
+      )
+    } catch { throw CLIError("\(error)") }
+  }
+
+  /// Writes each image as `image-NN.png` into `outURL` (created if need be) with its record;
+  /// returns the manifest's entries.
+  func writeImages(
+    _ result: GenerationResult, record: GenerationParameters, firstStream: Int, to outURL: URL
+  ) throws -> [ManifestImage] {
+    do {
+      try FileManager.default.createDirectory(at: outURL, withIntermediateDirectories: true)
+    } catch {
+      throw CLIError("\(outURL.path): cannot create the output directory: \(error.localizedDescription)")
+    }
+    var images: [ManifestImage] = []
+    for (rank, generated) in result.images.enumerated() {
+      let name = String(format: "image-%02d.png", rank)
+      let parameters = record.forImage(
+        candidate: firstStream + generated.candidate, clipScore: generated.clipScore, tokens: generated.tokens)
+      do {
+        let text = try parameters.pngText(
+          width: generated.image.width, height: generated.image.height, steps: generated.tokens.count)
+        try generated.image.writePNG(to: outURL.appendingPathComponent(name), text: text)
+      } catch { throw CLIError("\(error)") }
+      images.append(ManifestImage(file: name, tokens: generated.tokens, parameters: parameters))
+    }
+    return images
   }
 
   /// The sampling settings: every one left unset comes from the model's own defaults

@@ -321,7 +321,18 @@ public final class CursesDriver: TerminalDriver {
       }
     }
 
-    // Cells that changed.
+    let changedCells = cursesPass(grid, prev: prev, redrawn: &redrawn)
+    let out = rawPass(grid, prev: prev, changedCells: changedCells, redrawn: redrawn)
+    if !out.isEmpty {
+      writeRaw(Array("\u{1B}7".utf8) + out + Array("\u{1B}[0m\u{1B}8".utf8))
+    }
+    previous = grid
+  }
+
+  /// Puts the cells that changed since `prev` (all on the rows in `redrawn`) through curses and
+  /// refreshes; a row whose 24-bit cells were overwritten joins `redrawn`. Returns the changed
+  /// cells' indices.
+  private func cursesPass(_ grid: CellGrid, prev: CellGrid?, redrawn: inout Set<Int>) -> [Int] {
     var changedCells: [Int] = []
     for y in 0..<grid.height {
       for x in 0..<grid.width {
@@ -346,8 +357,12 @@ public final class CursesDriver: TerminalDriver {
       cg_curses_cursor(0, 0, 0)
     }
     cg_curses_refresh()
+    return changedCells
+  }
 
-    // The raw pass: 24-bit cells, then images, with the cursor and attributes saved around it.
+  /// The raw pass's bytes: 24-bit cells curses cannot draw (changed ones, and every one on a
+  /// redrawn row), then the images that are new or were disturbed.
+  private func rawPass(_ grid: CellGrid, prev: CellGrid?, changedCells: [Int], redrawn: Set<Int>) -> [UInt8] {
     var out: [UInt8] = []
     var lastColors: (TerminalColor, TerminalColor)?
     var cursorAt: (Int, Int)?
@@ -380,10 +395,7 @@ public final class CursesDriver: TerminalDriver {
       out += Array("\u{1B}[\(p.rect.y + 1);\(p.rect.x + 1)H".utf8)
       out += p.data
     }
-    if !out.isEmpty {
-      writeRaw(Array("\u{1B}7".utf8) + out + Array("\u{1B}[0m\u{1B}8".utf8))
-    }
-    previous = grid
+    return out
   }
 
   private func rowChanged(_ changed: [Int], grid: CellGrid, row: Int, in rect: Rect) -> Bool {
