@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import random
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -29,14 +28,10 @@ import torch.nn.functional as F
 from . import models, world
 from .common import (
     Dist,
-    MetricLog,
-    Progress,
-    atomic_save,
-    cosine_lr,
-    load_checkpoint,
     log,
     step_generator,
 )
+from .loop import TrainLoop
 from .reference import tokenizer as bpe
 
 
@@ -144,54 +139,31 @@ def train_clip(out: Path, cfg: CLIPTrainConfig, d: Dist, model_cfg=None,
     clip = models.CLIP(mcfg)
     opt = torch.optim.AdamW(clip.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
                             betas=(0.9, 0.98))
-    ckpt_path = out / "clip.pt"
-    start = 0
-    ck = load_checkpoint(ckpt_path) if resume else None
+    loop = TrainLoop("clip", out, d, cfg.steps, cfg.checkpoint_every, metrics_every=20)
+    ck = loop.load(resume)
     if ck is not None:
-        clip.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["opt"])
-        start = ck["step"]
-        log(f"clip: resuming at step {start}", d)
-    if start >= cfg.steps:
+        loop.resume(ck, model=clip, opt=opt)
+    if loop.done:
         return clip.eval(), tok
 
     pool = task.pool(cfg)
 
-    metrics = MetricLog(out / "clip-metrics.jsonl", d.main, truncate_after=start or None)
-    bar = Progress(cfg.steps, "clip", start, d.main)
-    t0 = time.time()
-    for step in range(start, cfg.steps):
+    def state(done: int) -> dict:
+        return {"model": clip.state_dict(), "opt": opt.state_dict(), "step": done,
+                "config": asdict(mcfg)}
+
+    for step in loop.steps():
         clip.train()
-        for group in opt.param_groups:
-            group["lr"] = cosine_lr(step, cfg.steps, cfg.lr, cfg.warmup)
+        loop.set_lr(opt, step, cfg.lr, cfg.warmup)
         x, ids, match = task.batch(pool, tok, cfg, step)  # ids [B, T, L]
-        s = d.slice(cfg.batch)
-        # Each rank encodes its slice and gathers the others' embeddings (without their
-        # graphs): the rank's backward yields its rows' share of the full gradient; summing
-        # the shares over ranks (loss x world, then averaged) gives one process's gradient.
-        # logit_scale sees the whole matrix on every rank, so its gradient is not scaled.
-        # Texts are ordered image-major ([B, T] flattened), so a rank's slice of images
-        # carries its own captions and their hard negatives.
-        img_all = _gather(clip.encode_image(x[s]), d)
-        txt_all = _gather(clip.encode_text(ids[s].flatten(0, 1)), d)
-        scale = clip.logit_scale.exp().clamp(max=100)
-        loss = contrastive_loss(img_all, txt_all, scale, match)
-        opt.zero_grad(set_to_none=True)
-        (loss * d.world).backward()
-        _sync_grads(clip, d)
-        if d.world > 1:
-            clip.logit_scale.grad /= d.world
-        opt.step()
-        if step % 20 == 0 or step == cfg.steps - 1:
-            metrics.write(step=step, loss=float(loss.detach()), scale=float(scale.detach()),
-                          t=time.time() - t0)
-        bar.update(loss=float(loss.detach()))
-        if ((step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps) and d.main:
-            atomic_save({"model": clip.state_dict(), "opt": opt.state_dict(),
-                         "step": step + 1, "config": asdict(mcfg)}, ckpt_path)
+        loss, scale = _train_step(clip, opt, x, ids, match, d.slice(cfg.batch), d)
+        if loop.metrics_due(step):
+            loop.write_metrics(step=step, loss=float(loss.detach()),
+                               scale=float(scale.detach()))
+        loop.end_step(step, state, loss=float(loss.detach()))
     if d.main:
         summary = task.metrics(clip.eval(), tok, cfg)
-        metrics.write(step=cfg.steps, **summary)
+        loop.metrics.write(step=cfg.steps, **summary)
         (out / "clip-summary.json").write_text(json.dumps(summary) + "\n")
         flat = {**summary, **{f"zero-shot {k}": v
                               for k, v in summary.get("zero_shot_attributes", {}).items()}}
@@ -200,29 +172,28 @@ def train_clip(out: Path, cfg: CLIPTrainConfig, d: Dist, model_cfg=None,
     return clip.eval(), tok
 
 
-def _gather(t: torch.Tensor, d: Dist) -> torch.Tensor:
-    """All ranks' rows in rank order; the local rows keep their gradient."""
-    if d.world == 1:
-        return t
-    import torch.distributed as dist
+def _train_step(clip: models.CLIP, opt: torch.optim.Optimizer, x: torch.Tensor,
+                ids: torch.Tensor, match: torch.Tensor, s: slice,
+                d: Dist) -> tuple[torch.Tensor, torch.Tensor]:
+    """One contrastive step on this rank's slice `s` of the global batch; (loss, scale).
 
-    parts = [torch.empty_like(t) for _ in range(d.world)]
-    dist.all_gather(parts, t.detach().contiguous())
-    parts[d.rank] = t
-    return torch.cat(parts)
-
-
-def _sync_grads(model: torch.nn.Module, d: Dist) -> None:
-    """Averages gradients across ranks (the CLIP loop is not wrapped by DDP because its loss
-    needs the gathered embeddings)."""
-    if d.world == 1:
-        return
-    import torch.distributed as dist
-
-    for p in model.parameters():
-        if p.grad is not None:
-            dist.all_reduce(p.grad)
-            p.grad /= d.world
+    Each rank encodes its slice and gathers the others' embeddings (without their graphs):
+    the rank's backward yields its rows' share of the full gradient; summing the shares over
+    ranks (loss x world, then averaged) gives one process's gradient. logit_scale sees the
+    whole matrix on every rank, so its gradient is not scaled. Texts are ordered image-major
+    ([B, T] flattened), so a rank's slice of images carries its own captions and their hard
+    negatives."""
+    img_all = d.all_gather_rows(clip.encode_image(x[s]), keep_grad=True)
+    txt_all = d.all_gather_rows(clip.encode_text(ids[s].flatten(0, 1)), keep_grad=True)
+    scale = clip.logit_scale.exp().clamp(max=100)
+    loss = contrastive_loss(img_all, txt_all, scale, match)
+    opt.zero_grad(set_to_none=True)
+    (loss * d.world).backward()
+    d.average_gradients(clip)  # not wrapped by DDP: the loss needs the gathered embeddings
+    if d.world > 1:
+        clip.logit_scale.grad /= d.world
+    opt.step()
+    return loss, scale
 
 
 # -- world v2 ---------------------------------------------------------------------------------

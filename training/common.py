@@ -88,6 +88,26 @@ class Dist:
             t /= self.world
         return t
 
+    def all_gather_rows(self, t: torch.Tensor, keep_grad: bool = False) -> torch.Tensor:
+        """Every rank's rows of `t`, concatenated in rank order; with keep_grad, this rank's
+        own rows are `t` itself (gradients flow to them; the others' arrive without graphs)."""
+        if self.world == 1:
+            return t
+        parts = [torch.empty_like(t) for _ in range(self.world)]
+        dist.all_gather(parts, t.detach().contiguous())
+        if keep_grad:
+            parts[self.rank] = t
+        return torch.cat(parts)
+
+    def average_gradients(self, model: torch.nn.Module) -> None:
+        """Averages the parameters' gradients over the ranks (for a loop not wrapped by DDP)."""
+        if self.world == 1:
+            return
+        for p in model.parameters():
+            if p.grad is not None:
+                dist.all_reduce(p.grad)
+                p.grad /= self.world
+
 
 def init_distributed() -> Dist:
     """Joins the process group when launched by torchrun (WORLD_SIZE > 1), else single."""

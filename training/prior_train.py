@@ -24,9 +24,9 @@ Loss per step (global batch B; conditioning c = the image's normalised embedding
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -35,21 +35,21 @@ import torch.nn.functional as F
 from . import models
 from .common import (
     Dist,
-    MetricLog,
-    Progress,
-    atomic_save,
     atomic_write_text,
-    cosine_lr,
     describe_change,
-    load_checkpoint,
     log,
     step_generator,
     unwrap,
     weights_hash,
     wrap_ddp,
 )
+from .loop import TrainLoop
 
 SHARD_SIZE = 4096
+
+# how L_emb differentiates the token choice, and the distance it measures (see the docstring)
+Estimator = Literal["straight-through", "gumbel", "soft"]
+Distance = Literal["cosine", "l2"]
 
 
 @dataclass
@@ -60,8 +60,8 @@ class PriorTrainConfig:
     warmup: int = 50
     weight_decay: float = 0.01
     emb_lambda: float = 0.2  # weight of L_emb (0: off)
-    estimator: str = "straight-through"  # straight-through | gumbel | soft
-    distance: str = "cosine"  # cosine | l2
+    estimator: Estimator = "straight-through"
+    distance: Distance = "cosine"
     tau: float = 1.0  # softmax / Gumbel temperature of the estimator
     emb_batch: int = 8  # rows of the global batch that get L_emb (decode + CLIP: the costly part)
     noise: float = 0.75  # std of the embedding noise, relative to the unit embedding (0: off)
@@ -171,7 +171,7 @@ def noisy(c: torch.Tensor, noise: float, g: torch.Generator) -> torch.Tensor:
     return F.normalize(c + noise * eps, dim=-1)
 
 
-def estimate(logits: torch.Tensor, estimator: str, tau: float,
+def estimate(logits: torch.Tensor, estimator: Estimator, tau: float,
              u: torch.Tensor | None = None) -> torch.Tensor:
     """Differentiable token choice [b, T, K] from logits [b, T, K]; u: uniform noise of the
     same shape for the Gumbel estimator."""
@@ -188,7 +188,7 @@ def estimate(logits: torch.Tensor, estimator: str, tau: float,
 
 
 def embedding_loss(y: torch.Tensor, target: torch.Tensor, vq: models.VQGAN, clip: models.CLIP,
-                   distance: str) -> torch.Tensor:
+                   distance: Distance) -> torch.Tensor:
     """Per-row distance [b] between CLIP's embedding of the decoded tokens and `target`."""
     g = vq.config.grid
     zq = (y @ vq.quantize.embedding.weight).reshape(len(y), g, g, -1).permute(0, 3, 1, 2)
@@ -229,36 +229,22 @@ def train_prior(shards: Path, out: Path, cfg: PriorTrainConfig, d: Dist, clip: m
     rest = [p for n, p in gpt.named_parameters() if not (p.dim() >= 2 and "emb" not in n)]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                              {"params": rest, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.95))
-    ckpt_path = out / f"{name}.pt"
-    start = 0
+    loop = TrainLoop(name, out, d, cfg.steps, cfg.checkpoint_every, metrics_every=10)
     inputs = prior_inputs(shards, mcfg)
-    ck = load_checkpoint(ckpt_path) if resume else None
-    if ck is not None and ck.get("inputs") != inputs and d.main:
-        why = (describe_change(ck["inputs"], inputs) if ck.get("inputs")
-               else "no record of its inputs")
-        stale = ckpt_path.with_suffix(".stale.pt")
-        log(f"{name}: {ckpt_path} was trained on other inputs ({why}); training it again "
-            f"from step 0 (the old checkpoint is kept as {stale})")
-        ckpt_path.replace(stale)
-    d.barrier()
-    if ck is not None and ck.get("inputs") != inputs:
-        ck = None
+    ck = _unless_stale(loop.load(resume), loop.path, inputs, name, d)
     if ck is not None:
-        gpt.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["opt"])
-        start = ck["step"]
-        log(f"{name}: resuming at step {start}", d)
+        loop.resume(ck, model=gpt, opt=opt)
     models.freeze(clip)
     models.freeze(vq)
     model = wrap_ddp(PriorStep(gpt), d)
-    metrics = MetricLog(out / f"{name}-metrics.jsonl", d.main, truncate_after=start or None)
-    bar = Progress(cfg.steps, name, start, d.main)
-    t0 = time.time()
-    for step in range(start, cfg.steps):
+
+    def state(done: int) -> dict:
+        return {"model": gpt.state_dict(), "opt": opt.state_dict(), "step": done,
+                "config": mcfg.to_json(), "train": asdict(cfg), "inputs": inputs}
+
+    for step in loop.steps():
         gpt.train()
-        lr = cosine_lr(step, cfg.steps, cfg.lr, cfg.warmup)
-        for group in opt.param_groups:
-            group["lr"] = lr
+        lr = loop.set_lr(opt, step, cfg.lr, cfg.warmup)
         g = step_generator(cfg.seed, step)
         idx = torch.randint(len(embs), (cfg.batch,), generator=g)
         c = embs[idx]
@@ -271,32 +257,52 @@ def train_prior(shards: Path, out: Path, cfg: PriorTrainConfig, d: Dist, clip: m
         loss = nll
         l_emb = torch.zeros(())
         if cfg.emb_lambda > 0 and cfg.emb_batch > 0:
-            # rows chosen on the global batch (the first emb_batch conditioned ones),
-            # summed per rank and divided by their global count, so the DDP-averaged
-            # gradient equals one process's
-            chosen = (~dropped).nonzero().flatten()[: cfg.emb_batch]
-            u = torch.rand((len(chosen), *logits.shape[1:]), generator=g)
-            mine = (chosen >= s.start) & (chosen < s.stop)
-            if len(chosen) and mine.any():
-                rows = chosen[mine] - s.start
-                y = estimate(logits[rows], cfg.estimator, cfg.tau, u[mine])
-                per_row = embedding_loss(y, c[s][rows], vq, clip, cfg.distance)
-                l_emb = per_row.sum() / len(chosen) * d.world
+            term = _embedding_term(logits, c, dropped, s, g, cfg, vq, clip, d)
+            if term is not None:
+                l_emb = term
                 loss = loss + cfg.emb_lambda * l_emb
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(gpt.parameters(), 1.0)
         opt.step()
-        if step % 10 == 0 or step == cfg.steps - 1:
+        if loop.metrics_due(step):
             vals = d.all_reduce_mean(torch.stack([nll, l_emb]).detach())
-            metrics.write(step=step, nll=float(vals[0]), l_emb=float(vals[1]), lr=lr,
-                          t=time.time() - t0)
-        bar.update(nll=float(nll.detach()), emb=float(l_emb.detach()))
-        if ((step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps) and d.main:
-            atomic_save({"model": gpt.state_dict(), "opt": opt.state_dict(), "step": step + 1,
-                         "config": mcfg.to_json(), "train": asdict(cfg), "inputs": inputs},
-                        ckpt_path)
+            loop.write_metrics(step=step, nll=float(vals[0]), l_emb=float(vals[1]), lr=lr)
+        loop.end_step(step, state, nll=float(nll.detach()), emb=float(l_emb.detach()))
     return unwrap(gpt).eval()
+
+
+def _unless_stale(ck: dict | None, path: Path, inputs: dict, name: str, d: Dist) -> dict | None:
+    """The checkpoint, or None when it was trained on other inputs (other shards or sizes):
+    rank 0 then sets it aside as <name>.stale.pt, and the prior trains again from step 0."""
+    if ck is not None and ck.get("inputs") != inputs and d.main:
+        why = (describe_change(ck["inputs"], inputs) if ck.get("inputs")
+               else "no record of its inputs")
+        stale = path.with_suffix(".stale.pt")
+        log(f"{name}: {path} was trained on other inputs ({why}); training it again "
+            f"from step 0 (the old checkpoint is kept as {stale})")
+        path.replace(stale)
+    d.barrier()
+    if ck is not None and ck.get("inputs") != inputs:
+        return None
+    return ck
+
+
+def _embedding_term(logits: torch.Tensor, c: torch.Tensor, dropped: torch.Tensor, s: slice,
+                    g: torch.Generator, cfg: PriorTrainConfig, vq: models.VQGAN,
+                    clip: models.CLIP, d: Dist) -> torch.Tensor | None:
+    """L_emb of this rank's share of the chosen rows (the first emb_batch conditioned ones of
+    the global batch), summed per rank and divided by their global count, so the
+    DDP-averaged gradient equals one process's; None when none of them is this rank's."""
+    chosen = (~dropped).nonzero().flatten()[: cfg.emb_batch]
+    u = torch.rand((len(chosen), *logits.shape[1:]), generator=g)
+    mine = (chosen >= s.start) & (chosen < s.stop)
+    if not (len(chosen) and mine.any()):
+        return None
+    rows = chosen[mine] - s.start
+    y = estimate(logits[rows], cfg.estimator, cfg.tau, u[mine])
+    per_row = embedding_loss(y, c[s][rows], vq, clip, cfg.distance)
+    return per_row.sum() / len(chosen) * d.world
 
 
 def _init_gpt(gpt: models.GPT) -> None:

@@ -21,32 +21,26 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 
 from . import models
 from .common import (
     Dist,
-    MetricLog,
-    Progress,
     UserError,
-    atomic_save,
     atomic_write_text,
-    cosine_lr,
     describe_change,
-    load_checkpoint,
     log,
     step_generator,
     unwrap,
     weights_hash,
     wrap_ddp,
 )
+from .loop import TrainLoop
 
 
 @dataclass
@@ -112,14 +106,6 @@ def evaluate(vq: models.VQGAN, images: np.ndarray, batch: int = 256) -> dict:
             "codebook_usage": float(used.float().mean()), "codes_used": int(used.sum())}
 
 
-def _all_gather_cat(t: torch.Tensor, d: Dist) -> torch.Tensor:
-    if d.world == 1:
-        return t
-    parts = [torch.empty_like(t) for _ in range(d.world)]
-    dist.all_gather(parts, t.contiguous())
-    return torch.cat(parts)
-
-
 def train_vqgan(images: np.ndarray, out: Path, cfg: VQGANTrainConfig, d: Dist,
                 model_cfg: models.VQGANConfig | None = None, clip: models.CLIP | None = None,
                 resume: bool = True, val_images: np.ndarray | None = None,
@@ -140,99 +126,111 @@ def train_vqgan(images: np.ndarray, out: Path, cfg: VQGANTrainConfig, d: Dist,
     opt = torch.optim.Adam(vq.parameters(), lr=cfg.lr, betas=(0.5, 0.9))
     dopt = torch.optim.Adam(disc.parameters(), lr=cfg.disc_lr, betas=(0.5, 0.9))
     usage = torch.zeros(mcfg.n_embed)
-    ckpt_path = out / "vqgan.pt"
-    start = 0
-    ck = load_checkpoint(ckpt_path) if resume else None
+    loop = TrainLoop("vqgan", out, d, cfg.steps, cfg.checkpoint_every, metrics_every=10)
+    ck = loop.load(resume)
     if ck is not None:
-        _check_resume(ck, ckpt_path, mcfg, inputs, d)
-        vq.load_state_dict(ck["model"])
-        disc.load_state_dict(ck["disc"])
-        opt.load_state_dict(ck["opt"])
-        dopt.load_state_dict(ck["dopt"])
+        _check_resume(ck, loop.path, mcfg, inputs, d)
+        loop.resume(ck, model=vq, disc=disc, opt=opt, dopt=dopt)
         usage = ck["usage"]
-        start = ck["step"]
-        log(f"vqgan: resuming at step {start}", d)
     if clip is not None and cfg.perceptual_weight > 0:
         models.freeze(clip)
     model = wrap_ddp(AutoencoderStep(vq, cfg.beta), d)
     dmodel = wrap_ddp(disc, d)
-    metrics = MetricLog(out / "vqgan-metrics.jsonl", d.main, truncate_after=start or None)
-    bar = Progress(cfg.steps, "vqgan", start, d.main)
-    last = vq.decoder.conv_out.weight
-    t0 = time.time()
-    for step in range(start, cfg.steps):
+    inputs = inputs or (ck or {}).get("inputs")
+
+    def state(done: int) -> dict:
+        return {"model": vq.state_dict(), "disc": disc.state_dict(), "opt": opt.state_dict(),
+                "dopt": dopt.state_dict(), "usage": usage, "step": done,
+                "config": mcfg.to_json(), "inputs": inputs}
+
+    for step in loop.steps():
         vq.train()
-        lr = cosine_lr(step, cfg.steps, cfg.lr, cfg.warmup)
-        for group in opt.param_groups:
-            group["lr"] = lr
+        lr = loop.set_lr(opt, step, cfg.lr, cfg.warmup)
         g = step_generator(cfg.seed, step)
         idx = torch.randint(len(images), (cfg.batch,), generator=g)
         x = to_model_range(images[idx[d.slice(cfg.batch)].numpy()])
-        gan = 0 <= cfg.disc_start <= step
-
-        # -- generator / autoencoder step
-        xr, qloss, codes, z = model(x)
-        l1 = (x - xr).abs().mean()
-        l2 = F.mse_loss(xr, x)
-        rec = l1 + l2
-        if clip is not None and cfg.perceptual_weight > 0:
-            rec = rec + cfg.perceptual_weight * perceptual(clip, x, xr)
-        loss = rec + qloss
-        adv_w = torch.zeros(())
-        if gan:
-            for p in disc.parameters():
-                p.requires_grad_(False)
-            g_loss = -unwrap(dmodel)(xr).mean()
-            for p in disc.parameters():
-                p.requires_grad_(True)
-            gr = torch.autograd.grad(rec, last, retain_graph=True)[0]
-            gg = torch.autograd.grad(g_loss, last, retain_graph=True)[0]
-            gr, gg = d.all_reduce_mean(gr), d.all_reduce_mean(gg)
-            adv_w = (gr.norm() / (gg.norm() + 1e-4)).clamp(0, 1e4).detach() * cfg.disc_weight
-            loss = loss + adv_w * g_loss
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
-        # -- discriminator step
-        d_loss = torch.zeros(())
-        if gan:
-            logits = dmodel(torch.cat([x, xr.detach()]))  # one forward (DDP)
-            real, fake = logits.chunk(2)
-            d_loss = F.relu(1 - real).mean() + F.relu(1 + fake).mean()
-            dopt.zero_grad(set_to_none=True)
-            d_loss.backward()
-            dopt.step()
+        losses = _train_step(vq, model, disc, dmodel, opt, dopt, x, cfg, clip,
+                             gan=0 <= cfg.disc_start <= step, d=d)
 
         # -- keep the codebook alive
-        counts = torch.bincount(codes.flatten(), minlength=mcfg.n_embed).float()
+        counts = torch.bincount(losses.codes.flatten(), minlength=mcfg.n_embed).float()
         usage += d.all_reduce_mean(counts) * d.world
         if cfg.restart_every and (step + 1) % cfg.restart_every == 0:
-            _restart_dead(vq, usage, z, g, d)
+            _restart_dead(vq, usage, losses.z, g, d)
             usage.zero_()
 
-        if step % 10 == 0 or step == cfg.steps - 1:
+        if loop.metrics_due(step):
             # the global batch's means (every rank joins the reduction)
-            vals = d.all_reduce_mean(torch.stack([l1, l2, qloss, d_loss]).detach())
-            metrics.write(step=step, l1=float(vals[0]), l2=float(vals[1]), vq=float(vals[2]),
-                          adv_weight=float(adv_w), d_loss=float(vals[3]), lr=lr,
-                          t=time.time() - t0)
-        bar.update(l1=float(l1.detach()))
-        if ((step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps) and d.main:
-            atomic_save({"model": vq.state_dict(), "disc": disc.state_dict(),
-                         "opt": opt.state_dict(), "dopt": dopt.state_dict(),
-                         "usage": usage, "step": step + 1, "config": mcfg.to_json(),
-                         "inputs": inputs or (ck or {}).get("inputs")}, ckpt_path)
+            vals = d.all_reduce_mean(torch.stack([losses.l1, losses.l2, losses.qloss,
+                                                  losses.d_loss]).detach())
+            loop.write_metrics(step=step, l1=float(vals[0]), l2=float(vals[1]),
+                               vq=float(vals[2]), adv_weight=float(losses.adv_w),
+                               d_loss=float(vals[3]), lr=lr)
+        loop.end_step(step, state, l1=float(losses.l1.detach()))
     vq.eval()
     if d.main:
         summary = evaluate(vq, val_images)
         summary.update(images=len(val_images), weights=weights_hash(vq))
-        metrics.write(step=cfg.steps, **summary)
+        loop.metrics.write(step=cfg.steps, **summary)
         atomic_write_text(out / "vqgan-summary.json", json.dumps(summary) + "\n")
         log(f"vqgan: PSNR {summary['psnr_db']:.2f} dB, codebook usage "
             f"{summary['codebook_usage']:.3f} ({summary['codes_used']} codes) on "
             f"{len(val_images)} held-out images", d)
     return vq
+
+
+@dataclass
+class StepLosses:
+    """What one step's metrics and codebook upkeep need from the training step."""
+
+    l1: torch.Tensor
+    l2: torch.Tensor
+    qloss: torch.Tensor
+    d_loss: torch.Tensor
+    adv_w: torch.Tensor
+    codes: torch.Tensor
+    z: torch.Tensor
+
+
+def _train_step(vq: models.VQGAN, model: torch.nn.Module, disc: torch.nn.Module,
+                dmodel: torch.nn.Module, opt: torch.optim.Optimizer,
+                dopt: torch.optim.Optimizer, x: torch.Tensor, cfg: VQGANTrainConfig,
+                clip: models.CLIP | None, gan: bool, d: Dist) -> StepLosses:
+    """One optimisation step: the autoencoder (reconstruction + VQ + adaptively weighted
+    adversarial term), then the discriminator (from disc_start on)."""
+    xr, qloss, codes, z = model(x)
+    l1 = (x - xr).abs().mean()
+    l2 = F.mse_loss(xr, x)
+    rec = l1 + l2
+    if clip is not None and cfg.perceptual_weight > 0:
+        rec = rec + cfg.perceptual_weight * perceptual(clip, x, xr)
+    loss = rec + qloss
+    adv_w = torch.zeros(())
+    if gan:
+        last = vq.decoder.conv_out.weight
+        for p in disc.parameters():
+            p.requires_grad_(False)
+        g_loss = -unwrap(dmodel)(xr).mean()
+        for p in disc.parameters():
+            p.requires_grad_(True)
+        gr = torch.autograd.grad(rec, last, retain_graph=True)[0]
+        gg = torch.autograd.grad(g_loss, last, retain_graph=True)[0]
+        gr, gg = d.all_reduce_mean(gr), d.all_reduce_mean(gg)
+        adv_w = (gr.norm() / (gg.norm() + 1e-4)).clamp(0, 1e4).detach() * cfg.disc_weight
+        loss = loss + adv_w * g_loss
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+
+    d_loss = torch.zeros(())
+    if gan:
+        logits = dmodel(torch.cat([x, xr.detach()]))  # one forward (DDP)
+        real, fake = logits.chunk(2)
+        d_loss = F.relu(1 - real).mean() + F.relu(1 + fake).mean()
+        dopt.zero_grad(set_to_none=True)
+        d_loss.backward()
+        dopt.step()
+    return StepLosses(l1, l2, qloss, d_loss, adv_w, codes, z)
 
 
 def _check_resume(ck: dict, path: Path, mcfg: models.VQGANConfig, inputs: dict | None,
@@ -275,7 +273,7 @@ def _restart_dead(vq: models.VQGAN, usage: torch.Tensor, z: torch.Tensor, g: tor
     if len(dead) == 0:
         return
     flat = z.detach().permute(0, 2, 3, 1).reshape(-1, z.shape[1])
-    flat = _all_gather_cat(flat, d)
+    flat = d.all_gather_rows(flat)
     pick = torch.randint(len(flat), (len(dead),), generator=g)
     noise = torch.randn(len(dead), flat.shape[1], generator=g) * 0.01
     vq.quantize.embedding.weight.data[dead] = flat[pick] + noise
