@@ -33,6 +33,7 @@ import random
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Literal, get_args
 
 import torch
 
@@ -62,6 +63,9 @@ from .vqgan_train import evaluate as vq_evaluate
 
 MODEL_NAME = "builtin-shapes-v2"
 
+SizeName = Literal["v2", "tiny"]  # the keys of SIZES
+Stage = Literal["clip", "vqgan", "shards", "prior"]  # what --until stops after
+
 
 # -- sizes ------------------------------------------------------------------------------------
 
@@ -70,8 +74,8 @@ MODEL_NAME = "builtin-shapes-v2"
 class SizesV2:
     """The networks of one generation-2 configuration."""
 
-    name: str
-    world: str  # "default" (64 px) or "tiny" (32 px, for tests)
+    name: SizeName
+    world: w2.ConfigName  # "default" (64 px) or "tiny" (32 px, for tests)
     clip: models.CLIPConfig  # vocab_size filled in from the tokenizer
     vqgan: models.VQGANConfig
     n_layer: int  # prior
@@ -92,11 +96,11 @@ class SizesV2:
                                 uncond_embedding=True, dropout=0.0)
 
 
-def world_config(name: str) -> w2.WorldConfig:
-    return {"default": w2.DEFAULT, "tiny": w2.TINY}[name]
+def world_config(name: w2.ConfigName) -> w2.WorldConfig:
+    return w2.CONFIGS[name]
 
 
-SIZES: dict[str, SizesV2] = {s.name: s for s in (
+SIZES: dict[SizeName, SizesV2] = {s.name: s for s in (
     SizesV2(
         "v2", "default",
         # 64 px in 16-px patches (4 x 4 grid, every pixel seen: 2-px pixel-art blocks and
@@ -149,7 +153,7 @@ class SweepConfig:
 class BuiltinV2Config:
     """The generation-2 plan. Steps per stage: see training/README.md (budget)."""
 
-    size: str = "v2"
+    size: SizeName = "v2"
     images: int = 20000  # world images rendered for the generator
     seed: int = 0
     bf16: bool = False  # VQGAN and prior steps under CPU bf16 autocast (slower here: README)
@@ -253,11 +257,11 @@ def _same(a, b) -> bool:
 # -- the pipeline ---------------------------------------------------------------------------------
 
 
-STAGES = ("clip", "vqgan", "shards", "prior")
+STAGES: tuple[Stage, ...] = get_args(Stage)
 
 
 def build(run: Path, export: Path | None, cfg: BuiltinV2Config, d: Dist,
-          sweep: bool = True, until: str | None = None) -> dict:
+          sweep: bool = True, until: Stage | None = None) -> dict:
     """Every stage (see the module's docstring), or those up to `until` (one of STAGES; no
     export). Returns the seconds each stage took in this invocation (a skipped stage: about
     0)."""
@@ -274,18 +278,7 @@ def build(run: Path, export: Path | None, cfg: BuiltinV2Config, d: Dist,
     times["world"] = time.time() - t
 
     t = time.time()
-    task = V2Task(conf, cfg.hard_negatives)
-    tok_dir = run / "tokenizer"
-    vocab = None
-    if (tok_dir / "vocab.json").exists():
-        vocab = len(models.Tokenizer.from_dir(tok_dir).encoder)
-    elif d.main:  # the tokenizer is learnt first so the CLIP's vocabulary size is known
-        from .reference import tokenizer as bpe
-
-        bpe.write_files(bpe.learn_merges(task.vocabulary_texts(), cfg.clip.n_merges), tok_dir)
-    d.barrier()
-    vocab = vocab or len(models.Tokenizer.from_dir(tok_dir).encoder)
-    clip, _tok = train_clip(run, cfg.clip, d, sizes.clip_config(vocab), task=task)
+    clip = _stage_clip(run, cfg, d)
     times["clip"] = time.time() - t
     if until == "clip":
         return _stopped(run, times, t_start, d)
@@ -323,25 +316,51 @@ def build(run: Path, export: Path | None, cfg: BuiltinV2Config, d: Dist,
         return _stopped(run, times, t_start, d)
 
     if d.main and export is not None:
-        t = time.time()
-        export = Path(export)
-        fp = run_fingerprints(run, clip, vq, gpt)
-        fresh = (export / "model.json").exists() and _same(_model_fingerprints(export), fp)
-        if not fresh:
-            export_run(run, export, clip, tok_dir, gpt, vq, name=MODEL_NAME)
-        times["export"] = time.time() - t
-        t = time.time()
-        manifest = json.loads((export / "model.json").read_text())
-        swept = (export / "training-log" / "defaults-sweep.json").exists()
-        if sweep and not (fresh and "defaults" in manifest and swept):
-            sweep_defaults(export, cfg, log_fn=lambda m: log(m))
-        times["defaults"] = time.time() - t
-        times["total"] = time.time() - t_start
-        _record_times(run, times)
-        copy_training_log(run, export / "training-log")
-        log(f"exported the generation-2 built-in model to {export} "
-            f"({times['total']:.0f} s in this run)")
+        _stage_export(run, Path(export), cfg, clip, vq, gpt, sweep, times, t_start)
     return times
+
+
+def _stage_clip(run: Path, cfg: BuiltinV2Config, d: Dist) -> models.CLIP:
+    """The stand-in CLIP on the whole world (its tokenizer learnt first, so the CLIP's
+    vocabulary size is known)."""
+    sizes = SIZES[cfg.size]
+    task = V2Task(sizes.world_config, cfg.hard_negatives)
+    tok_dir = run / "tokenizer"
+    vocab = None
+    if (tok_dir / "vocab.json").exists():
+        vocab = len(models.Tokenizer.from_dir(tok_dir).encoder)
+    elif d.main:
+        from .reference import tokenizer as bpe
+
+        bpe.write_files(bpe.learn_merges(task.vocabulary_texts(), cfg.clip.n_merges), tok_dir)
+    d.barrier()
+    vocab = vocab or len(models.Tokenizer.from_dir(tok_dir).encoder)
+    clip, _tok = train_clip(run, cfg.clip, d, sizes.clip_config(vocab), task=task)
+    return clip
+
+
+def _stage_export(run: Path, export: Path, cfg: BuiltinV2Config, clip: models.CLIP,
+                  vq: models.VQGAN, gpt: models.GPT, sweep: bool, times: dict,
+                  t_start: float) -> None:
+    """Export (unless `export` holds these very weights) and the defaults sweep (unless
+    done for them), then the times and the training log (rank 0 only)."""
+    t = time.time()
+    fp = run_fingerprints(run, clip, vq, gpt)
+    fresh = (export / "model.json").exists() and _same(_model_fingerprints(export), fp)
+    if not fresh:
+        export_run(run, export, clip, run / "tokenizer", gpt, vq, name=MODEL_NAME)
+    times["export"] = time.time() - t
+    t = time.time()
+    manifest = json.loads((export / "model.json").read_text())
+    swept = (export / "training-log" / "defaults-sweep.json").exists()
+    if sweep and not (fresh and "defaults" in manifest and swept):
+        sweep_defaults(export, cfg, log_fn=lambda m: log(m))
+    times["defaults"] = time.time() - t
+    times["total"] = time.time() - t_start
+    _record_times(run, times)
+    copy_training_log(run, export / "training-log")
+    log(f"exported the generation-2 built-in model to {export} "
+        f"({times['total']:.0f} s in this run)")
 
 
 def _stopped(run: Path, times: dict, t_start: float, d: Dist) -> dict:

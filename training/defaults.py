@@ -278,7 +278,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.world == "v2":
         from . import world_v2 as w2
 
-        config = {"default": w2.DEFAULT, "tiny": w2.TINY}[args.world_config]
+        config = w2.CONFIGS[args.world_config]
         cases = v2_cases(args.prompts, args.seed, config)
         judge, examples = v2_judge(config), v2_sample_prompts(config)
     else:

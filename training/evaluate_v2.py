@@ -28,6 +28,7 @@ import argparse
 import html
 import json
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -120,44 +121,63 @@ def prompts_of(split: str, config: w2.WorldConfig, limit: int) -> list[w2.EvalPr
     return out
 
 
-@torch.no_grad()
-def run_eval(args) -> dict:
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    t0 = time.time()
-    config = {"default": w2.DEFAULT, "tiny": w2.TINY}[args.world]
-    if not Path(args.cli).exists():
-        raise FileNotFoundError(f"{args.cli} is missing: run `make build`")
-    clip, tok, _gpt, vq = load_model_dir(args.model)
-    settings, overrides, source = resolve_settings(args)
+@dataclass
+class Generated:
+    """What the CLI drew for every prompt: judged rows, the CLIP features of the images and
+    of rendered ground truth per split, and the generation time."""
 
-    rows: list[dict] = []
-    features: dict[str, list] = {"in_distribution": [], "held_out": []}
-    truth: dict[str, list] = {"in_distribution": [], "held_out": []}
-    images = 0
-    t_gen = 0.0
+    rows: list[dict] = field(default_factory=list)
+    features: dict[str, list] = field(default_factory=lambda: {"in_distribution": [],
+                                                               "held_out": []})
+    truth: dict[str, list] = field(default_factory=lambda: {"in_distribution": [],
+                                                            "held_out": []})
+    images: int = 0
+    seconds: float = 0.0
+
+
+@torch.no_grad()
+def generate_and_judge(args, config: w2.WorldConfig, clip, tok, overrides: dict,
+                       out: Path) -> Generated:
+    """Every evaluation prompt of both splits through the CLI, each image judged and
+    CLIP-scored."""
+    g = Generated()
     for split in ("in_distribution", "held_out"):
         n = args.n_in if split == "in_distribution" else args.n_held
         for i, p in enumerate(prompts_of(split, config, args.max_prompts)):
             t = time.time()
             imgs, scores = generate_cli(args.cli, args.model, p.text, n, overrides,
                                         out / "images" / split / f"{i:03d}", args.seed + i)
-            t_gen += time.time() - t
-            images += len(imgs)
+            g.seconds += time.time() - t
+            g.images += len(imgs)
             e = models.encode_images(clip, np.stack(imgs))
             text = models.encode_texts(clip, tok, [p.text])
-            features[split].append(e.numpy())
+            g.features[split].append(e.numpy())
             gt = w2.render_many([p.scene] * args.truth, 9000 + i, config)
-            truth[split].append(models.encode_images(clip, gt).numpy())
+            g.truth[split].append(models.encode_images(clip, gt).numpy())
             for img, cos, sc in zip(imgs, (e @ text.t()).flatten().tolist(), scores,
                                     strict=True):
                 verdict = judge_v2.judge(img, config)
-                rows.append({"split": split, "kind": p.kind, "prompt": p.text,
-                             "held_out": list(p.held_out), "want": p.attributes(),
-                             "got": verdict.attributes(),
-                             "ok": judge_v2.score(img, p.attributes(), config),
-                             "clip_score": cos, "cli_clip_score": sc,
-                             "image": _png_b64(img)})
+                g.rows.append({"split": split, "kind": p.kind, "prompt": p.text,
+                               "held_out": list(p.held_out), "want": p.attributes(),
+                               "got": verdict.attributes(),
+                               "ok": judge_v2.score(img, p.attributes(), config),
+                               "clip_score": cos, "cli_clip_score": sc,
+                               "image": _png_b64(img)})
+    return g
+
+
+@torch.no_grad()
+def run_eval(args) -> dict:
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    config = w2.CONFIGS[args.world]
+    if not Path(args.cli).exists():
+        raise FileNotFoundError(f"{args.cli} is missing: run `make build`")
+    clip, tok, _gpt, vq = load_model_dir(args.model)
+    settings, overrides, source = resolve_settings(args)
+    g = generate_and_judge(args, config, clip, tok, overrides, out)
+    rows, features, truth, images, t_gen = g.rows, g.features, g.truth, g.images, g.seconds
 
     def split_rows(split: str) -> list[dict]:
         return [r for r in rows if r["split"] == split]

@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--work", type=Path, default=None,
                    help="keep the CLI's outputs here (default: a temporary folder)")
     args = p.parse_args(argv)
-    config = {"default": w2.DEFAULT, "tiny": w2.TINY}[args.world]
+    config = w2.CONFIGS[args.world]
     if args.prompt:
         prompts = [(t, _is_held_out(t, config)) for t in args.prompt]
     else:

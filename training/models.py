@@ -13,6 +13,7 @@ gradients, commitment loss, dead-code restarts) and the VQGAN's patch discrimina
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Literal
 
 import numpy as np
 import torch
@@ -91,12 +92,15 @@ def builtin_gpt_config(vocab_size: int, tokens: int, n_cond_embd: int) -> GPTCon
 # -- named sizes ------------------------------------------------------------------------------
 
 
+SizeName = Literal["tiny", "builtin", "laptop", "gpt2_medium"]  # the keys of SIZES
+
+
 @dataclass(frozen=True)
 class SizePreset:
     """A VQGAN + prior size. The VQGAN's downsampling factor is fixed; `--resolution` picks
     the image size (a multiple of the factor) and so the token grid (resolution / factor)."""
 
-    name: str
+    name: SizeName
     resolution: int  # default image size (px)
     vqgan: VQGANConfig  # at `resolution`; attention (if any) at the latent grid
     n_layer: int  # prior
@@ -142,7 +146,7 @@ def _vq(embed_dim, n_embed, ch, ch_mult, num_res_blocks, z, attn=()) -> VQGANCon
                        resolution=32, z_channels=z, norm_eps=1e-6)
 
 
-SIZES: dict[str, SizePreset] = {p.name: p for p in (
+SIZES: dict[SizeName, SizePreset] = {p.name: p for p in (
     SizePreset("tiny", 32, _vq(16, 64, 32, (1, 1, 1), 1, 32), 1, 32, 2,
                "for tests: seconds per run", 0.027, 0.0035),
     SizePreset("builtin", 32, builtin_vqgan_config(), 4, 128, 4,
@@ -157,7 +161,7 @@ SIZES: dict[str, SizePreset] = {p.name: p for p in (
 )}
 
 
-def size_preset(name: str) -> SizePreset:
+def size_preset(name: SizeName) -> SizePreset:
     if name not in SIZES:
         raise KeyError(f"unknown size {name!r} (one of {', '.join(SIZES)})")
     return SIZES[name]

@@ -150,7 +150,8 @@ def stage_shards(f: data.Folder, clip: models.CLIP, vq: models.VQGAN, run: Path,
 
 
 def stage_prior(run: Path, cfg: PriorTrainConfig, d: Dist, clip: models.CLIP,
-                vq: models.VQGAN, size: str = "builtin", name: str = "prior") -> models.GPT:
+                vq: models.VQGAN, size: models.SizeName = "builtin",
+                name: str = "prior") -> models.GPT:
     gpt_model = models.size_preset(size).gpt_config(vq.config.n_embed, vq.config.grid**2,
                                                     clip.config.embed_dim)
     gpt = train_prior(Path(run) / "shards", run, cfg, d, clip, vq, gpt_model, name=name)
@@ -193,7 +194,7 @@ def export_run(run: Path, out: Path, clip: models.CLIP, tok_dir: Path, gpt: mode
 
 def train_folder(folder: Path, run: Path, clip_path: Path, export: Path | None, d: Dist,
                  vq_cfg: VQGANTrainConfig, prior_cfg: PriorTrainConfig,
-                 size: str = "builtin", opts: data.DecodeOptions | None = None,
+                 size: models.SizeName = "builtin", opts: data.DecodeOptions | None = None,
                  name: str = "custom", report: bool = True) -> None:
     """Stage 1 + stage 2 (+ export, + the run's report) on any image folder, with a given
     CLIP."""

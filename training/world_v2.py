@@ -24,6 +24,7 @@ import math
 import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -118,6 +119,9 @@ TINY = WorldConfig(
     held_out_styles=(("circle", "pixel"), ("square", "sketch")),
     held_out_pairs=(("cross", "triangle"), ("circle", "square")),
 )
+
+ConfigName = Literal["default", "tiny"]
+CONFIGS: dict[ConfigName, WorldConfig] = {"default": DEFAULT, "tiny": TINY}  # by name (CLIs)
 
 
 @dataclass(frozen=True)
@@ -271,6 +275,9 @@ def _with(config: WorldConfig, **changes) -> WorldConfig:
 
 # -- evaluation prompts -----------------------------------------------------------------------
 
+Split = Literal["in_distribution", "held_out"]
+PromptKind = Literal["single", "pair", "style", "background"]
+
 
 @dataclass(frozen=True)
 class EvalPrompt:
@@ -278,14 +285,14 @@ class EvalPrompt:
 
     text: str
     scene: Scene
-    kind: str  # "single", "pair", "style" or "background"
+    kind: PromptKind
     held_out: tuple[str, ...] = field(default=())  # reasons, empty in-distribution
 
     def attributes(self) -> dict[str, str]:
         return self.scene.attributes()
 
 
-def evaluation_prompts(split: str = "in_distribution", config: WorldConfig = DEFAULT,
+def evaluation_prompts(split: Split = "in_distribution", config: WorldConfig = DEFAULT,
                        seed: int = 0) -> list[EvalPrompt]:
     """Fixed prompts per split ("in_distribution" or "held_out"), canonical captions.
 

@@ -512,7 +512,7 @@ def cpu_name() -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--preset", choices=["builtin", "gpt2-medium"], default="builtin")
     ap.add_argument("--batch", type=int, default=8)
@@ -549,59 +549,42 @@ def main(argv: list[str] | None = None) -> int:
         default="auto",
         help="OpenMP wait policy for torch (auto: passive when the load average exceeds the cores)",
     )
-    args = ap.parse_args(argv)
+    return ap
 
-    torch.set_num_threads(args.threads)
-    gpt_cfg, vq_cfg, clip_cfg, source = preset_shapes(args.preset)
-    args.out.mkdir(parents=True, exist_ok=True)
-    model_dir = args.out / "models" / f"{args.preset}-torch"
-    t = time.perf_counter()
-    if prepare(model_dir, gpt_cfg, vq_cfg, clip_cfg, args.seed):
-        print(
-            f"wrote random weights to {model_dir} in {time.perf_counter() - t:.1f} s",
-            flush=True,
-        )
-    load_before = load_average()
 
-    # -- the engine, first, on the same files ------------------------------------------------
-    engine = None
-    if args.clipgen:
-        cmd = [
-            str(args.clipgen),
-            "bench",
-            "--model",
-            str(model_dir),
-            "--batch",
-            str(args.batch),
-        ]
-        cmd += [
-            "--json",
-            str(args.out / "clipgen.json"),
-            "--repeats",
-            str(args.repeats),
-        ]
-        if args.no_batch_one:
-            cmd.append("--no-batch-one")
-        cmd += args.clipgen_args.split()
-        print("$ " + " ".join(cmd), flush=True)
-        subprocess.run(cmd, check=True)
-        engine = json.loads((args.out / "clipgen.json").read_text())
+def run_engine(args: argparse.Namespace, model_dir: Path) -> dict:
+    """`clipgen bench` on the same files; its JSON."""
+    cmd = [
+        str(args.clipgen),
+        "bench",
+        "--model",
+        str(model_dir),
+        "--batch",
+        str(args.batch),
+    ]
+    cmd += [
+        "--json",
+        str(args.out / "clipgen.json"),
+        "--repeats",
+        str(args.repeats),
+    ]
+    if args.no_batch_one:
+        cmd.append("--no-batch-one")
+    cmd += args.clipgen_args.split()
+    print("$ " + " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True)
+    return json.loads((args.out / "clipgen.json").read_text())
 
-    # -- the PyTorch reference -----------------------------------------------------------------
-    gpt, vq, clip = load_models(model_dir, gpt_cfg, vq_cfg, clip_cfg)
-    steps = gpt_cfg.block_size
-    top_k = min(TOP_K, gpt_cfg.vocab_size)
-    choose = hfai_choose(top_k, TOP_P, torch.Generator().manual_seed(args.seed))
-    B = args.batch
-    torch_res: dict = {"tokens_per_s": {}, "seconds": {}}
 
-    configs = ["kv"] if args.quick else args.torch_configs
-    variants = TorchVariant(gpt)
+def time_torch_configs(variants: TorchVariant, configs: list[str], batches: list[int], B: int,
+                       steps: int, choose) -> tuple[dict, dict, dict, dict]:
+    """Every KV-cached configuration at each batch size: (settings, skipped, tokens/s at B,
+    tokens/s at batch 1) by configuration name; a configuration that fails is skipped, except
+    the f32 baseline "kv"."""
     settings: dict[str, dict] = {}
     skipped: dict[str, str] = {}
     kv_tok: dict[str, float] = {}
     kv_tok_1: dict[str, float] = {}
-    batches = [B] + ([1] if not args.no_batch_one and B != 1 else [])
     for name in configs:
         settings[name] = torch_config_settings(name)
         built = None
@@ -629,11 +612,12 @@ def main(argv: list[str] | None = None) -> int:
                 f"warm-up {warm:.1f} s)",
                 flush=True,
             )
-    torch_res["tokens_per_s"]["kv_batch"] = kv_tok["kv"]
-    if "kv" in kv_tok_1:
-        torch_res["tokens_per_s"]["kv_batch_1"] = kv_tok_1["kv"]
+    return settings, skipped, kv_tok, kv_tok_1
 
-    # Quality of the yardstick: the bf16 forward against f32 on one batch.
+
+def bf16_checks(variants: TorchVariant, gpt, configs: list[str], skipped: dict, B: int) -> dict:
+    """Quality of the yardstick: the bf16 forward against f32 on one batch (a failure is added
+    to `skipped`)."""
     checks: dict[str, float] = {}
     for name, prefix in (("kv_bf16", "torch_bf16"), ("kv_autocast", "torch_autocast_bf16")):
         if name not in configs or f"torch_{name}" in skipped:
@@ -651,55 +635,43 @@ def main(argv: list[str] | None = None) -> int:
             f"{agree * 100:.0f}% of positions",
             flush=True,
         )
-    samples = args.recompute_samples
-    if samples < 0:
-        samples = 6 if args.preset == "gpt2-medium" else 0
-    rc, method = time_recompute(gpt, B, steps, choose, samples)
-    torch_res["tokens_per_s"]["recompute_batch"] = B * steps / rc
-    print(
-        f"torch recompute, batch {B}: {B * steps / rc:.2f} tokens/s ({method})",
-        flush=True,
-    )
+    return checks
 
+
+def time_parts(vq, clip, vq_cfg, clip_cfg, repeats: int) -> dict[str, float]:
+    """Seconds of one VQGAN decode and one CLIP text and image encode (fastest of repeats)."""
+    seconds: dict[str, float] = {}
     with torch.no_grad():
         g = vq_cfg.grid
         idx = torch.randint(
             0, vq_cfg.n_embed, (1, g * g), generator=torch.Generator().manual_seed(3)
         )
         vq.decode_indices(idx)
-        torch_res["seconds"]["vqgan_decode"] = fastest(args.repeats, lambda: vq.decode_indices(idx))
+        seconds["vqgan_decode"] = fastest(repeats, lambda: vq.decode_indices(idx))
         ids = torch.randint(1, 500, (1, clip_cfg.context_length), generator=torch.Generator())
         ids[0, 12] = 513  # EOT (the byte tokenizer's highest id) where the text pools
         ids[0, 13:] = 0
         clip.encode_text(ids)
-        torch_res["seconds"]["clip_text"] = fastest(args.repeats, lambda: clip.encode_text(ids))
+        seconds["clip_text"] = fastest(repeats, lambda: clip.encode_text(ids))
         r = clip_cfg.image_resolution
         pix = torch.randn(1, 3, r, r, generator=torch.Generator().manual_seed(4))
         clip.encode_image(pix)
-        torch_res["seconds"]["clip_image"] = fastest(args.repeats, lambda: clip.encode_image(pix))
+        seconds["clip_image"] = fastest(repeats, lambda: clip.encode_image(pix))
     print(
         "torch VQGAN decode {:.3f} s, CLIP text {:.3f} s, image {:.3f} s".format(
-            torch_res["seconds"]["vqgan_decode"],
-            torch_res["seconds"]["clip_text"],
-            torch_res["seconds"]["clip_image"],
+            seconds["vqgan_decode"],
+            seconds["clip_text"],
+            seconds["clip_image"],
         ),
         flush=True,
     )
-    # End to end per image from the parts (sampling share of the batch, one decode, one CLIP
-    # image encode for reranking, the prompt's text encode shared by the batch).
-    s = torch_res["seconds"]
-    s["image_end_to_end_estimate"] = (
-        steps / torch_res["tokens_per_s"]["kv_batch"]
-        + s["vqgan_decode"]
-        + s["clip_image"]
-        + s["clip_text"] / B
-    )
-    best = best_of(kv_tok)
-    s["image_end_to_end_best_estimate"] = (
-        s["image_end_to_end_estimate"] - steps / kv_tok["kv"] + steps / best["tokens_per_s"]
-    )
+    return seconds
 
-    # -- bench.json -----------------------------------------------------------------------------
+
+def torch_entries(torch_res: dict, kv_tok: dict, kv_tok_1: dict, best: dict, checks: dict,
+                  skipped: dict) -> dict:
+    """bench.json's PyTorch numbers (the engine's are added by add_engine)."""
+    s = torch_res["seconds"]
     out: dict = {
         "tokens_per_s": {"torch_kv": torch_res["tokens_per_s"]["kv_batch"]},
         "seconds": {"vqgan_decode_torch": s["vqgan_decode"]},
@@ -719,50 +691,59 @@ def main(argv: list[str] | None = None) -> int:
         out["checks"] = dict(checks)
     out["skipped"] = skipped
     out["peak_rss_mb"] = {"torch": peak_rss_mb()}
-    if engine:
-        e_tok, e_sec = engine["tokens_per_s"], engine["seconds"]
-        out["tokens_per_s"]["clipgen"] = e_tok[f"batch_{B}"]
-        if "batch_1" in e_tok and B != 1:
-            out["tokens_per_s"].setdefault("batch_1", {})["clipgen"] = e_tok["batch_1"]
-        out["seconds"]["vqgan_decode_clipgen"] = e_sec["vqgan_decode"]
-        out["seconds"]["clip_text_clipgen"] = e_sec["clip_text"]
-        out["seconds"]["clip_image_clipgen"] = e_sec["clip_image"]
-        out["seconds"]["image_end_to_end_clipgen"] = e_sec[f"image_end_to_end_batch_{B}"]
-        if "image_end_to_end_batch_1" in e_sec:
-            out["seconds"]["image_end_to_end_clipgen_batch_1"] = e_sec["image_end_to_end_batch_1"]
-        out["seconds"]["load_clipgen"] = e_sec.get("load")
-        out["peak_rss_mb"]["clipgen"] = engine["peak_rss_mb"]
-        if f"prior_step_batch_{B}" in e_sec:
-            out["seconds"]["prior_step_clipgen"] = e_sec[f"prior_step_batch_{B}"]
-        if engine.get("checks"):
-            out["checks"] = {**engine["checks"], **out.get("checks", {})}
-        tok = out["tokens_per_s"]
-        out["ratios"] = {
-            "torch_best_config": best["config"],
-            "clipgen_over_torch_best": tok["clipgen"] / best["tokens_per_s"],
-            "clipgen_over_torch_kv": tok["clipgen"] / tok["torch_kv"],  # f32, eager
-            "clipgen_over_torch_recompute": tok["clipgen"] / tok["torch_recompute"],
-            "vqgan_decode_torch_over_clipgen": s["vqgan_decode"] / e_sec["vqgan_decode"],
-        }
-        one = tok.get("batch_1", {})
-        if "clipgen" in one and "torch_best" in one:
-            out["ratios"]["torch_best_config_batch_1"] = one["torch_best"]["config"]
-            out["ratios"]["clipgen_over_torch_best_batch_1"] = (
-                one["clipgen"] / one["torch_best"]["tokens_per_s"]
-            )
-            out["ratios"]["clipgen_over_torch_kv_batch_1"] = one["clipgen"] / one["torch_kv"]
-        out["done_when"] = {
-            "tokens_per_s_at_least_1.5x_torch_kv": out["ratios"]["clipgen_over_torch_kv"] >= 1.5,
-            "tokens_per_s_at_least_20x_torch_recompute": out["ratios"][
-                "clipgen_over_torch_recompute"
-            ]
-            >= 20,
-            "vqgan_decode_not_slower_than_torch": e_sec["vqgan_decode"] <= s["vqgan_decode"],
-        }
-    out["config"] = {
+    return out
+
+
+def add_engine(out: dict, engine: dict, B: int, s: dict, best: dict) -> None:
+    """The engine's numbers into bench.json, with the ratios and the done-when checks."""
+    e_tok, e_sec = engine["tokens_per_s"], engine["seconds"]
+    out["tokens_per_s"]["clipgen"] = e_tok[f"batch_{B}"]
+    if "batch_1" in e_tok and B != 1:
+        out["tokens_per_s"].setdefault("batch_1", {})["clipgen"] = e_tok["batch_1"]
+    out["seconds"]["vqgan_decode_clipgen"] = e_sec["vqgan_decode"]
+    out["seconds"]["clip_text_clipgen"] = e_sec["clip_text"]
+    out["seconds"]["clip_image_clipgen"] = e_sec["clip_image"]
+    out["seconds"]["image_end_to_end_clipgen"] = e_sec[f"image_end_to_end_batch_{B}"]
+    if "image_end_to_end_batch_1" in e_sec:
+        out["seconds"]["image_end_to_end_clipgen_batch_1"] = e_sec["image_end_to_end_batch_1"]
+    out["seconds"]["load_clipgen"] = e_sec.get("load")
+    out["peak_rss_mb"]["clipgen"] = engine["peak_rss_mb"]
+    if f"prior_step_batch_{B}" in e_sec:
+        out["seconds"]["prior_step_clipgen"] = e_sec[f"prior_step_batch_{B}"]
+    if engine.get("checks"):
+        out["checks"] = {**engine["checks"], **out.get("checks", {})}
+    tok = out["tokens_per_s"]
+    out["ratios"] = {
+        "torch_best_config": best["config"],
+        "clipgen_over_torch_best": tok["clipgen"] / best["tokens_per_s"],
+        "clipgen_over_torch_kv": tok["clipgen"] / tok["torch_kv"],  # f32, eager
+        "clipgen_over_torch_recompute": tok["clipgen"] / tok["torch_recompute"],
+        "vqgan_decode_torch_over_clipgen": s["vqgan_decode"] / e_sec["vqgan_decode"],
+    }
+    one = tok.get("batch_1", {})
+    if "clipgen" in one and "torch_best" in one:
+        out["ratios"]["torch_best_config_batch_1"] = one["torch_best"]["config"]
+        out["ratios"]["clipgen_over_torch_best_batch_1"] = (
+            one["clipgen"] / one["torch_best"]["tokens_per_s"]
+        )
+        out["ratios"]["clipgen_over_torch_kv_batch_1"] = one["clipgen"] / one["torch_kv"]
+    out["done_when"] = {
+        "tokens_per_s_at_least_1.5x_torch_kv": out["ratios"]["clipgen_over_torch_kv"] >= 1.5,
+        "tokens_per_s_at_least_20x_torch_recompute": out["ratios"][
+            "clipgen_over_torch_recompute"
+        ]
+        >= 20,
+        "vqgan_decode_not_slower_than_torch": e_sec["vqgan_decode"] <= s["vqgan_decode"],
+    }
+
+
+def run_config(args, source, steps, top_k, gpt_cfg, vq_cfg, clip_cfg, model_dir, settings,
+               method, load_before) -> dict:
+    """bench.json's "config": what was measured, how, and on what."""
+    return {
         "preset": args.preset,
         "shapes_from": source,
-        "batch": B,
+        "batch": args.batch,
         "tokens_per_image": steps,
         "threads": args.threads,
         "sampling": {"temperature": TEMPERATURE, "top_k": top_k, "top_p": TOP_P},
@@ -785,6 +766,80 @@ def main(argv: list[str] | None = None) -> int:
         "timing": f"sampling: one full generation of {steps} tokens per sequence after a "
         f"warm-up; decodes and encodes: fastest of {args.repeats}",
     }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = build_parser()
+    args = ap.parse_args(argv)
+
+    torch.set_num_threads(args.threads)
+    gpt_cfg, vq_cfg, clip_cfg, source = preset_shapes(args.preset)
+    args.out.mkdir(parents=True, exist_ok=True)
+    model_dir = args.out / "models" / f"{args.preset}-torch"
+    t = time.perf_counter()
+    if prepare(model_dir, gpt_cfg, vq_cfg, clip_cfg, args.seed):
+        print(
+            f"wrote random weights to {model_dir} in {time.perf_counter() - t:.1f} s",
+            flush=True,
+        )
+    load_before = load_average()
+
+    # -- the engine, first, on the same files ------------------------------------------------
+    engine = run_engine(args, model_dir) if args.clipgen else None
+
+    # -- the PyTorch reference -----------------------------------------------------------------
+    gpt, vq, clip = load_models(model_dir, gpt_cfg, vq_cfg, clip_cfg)
+    steps = gpt_cfg.block_size
+    top_k = min(TOP_K, gpt_cfg.vocab_size)
+    choose = hfai_choose(top_k, TOP_P, torch.Generator().manual_seed(args.seed))
+    B = args.batch
+    torch_res: dict = {"tokens_per_s": {}, "seconds": {}}
+
+    configs = ["kv"] if args.quick else args.torch_configs
+    variants = TorchVariant(gpt)
+    batches = [B] + ([1] if not args.no_batch_one and B != 1 else [])
+    settings, skipped, kv_tok, kv_tok_1 = time_torch_configs(
+        variants, configs, batches, B, steps, choose
+    )
+    torch_res["tokens_per_s"]["kv_batch"] = kv_tok["kv"]
+    if "kv" in kv_tok_1:
+        torch_res["tokens_per_s"]["kv_batch_1"] = kv_tok_1["kv"]
+
+    # Quality of the yardstick: the bf16 forward against f32 on one batch.
+    checks = bf16_checks(variants, gpt, configs, skipped, B)
+    samples = args.recompute_samples
+    if samples < 0:
+        samples = 6 if args.preset == "gpt2-medium" else 0
+    rc, method = time_recompute(gpt, B, steps, choose, samples)
+    torch_res["tokens_per_s"]["recompute_batch"] = B * steps / rc
+    print(
+        f"torch recompute, batch {B}: {B * steps / rc:.2f} tokens/s ({method})",
+        flush=True,
+    )
+
+    torch_res["seconds"].update(time_parts(vq, clip, vq_cfg, clip_cfg, args.repeats))
+    # End to end per image from the parts (sampling share of the batch, one decode, one CLIP
+    # image encode for reranking, the prompt's text encode shared by the batch).
+    s = torch_res["seconds"]
+    s["image_end_to_end_estimate"] = (
+        steps / torch_res["tokens_per_s"]["kv_batch"]
+        + s["vqgan_decode"]
+        + s["clip_image"]
+        + s["clip_text"] / B
+    )
+    best = best_of(kv_tok)
+    s["image_end_to_end_best_estimate"] = (
+        s["image_end_to_end_estimate"] - steps / kv_tok["kv"] + steps / best["tokens_per_s"]
+    )
+
+    # -- bench.json -----------------------------------------------------------------------------
+    out = torch_entries(torch_res, kv_tok, kv_tok_1, best, checks, skipped)
+    if engine:
+        add_engine(out, engine, B, s, best)
+    out["config"] = run_config(
+        args, source, steps, top_k, gpt_cfg, vq_cfg, clip_cfg, model_dir, settings, method,
+        load_before
+    )
     if engine:
         out["config"]["clipgen"] = engine["config"]
     (args.out / "bench.json").write_text(json.dumps(out, indent=2) + "\n")
