@@ -40,19 +40,22 @@ let package = Package(
     // PyTorch zip/pickle/TorchScript reading, layout detection, conversion and inspection: only
     // the CLI links it (the studio never links a pickle reader).
     .target(name: "ClipGenConvert", dependencies: ["ClipGenEngine"]),
+    // Labelled sheets of images (a 5×7 bitmap font, rows × columns with their labels): the
+    // studio's comparison export, `clipgen interpolate`'s strip, X/Y grids.
+    .target(name: "ClipGenSheets", dependencies: ["ClipGenEngine"]),
     // `clipgen bench`: random-weight models at published shapes and the measurements.
     .target(name: "ClipGenBench", dependencies: ["ClipGenEngine", "CKernels"]),
     .executableTarget(
       name: "clipgen",
       dependencies: [
-        "ClipGenEngine", "ClipGenConvert", "ClipGenBench",
+        "ClipGenEngine", "ClipGenConvert", "ClipGenBench", "ClipGenSheets",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
     // The terminal studio: driver, cell grid, views, sixel + half-block images, history, themes.
     .target(
       name: "ClipGenStudio",
       dependencies: [
-        "ClipGenEngine", "CSixel", "CNcursesw", "CCursesShim",
+        "ClipGenEngine", "ClipGenSheets", "CSixel", "CNcursesw", "CCursesShim",
         .product(name: "GRDB", package: "GRDB.swift"),
       ]),
     // The studio executable: start-up only.
@@ -70,7 +73,7 @@ let package = Package(
     .testTarget(name: "ClipGenStudioTests", dependencies: ["ClipGenStudio"], exclude: ["Snapshots", "Tools"]),
     .testTarget(
       name: "ClipGenEngineTests",
-      dependencies: ["ClipGenEngine", "ClipGenConvert", "ClipGenBench"],
+      dependencies: ["ClipGenEngine", "ClipGenConvert", "ClipGenBench", "ClipGenSheets"],
       exclude: ["Fixtures", "TokenizerHardStrings.json"]),
   ],
   swiftLanguageModes: [.v6]

@@ -1,4 +1,6 @@
 // The temperature comparison screen: one prompt and seed, a column per sampling setting.
+import ClipGenEngine
+import ClipGenSheets
 import Foundation
 
 extension StudioRenderer {
@@ -52,39 +54,16 @@ extension StudioRenderer {
 /// Builds the labelled PNG of a comparison.
 public enum CompareExport {
   /// The grid: a title band (prompt and seed), then one column per setting with its label above
-  /// the image. Images are enlarged by whole factors to at least 192 px.
+  /// the image (`LabelledGrid`). Images are enlarged by whole factors to at least 192 px.
   public static func grid(_ cmp: CompareState) -> Pixmap {
-    let side = cmp.columns.compactMap { $0.image?.width }.max() ?? 64
-    let factor = max(1, (192 + side - 1) / side)
-    let tile = side * factor
-    let pad = 12
-    let scale = 2
-    let band = BitmapFont.glyphHeight * scale + 10
-    let n = max(1, cmp.columns.count)
-    let width = n * tile + (n + 1) * pad
-    let height = pad + band + pad / 2 + band + tile + pad
-    let background: (UInt8, UInt8, UInt8) = (30, 30, 34)
-    let ink: (UInt8, UInt8, UInt8) = (235, 235, 235)
-    var out = Pixmap(width: width, height: height, red: background.0, green: background.1, blue: background.2)
     var title = "\"\(cmp.prompt)\"  SEED \(cmp.base.seed)"
     if let s = cmp.style { title += "  STYLE \(s.name)" }
-    BitmapFont.draw(
-      BitmapFont.fit(title, width: width - 2 * pad, scale: scale), into: &out, x: pad, y: pad + 5, scale: scale,
-      color: ink)
-    let labelY = pad + band + pad / 2
-    for (i, col) in cmp.columns.enumerated() {
-      let x = pad + i * (tile + pad)
-      BitmapFont.draw(
-        BitmapFont.fit(col.label, width: tile, scale: scale), into: &out, x: x, y: labelY + 5, scale: scale, color: ink)
-      let y = labelY + band
-      if let img = col.image {
-        let h = img.height * tile / max(1, img.width)
-        out.draw(img.resized(width: tile, height: h), x: x, y: y)
-      } else {
-        out.fill(x: x, y: y, width: tile, height: tile, color: (60, 60, 66))
-        BitmapFont.draw("NO IMAGE", into: &out, x: x + 8, y: y + tile / 2 - 7, scale: scale, color: (150, 150, 150))
+    let images = cmp.columns.map { col in
+      col.image.flatMap { p in
+        p.width > 0 && p.height > 0 ? RGBImage(width: p.width, height: p.height, pixels: p.pixels) : nil
       }
     }
-    return out
+    let sheet = LabelledGrid(title: title, labels: cmp.columns.map(\.label), images: images).render()
+    return Pixmap(width: sheet.width, height: sheet.height, pixels: sheet.pixels)
   }
 }

@@ -1,8 +1,8 @@
-// A 5×7 pixel font for labels burnt into exported PNGs (the comparison grid). Upper-case
-// letters, digits and common punctuation; lower case is drawn as upper case and anything else
-// as "?".
+// A 5×7 pixel font for labels burnt into exported PNGs (comparison grids, interpolation strips).
+// Upper-case letters, digits and common punctuation; lower case is drawn as upper case and
+// anything else as "?".
 
-/// Draws text into pixmaps.
+/// Draws text into a sheet.
 public enum BitmapFont {
   public static let glyphWidth = 5
   public static let glyphHeight = 7
@@ -57,7 +57,7 @@ public enum BitmapFont {
 
   /// Draws `text` with its top-left corner at (x, y), each font pixel `scale`×`scale`.
   public static func draw(
-    _ text: String, into image: inout Pixmap, x: Int, y: Int, scale: Int, color: (UInt8, UInt8, UInt8)
+    _ text: String, into image: inout SheetCanvas, x: Int, y: Int, scale: Int, color: RGB
   ) {
     var cx = x
     for ch in text {
