@@ -9,7 +9,7 @@ struct ClipGen: ParsableCommand {
     commandName: "clipgen",
     abstract: "Text-to-image generation with CLIP-GEN on the CPU.",
     version: ClipGenVersion.string,
-    subcommands: [Generate.self, Convert.self, Inspect.self, Score.self, Bench.self])
+    subcommands: [Generate.self, Interpolate.self, Convert.self, Inspect.self, Score.self, Bench.self])
 
   static func main() {
     EngineEnvironment.reexecWithPreferredBLASCore()

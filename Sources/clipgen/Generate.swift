@@ -40,13 +40,6 @@ struct Generate: ParsableCommand {
       """)
   var negative: String?
 
-  @Option(
-    help: """
-      The prior's weights while sampling: f16 (half the bytes to stream per token, the default), \
-      f32 (PyTorch's values exactly) or file (as stored).
-      """)
-  var weights: PriorWeights = .f16
-
   @Option(name: .customLong("n"), help: "Number of images to write.")
   var count: Int = 1
 
@@ -74,22 +67,8 @@ struct Generate: ParsableCommand {
       """)
   var keepRows: Int = 0
 
-  @Option(help: "Sampling temperature (0: greedy; default: the model's, else 1).")
-  var temperature: Float?
-
-  @Option(help: "Keep only the k most likely tokens at each step (0: all; default: the model's, else all).")
-  var topK: Int?
-
-  @Option(
-    help: "Nucleus sampling: keep the most likely tokens up to this total probability (default: the model's, else 1).")
-  var topP: Float?
-
-  @Option(
-    help: """
-      Classifier-free guidance scale (1: off; needs a model with an unconditional embedding; \
-      default: the model's, else 1).
-      """)
-  var guidance: Float?
+  @OptionGroup(title: "Sampling")
+  var sampling: SamplingOptions
 
   @Option(help: "Output directory.")
   var out: String = "out"
@@ -116,7 +95,7 @@ struct Generate: ParsableCommand {
       throw CLIError("no model: pass --model DIR (a directory with model.json) or set CLIPGEN_MODEL")
     }
     let loaded: ClipGenModel
-    do { loaded = try ClipGenModel(directory: modelURL, gptPrecision: weights.precision) } catch {
+    do { loaded = try ClipGenModel(directory: modelURL, gptPrecision: self.sampling.weights.precision) } catch {
       throw CLIError("cannot load the model: \(error)")
     }
 
@@ -137,8 +116,8 @@ struct Generate: ParsableCommand {
     let negativeText = (negative ?? source?.record.negativePrompt).flatMap {
       $0.trimmingCharacters(in: .whitespaces).isEmpty ? nil : $0
     }
-    let (sampling, fromModel) = settings(
-      defaults: loaded.defaults, negative: negativeText != nil, base: source?.record.sampling)
+    let (sampling, fromModel) = self.sampling.settings(
+      defaults: loaded.defaults, negative: negativeText != nil, candidates: candidates, base: source?.record.sampling)
     let request = GenerationRequest(
       prompt: .mixing(text: prompt, image: imagePart, imageWeight: imageWeight), count: count,
       candidates: candidates ?? (source != nil ? count : loaded.defaults.candidates(forCount: count)), seed: seed,
@@ -147,7 +126,7 @@ struct Generate: ParsableCommand {
       prompt: prompt ?? "", imagePrompt: imagePart?.label, imageWeight: imageWeight, negativePrompt: negativeText,
       seed: seed, sampling: sampling, count: count, candidates: request.candidates, model: loaded.name)
     record.keptTokens = keep.isEmpty ? nil : keep.count
-    let result = try generate(request, with: loaded)
+    let result = try generateWithProgress(request, with: loaded, quiet: quiet)
 
     let outURL = URL(fileURLWithPath: out)
     let images = try writeImages(result, record: record, firstStream: firstStream, to: outURL)
@@ -209,26 +188,6 @@ struct Generate: ParsableCommand {
     return images
   }
 
-  /// The sampling settings: every one left unset comes from the model's own defaults
-  /// (model.json), else the plain sampler; with a negative prompt, guidance 3 where that says 1.
-  /// Also the names of the settings taken from the model (for the manifest).
-  func settings(
-    defaults: SamplingDefaults, negative: Bool, base: SamplingSettings? = nil
-  ) -> (SamplingSettings, fromModel: [String]) {
-    let fallback = base ?? defaults.sampling
-    let sampling = SamplingSettings(
-      temperature: temperature ?? fallback.temperature, topK: (topK ?? fallback.topK).flatMap { $0 > 0 ? $0 : nil },
-      topP: topP ?? fallback.topP,
-      guidanceScale: guidance ?? (negative && fallback.guidanceScale == 1 ? 3 : fallback.guidanceScale))
-    let fromModel: [(String, Bool)] = [
-      ("temperature", temperature == nil && defaults.temperature != nil),
-      ("top_k", topK == nil && defaults.topK != nil),
-      ("top_p", topP == nil && defaults.topP != nil), ("guidance_scale", guidance == nil && defaults.guidance != nil),
-      ("candidates", candidates == nil && defaults.candidates != nil),
-    ]
-    return (sampling, base != nil ? [] : fromModel.filter(\.1).map(\.0))
-  }
-
   /// The record and token grid of a PNG clipgen wrote (its `clipgen` text chunk).
   static func readRecord(_ path: String) throws -> (record: GenerationParameters, tokens: [Int]) {
     let text: [(key: String, value: String)]
@@ -242,31 +201,6 @@ struct Generate: ParsableCommand {
       throw CLIError("\(path): its clipgen record has no token grid (made by an older clipgen)")
     }
     return (record, tokens)
-  }
-
-  /// Runs the generation with a progress line on stderr (when it is a terminal).
-  func generate(_ request: GenerationRequest, with loaded: ClipGenModel) throws -> GenerationResult {
-    let progress = ProgressLine(enabled: !quiet && isatty(STDERR_FILENO) != 0)
-    defer { progress.finish() }
-    do {
-      return try loaded.generate(request) { event in
-        switch event {
-        case .conditioned(let truncated):
-          if truncated {
-            FileHandle.standardError.write(
-              Data("warning: the prompt is longer than \(loaded.contextLength) tokens and was truncated\n".utf8))
-          }
-        case .sampled(let done, let total, _, let rate):
-          progress.update("sampling \(done)/\(total) tokens  \(String(format: "%.0f", rate)) tok/s")
-        case .decoded(let i, let total, _):
-          progress.update("decoding \(i + 1)/\(total)")
-        case .scored: break
-        }
-        return true
-      }
-    } catch {
-      throw CLIError("\(error)")
-    }
   }
 }
 

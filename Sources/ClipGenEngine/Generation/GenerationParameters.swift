@@ -56,7 +56,19 @@ public struct GenerationParameters: Codable, Sendable, Equatable {
   public var model: String
   /// Cosine similarity of this image's CLIP embedding with the prompt's.
   public var clipScore: Float?
+  /// A frame of an interpolation from `prompt` towards another prompt.
+  public var interpolation: Interpolation?
   public var engine: String
+
+  /// Where an interpolation frame lies: `t` of the way (0…1) from the record's prompt to `to`.
+  public struct Interpolation: Codable, Sendable, Equatable {
+    public var to: String
+    public var t: Float
+    public init(to: String, t: Float) {
+      self.to = to
+      self.t = t
+    }
+  }
 
   public init(
     prompt: String, typedPrompt: String? = nil, style: String? = nil, imagePrompt: String? = nil,
@@ -83,7 +95,7 @@ public struct GenerationParameters: Codable, Sendable, Equatable {
   }
 
   enum CodingKeys: String, CodingKey {
-    case prompt, style, seed, candidate, temperature, count, candidates, model, engine, tokens
+    case prompt, style, seed, candidate, temperature, count, candidates, model, engine, tokens, interpolation
     case typedPrompt = "typed_prompt"
     case imagePrompt = "image_prompt"
     case imageWeight = "image_weight"
