@@ -67,6 +67,15 @@ struct Generate: ParsableCommand {
       """)
   var keepRows: Int = 0
 
+  @Option(
+    help: """
+      With --from: sample the tokens in this rectangle again, x,y,width,height in tokens from the \
+      top left, keeping every other token; of the candidates, the one under which the prior finds \
+      the kept tokens after the region most likely is kept (without --seed, streams other than the \
+      image's own, which would give the region back unchanged).
+      """)
+  var region: String?
+
   @OptionGroup(title: "Sampling")
   var sampling: SamplingOptions
 
@@ -82,6 +91,13 @@ struct Generate: ParsableCommand {
     }
     if keepRows != 0 && from == nil { throw ValidationError("--keep-rows needs --from IMAGE.png") }
     if keepRows < 0 { throw ValidationError("--keep-rows must be 0 or more") }
+    if let region {
+      if from == nil { throw ValidationError("--region needs --from IMAGE.png") }
+      if keepRows != 0 { throw ValidationError("give --region or --keep-rows, not both") }
+      if TokenRegion(region) == nil {
+        throw ValidationError("--region must be x,y,width,height in tokens, got '\(region)'")
+      }
+    }
     if count < 1 { throw ValidationError("--n must be at least 1") }
     if maxImagePixels < 1 { throw ValidationError("--max-image-pixels must be positive") }
     if !(0...1).contains(imageWeight) {
@@ -103,14 +119,18 @@ struct Generate: ParsableCommand {
     if let s = source, s.record.imagePrompt != nil, image == nil {
       throw CLIError("\(from!) was conditioned on the image \(s.record.imagePrompt!); pass it again with --image PATH")
     }
-    let keep = Array((source?.tokens ?? []).prefix(keepRows * loaded.gridWidth))
+    let tokenRegion = region.flatMap(TokenRegion.init)
+    let keep =
+      tokenRegion != nil ? source?.tokens ?? [] : Array((source?.tokens ?? []).prefix(keepRows * loaded.gridWidth))
     if let s = source, keepRows * loaded.gridWidth > s.tokens.count {
       throw CLIError(
         "\(from!) has \(s.tokens.count / max(1, loaded.gridWidth)) token rows; --keep-rows \(keepRows) is more")
     }
     let prompt = self.prompt ?? source?.record.prompt
     let seed = self.seed ?? source?.record.seed ?? 0
-    let firstStream = self.seed == nil ? source?.record.candidate ?? 0 : 0
+    // A re-roll continues the image's own stream; a region edit draws from the streams after it.
+    let ownStream = source?.record.candidate ?? 0
+    let firstStream = self.seed == nil ? ownStream + (tokenRegion != nil ? 1 : 0) : 0
 
     let imagePart = try loadImagePrompt()
     let negativeText = (negative ?? source?.record.negativePrompt).flatMap {
@@ -120,12 +140,15 @@ struct Generate: ParsableCommand {
       defaults: loaded.defaults, negative: negativeText != nil, candidates: candidates, base: source?.record.sampling)
     let request = GenerationRequest(
       prompt: .mixing(text: prompt, image: imagePart, imageWeight: imageWeight), count: count,
-      candidates: candidates ?? (source != nil ? count : loaded.defaults.candidates(forCount: count)), seed: seed,
-      sampling: sampling, negative: negativeText.map { .text($0) }, keep: keep, firstStream: firstStream)
+      candidates: candidates
+        ?? (source != nil && tokenRegion == nil ? count : loaded.defaults.candidates(forCount: count)), seed: seed,
+      sampling: sampling, negative: negativeText.map { .text($0) }, keep: keep, firstStream: firstStream,
+      region: tokenRegion)
     var record = GenerationParameters(
       prompt: prompt ?? "", imagePrompt: imagePart?.label, imageWeight: imageWeight, negativePrompt: negativeText,
       seed: seed, sampling: sampling, count: count, candidates: request.candidates, model: loaded.name)
-    record.keptTokens = keep.isEmpty ? nil : keep.count
+    record.keptTokens = keep.isEmpty ? nil : keep.count - (tokenRegion.map { $0.width * $0.height } ?? 0)
+    record.region = tokenRegion
     let result = try generateWithProgress(request, with: loaded, quiet: quiet)
 
     let outURL = URL(fileURLWithPath: out)

@@ -143,6 +143,7 @@ extension GenerationParameters {
     if candidates > count { fields.append(("Candidates", "\(candidates)")) }
     if let candidate { fields.append(("Candidate", "\(candidate)")) }
     if let clipScore { fields.append(("CLIP score", Self.number(clipScore))) }
+    if let r = region { fields.append(("Region", r.description)) }
     if let i = interpolation { fields.append(("Interpolation", "to \"\(i.to)\" at \(Self.number(i.t))")) }
     fields.append(("Version", engine))
     return A1111Parameters(prompt: prompt, negativePrompt: negativePrompt ?? "", fields: fields)

@@ -73,11 +73,17 @@ public struct GenerationRequest: Sendable {
   /// Candidate i draws from random stream `firstStream + i` (a re-roll of candidate c of an
   /// earlier generation uses c).
   public var firstStream: Int
+  /// A region re-sample: `keep` then holds a whole token grid, and only the tokens inside this
+  /// rectangle are sampled again (in raster order, every other token kept). Candidates are ranked
+  /// by how likely the prior finds the kept tokens after the region's first one, given the new
+  /// region (so the edit fits what follows it), instead of by CLIP.
+  public var region: TokenRegion?
 
   public init(
     prompt: Prompt, count: Int = 1, candidates: Int? = nil, seed: UInt64 = 0, sampling: SamplingSettings = .init(),
-    negative: Prompt? = nil, keep: [Int] = [], firstStream: Int = 0
+    negative: Prompt? = nil, keep: [Int] = [], firstStream: Int = 0, region: TokenRegion? = nil
   ) {
+    self.region = region
     self.prompt = prompt
     self.negative = negative
     self.keep = keep
@@ -108,6 +114,9 @@ public struct GeneratedImage: Sendable {
   public var candidate: Int
   /// Cosine similarity between the image's and the prompt's CLIP embeddings.
   public var clipScore: Float
+  /// A region re-sample's ranking score: the prior's log-likelihood of the kept tokens after the
+  /// region's first token (higher fits better); nil otherwise.
+  public var priorScore: Float? = nil
 }
 
 public struct GenerationResult: Sendable {
@@ -178,6 +187,13 @@ extension ClipGenModel {
         "the kept tokens must be at most \(tokensPerImage) ids below \(gpt.config.vocabSize), got \(request.keep.count)"
       )
     }
+    if let region = request.region {
+      try region.validate(gridWidth: gridWidth, gridHeight: gridHeight)
+      guard request.keep.count == tokensPerImage else {
+        throw GenerationError.invalidSetting(
+          "a region re-sample keeps the whole grid: \(tokensPerImage) tokens, got \(request.keep.count)")
+      }
+    }
     let guided = request.sampling.guidanceScale != 1
     let negative = request.negative.flatMap { $0.parts.isEmpty ? nil : $0 }
     if negative != nil && !guided { throw GenerationError.negativeWithoutGuidance }
@@ -208,6 +224,14 @@ extension ClipGenModel {
     var samplers = (0..<m).map { _ in TokenSampler(settings: request.sampling, vocabularySize: vocab) }
     var tokens = [[Int]](repeating: [], count: m)
     for c in 0..<m { tokens[c].reserveCapacity(total) }
+    // The token kept at each position (nil: sampled), and for a region the prior's log-likelihood
+    // of the kept tokens after the region starts, per candidate.
+    let kept: (Int) -> Int? = { [keep = request.keep, region = request.region, w = gridWidth] step in
+      if let region { return region.contains(step, gridWidth: w) ? nil : keep[step] }
+      return step < keep.count ? keep[step] : nil
+    }
+    let scoredFrom = request.region.map { $0.y * gridWidth + $0.x } ?? total
+    var priorScores = [Float](repeating: 0, count: m)
 
     let sampleStart = Date()
     let decoder = GPTDecoder(model: gpt, batch: rows)
@@ -218,9 +242,14 @@ extension ClipGenModel {
         let base = lp.baseAddress!
         for c in 0..<m {
           let t: Int
-          if step < request.keep.count {
-            t = request.keep[step]
+          if let k = kept(step) {
+            t = k
             if request.sampling.temperature > 0 { _ = rngs[c].nextUnit() }  // the draw it stands for
+            if step > scoredFrom {
+              priorScores[c] += TokenSampler.logProbability(
+                of: t, logits: base + c * vocab, unconditional: guided ? base + (m + c) * vocab : nil,
+                vocabularySize: vocab, guidanceScale: request.sampling.guidanceScale)
+            }
           } else {
             t = samplers[c].draw(
               logits: base + c * vocab, unconditional: guided ? base + (m + c) * vocab : nil, using: &rngs[c])
@@ -249,14 +278,18 @@ extension ClipGenModel {
     }
     let scores = try clipScores(images, target: target)
     guard progress(.scored(scores)) else { throw GenerationError.cancelled }
+    // A region re-sample ranks by the prior's score of what follows the region, others by CLIP.
+    let rank = request.region == nil ? scores : priorScores
     var order = Array(0..<m)
-    if m > request.count { order.sort { scores[$0] > scores[$1] || (scores[$0] == scores[$1] && $0 < $1) } }
-    let kept = order.prefix(request.count).map {
-      GeneratedImage(image: images[$0], tokens: tokens[$0], candidate: $0, clipScore: scores[$0])
+    if m > request.count { order.sort { rank[$0] > rank[$1] || (rank[$0] == rank[$1] && $0 < $1) } }
+    let best = order.prefix(request.count).map {
+      GeneratedImage(
+        image: images[$0], tokens: tokens[$0], candidate: $0, clipScore: scores[$0],
+        priorScore: request.region == nil ? nil : priorScores[$0])
     }
     let decodingSeconds = Date().timeIntervalSince(decodeStart)
     return GenerationResult(
-      images: kept, promptTruncated: truncated, samplingSeconds: samplingSeconds, decodingSeconds: decodingSeconds,
+      images: best, promptTruncated: truncated, samplingSeconds: samplingSeconds, decodingSeconds: decodingSeconds,
       totalSeconds: Date().timeIntervalSince(start),
       tokensPerSecond: samplingSeconds > 0 ? Double(total * rows) / samplingSeconds : 0)
   }

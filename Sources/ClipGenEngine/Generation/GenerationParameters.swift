@@ -56,6 +56,8 @@ public struct GenerationParameters: Codable, Sendable, Equatable {
   public var model: String
   /// Cosine similarity of this image's CLIP embedding with the prompt's.
   public var clipScore: Float?
+  /// The rectangle of tokens a region edit sampled again (the rest kept from its source image).
+  public var region: TokenRegion?
   /// A frame of an interpolation from `prompt` towards another prompt.
   public var interpolation: Interpolation?
   public var engine: String
@@ -95,7 +97,7 @@ public struct GenerationParameters: Codable, Sendable, Equatable {
   }
 
   enum CodingKeys: String, CodingKey {
-    case prompt, style, seed, candidate, temperature, count, candidates, model, engine, tokens, interpolation
+    case prompt, style, seed, candidate, temperature, count, candidates, model, engine, tokens, interpolation, region
     case typedPrompt = "typed_prompt"
     case imagePrompt = "image_prompt"
     case imageWeight = "image_weight"

@@ -139,6 +139,24 @@ public struct TokenSampler {
     }
   }
 
+  /// The log-probability of `token` under the prior's own distribution at this step: the guided
+  /// logits (`uncond + s·(cond − uncond)`, or the logits alone) through a softmax at temperature 1,
+  /// with no top-k or top-p, so kept tokens are scored the same whatever the sampler settings.
+  public static func logProbability(
+    of token: Int, logits: UnsafePointer<Float>, unconditional: UnsafePointer<Float>?, vocabularySize n: Int,
+    guidanceScale: Float
+  ) -> Float {
+    func value(_ i: Int) -> Float {
+      guard let u = unconditional, guidanceScale != 1 else { return logits[i] }
+      return u[i] + guidanceScale * (logits[i] - u[i])
+    }
+    var m = -Float.infinity
+    for i in 0..<n { m = max(m, value(i)) }
+    var total: Float = 0
+    for i in 0..<n { total += Foundation.exp(value(i) - m) }
+    return value(token) - m - Foundation.log(total)
+  }
+
   /// Removes tokens outside the nucleus: sorted by probability, a token is dropped when the
   /// cumulative probability *before* it already exceeds p (so the first token is always kept).
   /// Sets the dropped logits to -∞ (all `n` of `p` are considered).
