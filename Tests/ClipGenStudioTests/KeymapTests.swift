@@ -15,7 +15,7 @@ struct KeymapTests {
         #expect(
           Keymap.action(for: key, in: b.context, everywhere: false) == b.action,
           "\(key) in \(b.context) is bound to more than one action")
-        if [.prompt, .history, .preview].contains(b.context) {
+        if [.prompt, .history, .preview, .region].contains(b.context) {
           #expect(
             Keymap.action(for: key, in: .everywhere) == nil,
             "\(key) is bound both in \(b.context) and everywhere")

@@ -264,6 +264,37 @@ struct StudioScreenTests {
     #expect(rows[0].generation.parameters?.contains("\"kept_tokens\":12") == true)
   }
 
+  /// In the preview, s selects a region of tokens (the rest veiled), arrows move it and H/J/K/L
+  /// resize it within the grid, Enter samples it again: the request keeps the whole grid and names
+  /// the region, with several candidates; Esc leaves without generating.
+  @Test func regionSelectionResamplesOnlyTheRegion() throws {
+    let generator = ScriptedGenerator()
+    let h = try StudioHarness(generator: generator)
+    h.type("a green cross")
+    h.keys(.enter)
+    #expect(h.settle())
+    let original = try #require(try h.store.entries().first)
+    h.keys(.tab, .tab, .character("s"))  // the preview's 4×4 grid: the middle 2×2 first
+    #expect(h.studio.state.regionSelection?.region == TokenRegion(x: 1, y: 1, width: 2, height: 2))
+    h.keys(.right, .right, .right)  // stops at the edge
+    h.keys(.character("J"), .character("H"), .up)
+    #expect(h.studio.state.regionSelection?.region == TokenRegion(x: 2, y: 0, width: 1, height: 3))
+    #expect(h.screen.contains("Region 1×3 at x 2, row 0: arrows, H J K L size, Enter"))
+    assertSnapshot(h.screen, named: "region-selection")
+    h.keys(.escape)
+    #expect(h.studio.state.regionSelection == nil && h.studio.state.focus == .preview)
+    h.keys(.character("s"), .character("L"), .enter)
+    #expect(h.settle())
+    let sent = try #require(generator.requests.withLock { $0.last })
+    #expect(sent.region == TokenRegion(x: 1, y: 1, width: 3, height: 2))
+    #expect(sent.keep == original.images[0].tokenGrid)
+    #expect(sent.settings.count == 1 && sent.settings.candidates >= 4)
+    let rows = try h.store.entries()
+    #expect(rows.count == 2)
+    #expect(rows[0].generation.parameters?.contains("\"region\":{\"height\":2,\"width\":3,\"x\":1,\"y\":1}") == true)
+    #expect(rows[0].generation.parameters?.contains("\"kept_tokens\":10") == true)
+  }
+
   /// y copies the prompt and seed through the terminal (OSC 52); o opens the image in the
   /// desktop's viewer, or says why it cannot.
   @Test func copyAndOpenTheSelectedImage() throws {

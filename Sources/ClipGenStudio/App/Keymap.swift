@@ -6,7 +6,7 @@
 
 /// Where a binding applies.
 public enum KeyContext: String, CaseIterable, Sendable {
-  case everywhere, prompt, textEditing, history, search, preview, compare
+  case everywhere, prompt, textEditing, history, search, preview, region, compare
 
   /// The help screen's section title.
   public var title: String {
@@ -17,6 +17,7 @@ public enum KeyContext: String, CaseIterable, Sendable {
     case .history: return "History"
     case .search: return "Searching the history (after /)"
     case .preview: return "Preview"
+    case .region: return "Preview, selecting a region to re-sample (after s)"
     case .compare: return "Compare"
     }
   }
@@ -35,6 +36,9 @@ public enum StudioAction: Sendable, Equatable {
   case moveUp, moveDown, pageUp, pageDown, first, last, search, keepSearch, favoritesOnly
   case edit, rerun, favorite, delete, compareEntry, previousImage, nextImage, keepFewerRows, keepMoreRows, reroll
   case copyPrompt, openImage
+  // region selection in the preview
+  case selectRegion, regionLeft, regionRight, regionUp, regionDown, regionNarrower, regionWider, regionShorter
+  case regionTaller, resampleRegion
   // compare
   case runColumns, addColumn, removeColumn, previousColumn, nextColumn, colder, warmer, cycleTopK, exportPNG, back
 }
@@ -132,6 +136,7 @@ public enum Keymap {
     KeyBinding([.up], .preview, .keepFewerRows, "re-roll marker: keep one row fewer"),
     KeyBinding([.down], .preview, .keepMoreRows, "re-roll marker: keep one row more"),
     KeyBinding([c("R")], .preview, .reroll, "re-roll: keep the rows above the marker, sample the rest anew"),
+    KeyBinding([c("s")], .preview, .selectRegion, "select a region of tokens to sample again (keeps the rest)"),
     KeyBinding([.enter, c("e")], .preview, .edit, "load it into the prompt (as in History)"),
     KeyBinding([c("r")], .preview, .rerun, "run it again"),
     KeyBinding([c("f")], .preview, .favorite, "mark or unmark as favourite"),
@@ -139,6 +144,18 @@ public enum Keymap {
     KeyBinding([c("c")], .preview, .compareEntry, "compare temperatures for this prompt"),
     KeyBinding([c("y")], .preview, .copyPrompt, "copy the prompt and seed to the clipboard (OSC 52)"),
     KeyBinding([c("o")], .preview, .openImage, "open the image in the desktop's viewer"),
+
+    KeyBinding([.left, c("h")], .region, .regionLeft, "move the region one token left"),
+    KeyBinding([.right, c("l")], .region, .regionRight, "move the region one token right"),
+    KeyBinding([.up, c("k")], .region, .regionUp, "move the region one token up"),
+    KeyBinding([.down, c("j")], .region, .regionDown, "move the region one token down"),
+    KeyBinding([c("H")], .region, .regionNarrower, "one token narrower"),
+    KeyBinding([c("L")], .region, .regionWider, "one token wider"),
+    KeyBinding([c("K")], .region, .regionShorter, "one token shorter"),
+    KeyBinding([c("J")], .region, .regionTaller, "one token taller"),
+    KeyBinding(
+      [.enter, c("R")], .region, .resampleRegion,
+      "sample the region again (new seed; of several candidates, the one that fits what follows best)"),
 
     KeyBinding([.enter], .compare, .runColumns, "run every column (same prompt, same seed)"),
     KeyBinding([c("a"), c("+")], .compare, .addColumn, "add a column"),
@@ -163,7 +180,7 @@ public enum Keymap {
     for key: Key, in context: KeyContext, textEntry: Bool = false, everywhere: Bool = true
   ) -> StudioAction? {
     if let own = table[context]?[key], !(own.outsideText && textEntry) { return own.action }
-    guard everywhere, [.prompt, .history, .preview].contains(context), let b = table[.everywhere]?[key] else {
+    guard everywhere, [.prompt, .history, .preview, .region].contains(context), let b = table[.everywhere]?[key] else {
       return nil
     }
     return b.outsideText && textEntry ? nil : b.action

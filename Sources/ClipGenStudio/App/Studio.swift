@@ -439,13 +439,15 @@ public final class Studio {
   }
 
   func request(
-    text: String, imagePrompt: ImagePrompt?, settings: GenerationSettings, negative: String? = nil, keep: [Int] = []
+    text: String, imagePrompt: ImagePrompt?, settings: GenerationSettings, negative: String? = nil, keep: [Int] = [],
+    region: TokenRegion? = nil
   ) -> StudioRequest {
     let weight = text.isEmpty ? 1 : (imagePrompt?.weight ?? 0)
     var r = StudioRequest(
       text: text, image: imagePrompt?.image, imageLabel: imagePrompt?.label ?? "", imageWeight: weight,
       settings: settings, negative: negative)
     r.keep = keep
+    r.region = region
     return r
   }
 
@@ -453,7 +455,7 @@ public final class Studio {
   public func startGeneration(
     prompt: String, style: PromptStyle?, styledPrompt: String? = nil, styleName: String? = nil,
     imagePrompt: ImagePrompt?, settings base: GenerationSettings, randomSeed: Bool, negative: String? = nil,
-    keep: [Int] = []
+    keep: [Int] = [], region: TokenRegion? = nil
   ) {
     guard !state.isRunning else {
       message("A generation is running — Esc cancels it", .warning)
@@ -478,7 +480,8 @@ public final class Studio {
     if let styledPrompt { row.styledPrompt = styledPrompt }
     if style == nil, let styleName { row.styleName = styleName }
     var record = parameters(row)
-    record.keptTokens = keep.isEmpty ? nil : keep.count
+    record.keptTokens = keep.isEmpty ? nil : keep.count - (region.map { $0.width * $0.height } ?? 0)
+    record.region = region
     row.parameters = try? record.json()
     let job = ledger.newJob()
     let opened = ledger.open(row, job: job, images: settings.count)
@@ -488,7 +491,8 @@ public final class Studio {
     let task = GenerationTask(
       historyID: id,
       request: request(
-        text: row.styledPrompt, imagePrompt: imagePrompt, settings: settings, negative: negative, keep: keep),
+        text: row.styledPrompt, imagePrompt: imagePrompt, settings: settings, negative: negative, keep: keep,
+        region: region),
       files: opened.files, parameters: record)
     state.run = RunProgress(
       job: job, historyID: id, prompt: row.styledPrompt, total: state.gridHeight * state.gridWidth,

@@ -1,6 +1,7 @@
 // Key dispatch: every key goes through `Keymap` (the one table of bindings, which also writes the
 // help screen) to an action, and the action is performed here. Windows (overlays) handle their
 // own few keys in StudioWindows.swift; the comparison screen its bindings in StudioComparison.swift.
+import ClipGenEngine
 import Foundation
 
 extension Studio {
@@ -49,7 +50,11 @@ extension Studio {
     case .history:
       if let action = Keymap.action(for: key, in: .history) { perform(action) }
     case .preview:
-      if let action = Keymap.action(for: key, in: .preview) { perform(action) }
+      if regionShown, let action = Keymap.action(for: key, in: .region, everywhere: false) {
+        perform(action)
+      } else if let action = Keymap.action(for: key, in: .preview) {
+        perform(action)
+      }
     }
   }
 
@@ -67,6 +72,8 @@ extension Studio {
     case .escape:
       if state.run != nil {
         cancelRun()
+      } else if regionShown {
+        state.regionSelection = nil
       } else if state.searchEditor != nil {
         state.searchEditor = nil
         state.search = ""
@@ -115,6 +122,16 @@ extension Studio {
     case .edit, .rerun, .favorite, .delete, .compareEntry, .copyPrompt, .openImage: performOnEntry(action)
     case .keepFewerRows, .keepMoreRows: moveRowMarker(action == .keepFewerRows ? -1 : 1)
     case .reroll: rerollFromMarker()
+    case .selectRegion: selectRegion()
+    case .regionLeft: changeRegion { $0.x -= 1 }
+    case .regionRight: changeRegion { $0.x += 1 }
+    case .regionUp: changeRegion { $0.y -= 1 }
+    case .regionDown: changeRegion { $0.y += 1 }
+    case .regionNarrower: changeRegion { $0.width -= 1 }
+    case .regionWider: changeRegion { $0.width += 1 }
+    case .regionShorter: changeRegion { $0.height -= 1 }
+    case .regionTaller: changeRegion { $0.height += 1 }
+    case .resampleRegion: resampleRegion()
     default: break  // text editing and comparison actions are performed where those keys go
     }
   }
@@ -151,6 +168,59 @@ extension Studio {
     startGeneration(
       prompt: g.prompt, style: style(named: g.styleName), styledPrompt: g.styledPrompt, styleName: g.styleName,
       imagePrompt: image, settings: settings, randomSeed: true, negative: g.negativePrompt, keep: keep)
+  }
+
+  /// Whether a region is being selected on the image the preview shows.
+  var regionShown: Bool {
+    guard let r = state.regionSelection, let entry = state.selectedEntry else { return false }
+    return state.focus == .preview && r.generationID == entry.id && r.index == state.previewIndex
+      && r.index < entry.images.count
+  }
+
+  /// Starts selecting a region of the shown image: the middle quarter of the grid.
+  func selectRegion() {
+    guard let entry = state.selectedEntry, state.previewIndex < entry.images.count,
+      !entry.images[state.previewIndex].tokenGrid.isEmpty
+    else { return message("No image with a token grid to edit here", .warning) }
+    let w = state.gridWidth
+    let h = state.gridHeight
+    state.rowMarker = nil
+    state.regionSelection = RegionSelection(
+      generationID: entry.id, index: state.previewIndex,
+      region: TokenRegion(x: w / 4, y: h / 4, width: max(1, w / 2), height: max(1, h / 2)))
+  }
+
+  /// Moves or resizes the region, kept inside the grid and at least one token.
+  func changeRegion(_ change: (inout TokenRegion) -> Void) {
+    guard var sel = state.regionSelection else { return }
+    var r = sel.region
+    change(&r)
+    r.width = max(1, min(state.gridWidth, r.width))
+    r.height = max(1, min(state.gridHeight, r.height))
+    r.x = max(0, min(state.gridWidth - r.width, r.x))
+    r.y = max(0, min(state.gridHeight - r.height, r.y))
+    sel.region = r
+    state.regionSelection = sel
+  }
+
+  /// Samples the selected region again with a new seed, every other token of the image kept; of
+  /// several candidates the engine keeps the one under which the prior finds what follows likeliest.
+  func resampleRegion() {
+    guard regionShown, let sel = state.regionSelection, let entry = state.selectedEntry else { return }
+    let g = entry.generation
+    var image: ImagePrompt?
+    if let p = g.imagePath {
+      image = loadImagePrompt(path: p, weight: g.imageWeight ?? 0.5)
+      if image == nil { return }
+    }
+    var settings = g.settings
+    settings.count = 1
+    settings.candidates = max(4, state.modelDefaults.candidates)
+    state.regionSelection = nil
+    startGeneration(
+      prompt: g.prompt, style: style(named: g.styleName), styledPrompt: g.styledPrompt, styleName: g.styleName,
+      imagePrompt: image, settings: settings, randomSeed: true, negative: g.negativePrompt,
+      keep: entry.images[sel.index].tokenGrid, region: sel.region)
   }
 
   /// The actions on the selected history entry (History and Preview).

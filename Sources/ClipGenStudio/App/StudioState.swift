@@ -1,5 +1,6 @@
 // Everything the studio shows, as plain values. The controller (Studio) changes it in response
 // to keys and worker messages; the renderer draws it. Nothing here touches the terminal.
+import ClipGenEngine
 import Foundation
 
 /// The panes Tab moves between.
@@ -180,6 +181,13 @@ public struct RowMarker: Sendable, Equatable {
   public var rows: Int
 }
 
+/// The rectangle of tokens a region edit would sample again, on one image of one generation.
+public struct RegionSelection: Sendable, Equatable {
+  public var generationID: Int64
+  public var index: Int
+  public var region: TokenRegion
+}
+
 /// The whole visible state of the studio.
 public struct StudioState: Sendable {
   public var width: Int
@@ -193,6 +201,8 @@ public struct StudioState: Sendable {
   public var negative: String?
   /// The re-roll marker in the preview: rows of image `index` of generation `id` to keep.
   public var rowMarker: RowMarker?
+  /// The region being selected in the preview (after `s`), if any.
+  public var regionSelection: RegionSelection?
   public var settings = GenerationSettings()
   /// The model's default settings (model.json's `defaults`); `settings` starts from them.
   public var modelDefaults = GenerationSettings()

@@ -32,7 +32,7 @@ extension ClipGenModel: Generator {
       candidates: s.candidates, seed: s.seed,
       sampling: SamplingSettings(
         temperature: s.temperature, topK: s.topK, topP: s.topP, guidanceScale: s.guidanceScale),
-      negative: request.negative.map { .text($0) }, keep: request.keep)
+      negative: request.negative.map { .text($0) }, keep: request.keep, region: request.region)
   }
 
   public func generate(_ request: StudioRequest, progress: (GeneratorEvent) -> Bool) throws -> GeneratorOutput {

@@ -110,8 +110,11 @@ public struct StudioRequest: Sendable {
   public var settings: GenerationSettings
   /// Text guidance steers away from, in place of the unconditional embedding.
   public var negative: String?
-  /// Tokens to keep instead of sampling (a re-roll of the rows below them).
+  /// Tokens to keep instead of sampling (a re-roll of the rows below them; with `region`, the
+  /// whole grid of the image being edited).
   public var keep: [Int] = []
+  /// A region edit: only these tokens are sampled again (`GenerationRequest.region`).
+  public var region: TokenRegion?
 
   public init(
     text: String, image: Pixmap? = nil, imageLabel: String = "", imageWeight: Double = 0.5,

@@ -97,6 +97,27 @@ public struct Pixmap: Sendable, Equatable {
     return Pixmap(width: width, height: height, pixels: p)
   }
 
+  /// Dims every pixel outside the rectangle (as `veiled(fromRow:)` does), with a light frame
+  /// just inside its edge: what a region edit keeps, around the region it samples again.
+  public func veiled(outsideX x0: Int, y y0: Int, width w: Int, height h: Int) -> Pixmap {
+    var p = pixels
+    let x1 = x0 + w
+    let y1 = y0 + h
+    for y in 0..<height {
+      for x in 0..<width {
+        let i = (y * width + x) * 3
+        let inside = x >= x0 && x < x1 && y >= y0 && y < y1
+        if !inside {
+          let grey = (Int(p[i]) + Int(p[i + 1]) + Int(p[i + 2])) / 3
+          for c in 0..<3 { p[i + c] = UInt8((Int(p[i + c]) + grey) / 6 + 12) }
+        } else if x == x0 || x == x1 - 1 || y == y0 || y == y1 - 1 {
+          for c in 0..<3 { p[i + c] = 250 }
+        }
+      }
+    }
+    return Pixmap(width: width, height: height, pixels: p)
+  }
+
   /// Copies `other` with its top-left corner at (x, y), clipped to this pixmap.
   public mutating func draw(_ other: Pixmap, x: Int, y: Int) {
     for sy in 0..<other.height {

@@ -275,6 +275,21 @@ public struct StudioRenderer {
       shownDetails.insert(
         ("Re-roll: keep rows 1–\(m.rows) of \(state.gridHeight) (↑/↓), R re-rolls the rest", "accent"), at: 0)
     }
+    if let s = state.regionSelection, s.generationID == entry.id, s.index == index, state.focus == .preview,
+      let img = image
+    {
+      // Everything a region edit keeps is veiled; the region itself shows as it is now.
+      let r = s.region
+      let gw = max(1, state.gridWidth)
+      let gh = max(1, state.gridHeight)
+      image = img.veiled(
+        outsideX: r.x * img.width / gw, y: r.y * img.height / gh, width: r.width * img.width / gw,
+        height: r.height * img.height / gh)
+      shownDetails.insert(
+        (
+          "Region \(r.width)×\(r.height) at x \(r.x), row \(r.y): arrows, H J K L size, Enter", "accent"
+        ), at: 0)
+    }
     drawImage(&c, image, in: area, slot: "preview", placeholder: placeholder)
     drawDetails(&c, shownDetails, below: area, inner: inner)
   }
