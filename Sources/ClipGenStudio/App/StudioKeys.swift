@@ -108,8 +108,8 @@ extension Studio {
     case .moveDown: moveSelection(1)
     case .pageUp: moveSelection(-pageSize)
     case .pageDown: moveSelection(pageSize)
-    case .first: moveSelection(-state.history.count)
-    case .last: moveSelection(state.history.count)
+    case .first: moveSelection(-(state.historyOffset + state.selection))
+    case .last: moveSelection(state.historyTotal)
     case .search: state.searchEditor = LineEditor(state.search)
     case .favoritesOnly:
       state.favoritesOnly.toggle()

@@ -208,8 +208,14 @@ public struct StudioState: Sendable {
   public var modelDefaults = GenerationSettings()
   /// Draw a new seed for each generation (the seed used is stored with it).
   public var randomSeed = true
+  /// The loaded window of the history list (a few pages around the selection; the list itself
+  /// may hold any number of rows), and the selection's index in it.
   public var history: [HistoryEntry] = []
   public var selection = 0
+  /// How many rows the list holds (with the search and favourites filter), and the position of
+  /// `history[0]` among them.
+  public var historyTotal = 0
+  public var historyOffset = 0
   public var historyScroll = 0
   /// The history search being typed (nil: not searching) and the applied filter.
   public var searchEditor: LineEditor?

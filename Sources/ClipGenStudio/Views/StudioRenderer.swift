@@ -109,7 +109,7 @@ public struct StudioRenderer {
   mutating func drawHistory(_ c: inout Canvas, _ r: Rect) {
     let focused = state.focus == .history && state.overlay == nil
     var title = state.favoritesOnly ? "★ Favourites" : "History"
-    title += " (\(state.history.count))"
+    title += " (\(max(state.historyTotal, state.history.count)))"
     c.pane(r, title: title, focused: focused, rightTitle: state.search.isEmpty ? nil : "“\(state.search)”")
     let inner = r.inset(dx: 1, dy: 1)
     var top = inner.y
@@ -167,9 +167,11 @@ public struct StudioRenderer {
       x += c.text(" " + timeLabel(g.createdAt) + " ", x: x, y: y, style: s)
       c.text(g.summary.truncated(toColumns: inner.maxX - x - 1), x: x, y: y, style: base)
     }
-    if state.history.count > rows {
-      // A scroll indicator on the right border.
-      let pos = rows <= 1 ? 0 : (scroll * (rows - 1)) / max(1, state.history.count - rows)
+    let total = max(state.historyTotal, state.historyOffset + state.history.count)
+    if total > rows {
+      // A scroll indicator on the right border, for the place in the whole list.
+      let at = state.historyOffset + scroll
+      let pos = rows <= 1 ? 0 : min(rows - 1, (at * (rows - 1)) / max(1, total - rows))
       c.grid[r.maxX - 1, top + min(rows - 1, pos)] = Cell("┃", style: c.style(focused ? "border.focus" : "border"))
     }
   }
