@@ -50,6 +50,10 @@ import Testing
       #expect(abs(angle(ea, f) - Float(i) / 4 * omega) < 1e-4, "frame \(i)")
     }
     #expect(throws: GenerationError.self) { try m.interpolation(from: a, to: b, steps: 1) }
+    // one frame alone (the studio's columns) is the same frame
+    let half = try m.embed(try m.interpolated(from: a, to: b, t: 0.5)).embedding
+    #expect(zip(half, frames[2]).allSatisfy { abs($0 - $1) < 1e-6 })
+    #expect(throws: GenerationError.self) { try m.interpolated(from: a, to: b, t: 1.5) }
   }
 
   @Test func cliWritesFramesAStripAndAManifest() throws {

@@ -295,6 +295,38 @@ struct StudioScreenTests {
     #expect(rows[0].generation.parameters?.contains("\"kept_tokens\":10") == true)
   }
 
+  /// F8 asks for a second prompt and opens the comparison as an interpolation: five columns from
+  /// t 0 to t 1, one seed and the same settings; a/x re-space them; every request names its t.
+  @Test func interpolationRunsTheColumnsFromOnePromptToTheOther() throws {
+    let generator = ScriptedGenerator()
+    let h = try StudioHarness(generator: generator)
+    h.keys(.function(8))
+    #expect(h.studio.state.overlay == nil)  // nothing to start from yet
+    h.type("a red circle")
+    h.keys(.function(8))
+    h.type("a blue square")
+    assertSnapshot(h.screen, named: "interpolate-to")
+    h.keys(.enter)
+    let cmp = try #require(h.studio.state.compare)
+    #expect(cmp.interpolateTo == "a blue square")
+    #expect(cmp.columns.map(\.label) == ["t 0.00", "t 0.25", "t 0.50", "t 0.75", "t 1.00"])
+    h.keys(.character("x"))  // four columns, evenly spaced again
+    #expect(h.studio.state.compare?.columns.compactMap(\.t).map { ($0 * 100).rounded() } == [0, 33, 67, 100])
+    h.keys(.character("]"))  // temperature is shared in an interpolation
+    #expect(h.screen.contains("differ only in t"))
+    h.keys(.enter)
+    #expect(h.settle())
+    let sent = generator.requests.withLock { $0 }
+    #expect(sent.count == 4)
+    #expect(sent.allSatisfy { $0.text == "a red circle" && $0.settings.seed == sent[0].settings.seed })
+    #expect(sent.compactMap { $0.interpolation?.to } == Array(repeating: "a blue square", count: 4))
+    #expect(sent.compactMap { $0.interpolation?.t } == h.studio.state.compare?.columns.compactMap(\.t))
+    let rows = try h.store.entries()
+    #expect(rows.count == 4)
+    #expect(rows.allSatisfy { $0.generation.parameters?.contains("\"interpolation\":{\"t\":") == true })
+    assertSnapshot(h.screen, named: "interpolation")
+  }
+
   /// y copies the prompt and seed through the terminal (OSC 52); o opens the image in the
   /// desktop's viewer, or says why it cannot.
   @Test func copyAndOpenTheSelectedImage() throws {

@@ -43,13 +43,32 @@ extension ClipGenModel {
   /// the context and cut.
   public func interpolation(from a: Prompt, to b: Prompt, steps: Int) throws -> (prompts: [Prompt], truncated: Bool) {
     guard steps >= 2 else { throw GenerationError.invalidSetting("an interpolation needs at least 2 steps") }
+    let ends = try interpolationEnds(a, b)
+    let prompts = try (0..<steps).map { i in try ends.prompt(at: Float(i) / Float(steps - 1)) }
+    return (prompts, ends.truncated)
+  }
+
+  /// The prompt `t` of the way (0…1) from `a` to `b`, as one frame of `interpolation`.
+  public func interpolated(from a: Prompt, to b: Prompt, t: Float) throws -> Prompt {
+    guard (0...1).contains(t) else { throw GenerationError.invalidSetting("t must be between 0 and 1, got \(t)") }
+    return try interpolationEnds(a, b).prompt(at: t)
+  }
+
+  private func interpolationEnds(_ a: Prompt, _ b: Prompt) throws -> InterpolationEnds {
     let ea = try embed(a)
     let eb = try embed(b)
     let (va, vb) = normalizesCondition ? (ea.embedding, eb.embedding) : (ea.raw, eb.raw)
-    let prompts = try (0..<steps).map { i in
-      let t = Float(i) / Float(steps - 1)
-      return Prompt(parts: [(.embedding(try slerp(va, vb, t), label: String(format: "t=%.2f", t)), 1)])
-    }
-    return (prompts, ea.truncated || eb.truncated)
+    return InterpolationEnds(a: va, b: vb, truncated: ea.truncated || eb.truncated)
+  }
+}
+
+/// The two embeddings an interpolation runs between.
+private struct InterpolationEnds {
+  var a: [Float]
+  var b: [Float]
+  var truncated: Bool
+
+  func prompt(at t: Float) throws -> Prompt {
+    Prompt(parts: [(.embedding(try slerp(a, b, t), label: String(format: "t=%.2f", t)), 1)])
   }
 }

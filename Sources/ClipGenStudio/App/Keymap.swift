@@ -28,7 +28,7 @@ public enum StudioAction: Sendable, Equatable {
   // everywhere
   case nextPane, previousPane, help, escape, pickStyle, imagePrompt, settings, compare, nextTheme, repaint, quit
   // prompt
-  case generate, recallOlder, recallNewer, negativePrompt
+  case generate, recallOlder, recallNewer, negativePrompt, interpolate
   // text editing (LineEditor)
   case cursorLeft, cursorRight, cursorStart, cursorEnd, deleteBackward, deleteForward, deleteToEnd, deleteToStart
   case deleteWord
@@ -91,6 +91,8 @@ public enum Keymap {
     KeyBinding([.function(6)], .everywhere, .nextTheme, "next colour theme"),
     KeyBinding(
       [.function(7), .control("n")], .everywhere, .negativePrompt, "negative prompt: what the image should not show"),
+    KeyBinding(
+      [.function(8)], .everywhere, .interpolate, "interpolate from the prompt to another, side by side (one seed)"),
     KeyBinding([.control("l")], .everywhere, .repaint, "repaint the screen"),
     KeyBinding([.control("c"), .control("q")], .everywhere, .quit, "quit (asks first while work runs)"),
     KeyBinding([c("q")], .everywhere, .quit, "quit (outside the prompt)", outsideText: true),

@@ -3,7 +3,9 @@
 import Foundation
 
 extension Studio {
-  func openCompare(prompt: String, seed: UInt64? = nil, settings: GenerationSettings? = nil) {
+  func openCompare(
+    prompt: String, seed: UInt64? = nil, settings: GenerationSettings? = nil, interpolateTo: String? = nil
+  ) {
     let text = prompt.trimmingCharacters(in: .whitespaces)
     guard !text.isEmpty || state.imagePrompt != nil else {
       message("Type a prompt first: the comparison runs it at several temperatures", .warning)
@@ -21,6 +23,10 @@ extension Studio {
         CompareColumn(temperature: 0.7, topK: k), CompareColumn(temperature: 1.0, topK: k),
         CompareColumn(temperature: 1.3, topK: k),
       ])
+    if let to = interpolateTo {
+      state.compare?.interpolateTo = to
+      state.compare?.columns = CompareState.interpolationColumns(5, temperature: base.temperature)
+    }
     state.focus = .prompt
   }
 
@@ -52,15 +58,27 @@ extension Studio {
       guard cmp.columns.count < CompareState.maximumColumns else {
         return message("At most \(CompareState.maximumColumns) columns", .warning)
       }
-      let last = cmp.columns.last ?? CompareColumn(temperature: 0.7, topK: cmp.base.topK)
-      cmp.columns.append(
-        CompareColumn(temperature: min(10, ((last.temperature + 0.3) * 10).rounded() / 10), topK: last.topK))
+      if cmp.interpolateTo != nil {  // one more step, evenly spaced again
+        cmp.columns = CompareState.interpolationColumns(cmp.columns.count + 1, temperature: cmp.base.temperature)
+      } else {
+        let last = cmp.columns.last ?? CompareColumn(temperature: 0.7, topK: cmp.base.topK)
+        cmp.columns.append(
+          CompareColumn(temperature: min(10, ((last.temperature + 0.3) * 10).rounded() / 10), topK: last.topK))
+      }
       cmp.selected = cmp.columns.count - 1
     case .removeColumn:
       guard !running else { return message(busy, .warning) }
-      guard cmp.columns.count > 1 else { return message("A comparison needs at least one column", .warning) }
+      guard cmp.columns.count > (cmp.interpolateTo == nil ? 1 : 2) else {
+        return message("A comparison needs at least one column, an interpolation two", .warning)
+      }
       cmp.columns.remove(at: cmp.selected)
+      if cmp.interpolateTo != nil {
+        cmp.columns = CompareState.interpolationColumns(cmp.columns.count, temperature: cmp.base.temperature)
+      }
       cmp.selected = min(cmp.selected, cmp.columns.count - 1)
+    case .colder, .warmer,
+      .cycleTopK where cmp.interpolateTo != nil:
+      return message("An interpolation's columns differ only in t (F4 sets the sampling for all)", .warning)
     case .colder, .warmer:
       guard !running else { return }
       let d: Float = action == .colder ? -0.1 : 0.1
@@ -96,25 +114,30 @@ extension Studio {
     var tasks: [GenerationTask] = []
     for i in cmp.columns.indices {
       var settings = cmp.base
-      settings.temperature = cmp.columns[i].temperature
-      settings.topK = cmp.columns[i].topK
-      cmp.columns[i] = CompareColumn(temperature: settings.temperature, topK: settings.topK)
+      let t = cmp.columns[i].t
+      if t == nil {
+        settings.temperature = cmp.columns[i].temperature
+        settings.topK = cmp.columns[i].topK
+      }
+      cmp.columns[i] = CompareColumn(temperature: settings.temperature, topK: settings.topK, t: t)
       cmp.columns[i].total = state.gridHeight * state.gridWidth
       var row = GenerationRecord(
         prompt: cmp.prompt, style: cmp.style, imagePath: cmp.imagePrompt?.path, imageWeight: cmp.imagePrompt?.weight,
         settings: settings, modelName: environment.generator.modelName, comparisonID: cmp.comparisonID,
         createdAt: environment.now(), negativePrompt: cmp.negative)
-      row.parameters = try? parameters(row).json()
+      var record = parameters(row)
+      if let to = cmp.interpolateTo, let t { record.interpolation = .init(to: to, t: t) }
+      row.parameters = try? record.json()
       let opened = ledger.open(row, job: job, column: i, images: 1)
       if let error = opened.error { message("Not saved to history: \(error)", .error) }
       row = opened.row
       cmp.columns[i].historyID = opened.id
+      var task = request(
+        text: row.styledPrompt, imagePrompt: cmp.imagePrompt, settings: settings, negative: cmp.negative)
+      task.interpolation = record.interpolation
       tasks.append(
         GenerationTask(
-          historyID: opened.id,
-          request: request(
-            text: row.styledPrompt, imagePrompt: cmp.imagePrompt, settings: settings, negative: cmp.negative),
-          column: i, files: opened.files, parameters: parameters(row)))
+          historyID: opened.id, request: task, column: i, files: opened.files, parameters: record))
     }
     cmp.job = job
     state.compare = cmp
@@ -140,7 +163,8 @@ extension Studio {
     do {
       try FileManager.default.createDirectory(at: environment.exportDirectory, withIntermediateDirectories: true)
       let labels = cmp.columns.map(\.label).joined(separator: " | ")
-      let text = "prompt: \(cmp.prompt); seed: \(cmp.base.seed); columns: \(labels)"
+      var text = "prompt: \(cmp.prompt); seed: \(cmp.base.seed); columns: \(labels)"
+      if let to = cmp.interpolateTo { text = "interpolation from: \(cmp.prompt); to: \(to); " + text }
       try environment.files.writePNG(CompareExport.grid(cmp), to: url, text: [(key: "parameters", value: text)])
       state.compare?.exported = url.lastPathComponent
       message("Exported \(url.path)", .success)

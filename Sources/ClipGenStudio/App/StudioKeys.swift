@@ -93,6 +93,11 @@ extension Studio {
         SettingsForm(settings: state.settings, randomSeed: state.randomSeed, defaults: state.modelDefaults))
     case .compare: openCompare(prompt: state.editor.text)
     case .negativePrompt: state.overlay = .negativePrompt(LineEditor(state.negative ?? ""))
+    case .interpolate:
+      guard !state.editor.text.trimmingCharacters(in: .whitespaces).isEmpty else {
+        return message("Type the prompt to start from first; F8 then asks for the one to end at", .warning)
+      }
+      state.overlay = .interpolateTo(LineEditor())
     case .nextTheme: nextTheme()
     case .repaint: driver.invalidate()
     case .quit: requestQuit()

@@ -73,6 +73,8 @@ public struct CompareColumn: Sendable, Equatable {
   }
   public var temperature: Float
   public var topK: Int?
+  /// In an interpolation, how far (0…1) this column lies from the prompt to the other one.
+  public var t: Float?
   public var status: Status = .waiting
   public var done = 0
   public var total = 0
@@ -80,12 +82,16 @@ public struct CompareColumn: Sendable, Equatable {
   public var clipScore: Float?
   public var historyID: Int64?
 
-  public init(temperature: Float, topK: Int? = nil) {
+  public init(temperature: Float, topK: Int? = nil, t: Float? = nil) {
     self.temperature = temperature
     self.topK = topK
+    self.t = t
   }
 
-  public var label: String { "T \(formatSetting(temperature)) · k \(topK.map(String.init) ?? "all")" }
+  public var label: String {
+    if let t { return "t \(String(format: "%.2f", t))" }
+    return "T \(formatSetting(temperature)) · k \(topK.map(String.init) ?? "all")"
+  }
 }
 
 /// The temperature comparison screen: one prompt and seed, several sampling settings.
@@ -96,6 +102,9 @@ public struct CompareState: Sendable, Equatable {
   public var negative: String?
   public var base: GenerationSettings
   public var columns: [CompareColumn]
+  /// An interpolation from `prompt` to this prompt: the columns are evenly spaced t values, all
+  /// with the base settings (nil: a comparison of sampling settings).
+  public var interpolateTo: String?
   public var selected = 0
   public var job: Int?
   public var comparisonID = UUID().uuidString
@@ -103,6 +112,11 @@ public struct CompareState: Sendable, Equatable {
   public var exported: String?
 
   public static let maximumColumns = 6
+
+  /// `n` columns evenly spaced from t = 0 to t = 1.
+  public static func interpolationColumns(_ n: Int, temperature: Float) -> [CompareColumn] {
+    (0..<n).map { CompareColumn(temperature: temperature, t: n > 1 ? Float($0) / Float(n - 1) : 0) }
+  }
   /// The top-k values `k` cycles through (nil: all tokens).
   public static let topKChoices: [Int?] = [nil, 4, 16, 64, 256]
 }
@@ -169,6 +183,7 @@ public enum Overlay: Sendable, Equatable {
   case imagePrompt(ImagePromptForm)
   /// The negative prompt's editor (F7).
   case negativePrompt(LineEditor)
+  case interpolateTo(LineEditor)
   case settings(SettingsForm)
   case confirmQuit
   case confirmDelete(Int64)

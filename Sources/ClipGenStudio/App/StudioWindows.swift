@@ -31,6 +31,18 @@ extension Studio {
         _ = editor.handle(key)
         state.overlay = .negativePrompt(editor)
       }
+    case .interpolateTo(var editor):
+      switch key {
+      case .escape: state.overlay = nil
+      case .enter:
+        let text = editor.text.trimmingCharacters(in: .whitespaces)
+        guard !text.isEmpty else { return message("Type the prompt to end at (Esc closes)", .warning) }
+        state.overlay = nil
+        openCompare(prompt: state.editor.text, interpolateTo: text)
+      default:
+        _ = editor.handle(key)
+        state.overlay = .interpolateTo(editor)
+      }
     case .help(let scroll):
       let total = StudioRenderer.helpLines().count
       switch key {

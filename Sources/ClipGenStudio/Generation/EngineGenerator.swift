@@ -38,7 +38,11 @@ extension ClipGenModel: Generator {
   public func generate(_ request: StudioRequest, progress: (GeneratorEvent) -> Bool) throws -> GeneratorOutput {
     let result: GenerationResult
     do {
-      result = try generate(engineRequest(request)) { event in
+      var engine = engineRequest(request)
+      if let i = request.interpolation {
+        engine.prompt = try interpolated(from: engine.prompt, to: .text(i.to), t: i.t)
+      }
+      result = try generate(engine) { event in
         switch event {
         case .conditioned(let truncated): return progress(.conditioned(truncated: truncated))
         case .sampled(let done, let total, let tokens, let rate):

@@ -115,6 +115,9 @@ public struct StudioRequest: Sendable {
   public var keep: [Int] = []
   /// A region edit: only these tokens are sampled again (`GenerationRequest.region`).
   public var region: TokenRegion?
+  /// An interpolation frame: the prompt `t` of the way (0…1) from this request's prompt to
+  /// `to` (`ClipGenModel.interpolated`).
+  public var interpolation: GenerationParameters.Interpolation?
 
   public init(
     text: String, image: Pixmap? = nil, imageLabel: String = "", imageWeight: Double = 0.5,

@@ -8,6 +8,7 @@ extension StudioRenderer {
     let top = layout.header.maxY
     let bottom = layout.status.y
     var info = "Compare · “\(cmp.prompt.isEmpty ? "(image only)" : cmp.prompt)” · seed \(cmp.base.seed)"
+    if let to = cmp.interpolateTo { info = "Interpolate · “\(cmp.prompt)” → “\(to)” · seed \(cmp.base.seed)" }
     if let s = cmp.style { info += " · style \(s.name)" }
     if let i = cmp.imagePrompt { info += " · image \(i.label) ×\(formatWeight(i.weight))" }
     if let e = cmp.exported { info += " · exported \(e)" }
@@ -57,6 +58,7 @@ public enum CompareExport {
   /// the image (`LabelledGrid`). Images are enlarged by whole factors to at least 192 px.
   public static func grid(_ cmp: CompareState) -> Pixmap {
     var title = "\"\(cmp.prompt)\"  SEED \(cmp.base.seed)"
+    if let to = cmp.interpolateTo { title = "\"\(cmp.prompt)\" -> \"\(to)\"  SEED \(cmp.base.seed)" }
     if let s = cmp.style { title += "  STYLE \(s.name)" }
     let images = cmp.columns.map { col in
       col.image.flatMap { p in

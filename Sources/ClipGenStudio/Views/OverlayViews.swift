@@ -19,6 +19,7 @@ extension StudioRenderer {
     case .styles(let picker): drawStyles(&c, picker)
     case .imagePrompt(let form): drawImagePrompt(&c, form)
     case .negativePrompt(let editor): drawNegativePrompt(&c, editor)
+    case .interpolateTo(let editor): drawInterpolateTo(&c, editor)
     case .settings(let form): drawSettings(&c, form)
     case .confirmQuit:
       let r = window(&c, width: 56, height: 6, title: "Quit?")
@@ -108,6 +109,20 @@ extension StudioRenderer {
         c.text("Written for \(suits).", x: inner.x, y: inner.maxY - 2, role: "muted", limit: inner.width)
       }
     }
+  }
+
+  func drawInterpolateTo(_ c: inout Canvas, _ editor: LineEditor) {
+    let r = window(&c, width: 78, height: 8, title: "Interpolate — the prompt to end at")
+    let inner = r.inset(dx: 2, dy: 1)
+    c.text("From “\(state.editor.text)” to:", x: inner.x, y: inner.y, role: "muted", limit: inner.width)
+    let field = CellStyle(foreground: theme["text"], background: theme["progress.todo"])
+    let v = editor.visible(width: inner.width)
+    c.grid.fill(Rect(x: inner.x, y: inner.y + 1, width: inner.width, height: 1), style: field)
+    c.text(v.text, x: inner.x, y: inner.y + 1, style: field)
+    c.grid.cursor = (inner.x + v.cursorColumn, inner.y + 1)
+    c.text(
+      "Enter: 5 images side by side, one seed, going from one prompt to the other.",
+      x: inner.x, y: inner.y + 3, role: "muted", limit: inner.width)
   }
 
   func drawNegativePrompt(_ c: inout Canvas, _ editor: LineEditor) {
