@@ -161,18 +161,8 @@ struct Generate: ParsableCommand {
       timing: .init(
         samplingSeconds: result.samplingSeconds, decodingSeconds: result.decodingSeconds,
         totalSeconds: result.totalSeconds, tokensPerSecond: result.tokensPerSecond))
-    do {
-      let encoder = JSONEncoder()
-      encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-      try writeAtomically(
-        try encoder.encode(manifest) + Data("\n".utf8), to: outURL.appendingPathComponent("manifest.json"))
-    } catch { throw CLIError("\(error)") }
-    if !quiet {
-      FileHandle.standardError.write(
-        Data(
-          "wrote \(result.images.count) image(s) and manifest.json to \(outURL.path) in \(String(format: "%.1f", result.totalSeconds)) s\n"
-            .utf8))
-    }
+    try manifest.write(
+      to: outURL, quiet: quiet, what: "\(result.images.count) image(s)", seconds: result.totalSeconds)
   }
 
   /// --image, loaded as CLIP sees it, with the label the record names it by.
@@ -257,6 +247,23 @@ struct Manifest: Encodable {
     case count = "n"
     case fromModelDefaults = "from_model_defaults"
     case priorWeights = "prior_weights"
+  }
+}
+
+extension Manifest {
+  /// Writes `manifest.json` into `directory` (atomically) and, unless `quiet`, says on stderr
+  /// what was written there ("wrote WHAT and manifest.json to DIR in S s").
+  func write(to directory: URL, quiet: Bool, what: String, seconds: Double) throws {
+    do {
+      let encoder = JSONEncoder()
+      encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+      try writeAtomically(
+        try encoder.encode(self) + Data("\n".utf8), to: directory.appendingPathComponent("manifest.json"))
+    } catch { throw CLIError("\(error)") }
+    if !quiet {
+      let time = String(format: "%.1f", seconds)
+      FileHandle.standardError.write(Data("wrote \(what) and manifest.json to \(directory.path) in \(time) s\n".utf8))
+    }
   }
 }
 

@@ -106,18 +106,7 @@ struct Interpolate: ParsableCommand {
       timing: .init(
         samplingSeconds: seconds.sampling, decodingSeconds: seconds.decoding, totalSeconds: seconds.total,
         tokensPerSecond: seconds.tokens / max(seconds.sampling, 1e-9)))
-    do {
-      let encoder = JSONEncoder()
-      encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-      try writeAtomically(
-        try encoder.encode(manifest) + Data("\n".utf8), to: outURL.appendingPathComponent("manifest.json"))
-    } catch { throw CLIError("\(error)") }
-    if !quiet {
-      FileHandle.standardError.write(
-        Data(
-          "wrote \(steps) frames, strip.png and manifest.json to \(outURL.path) in \(String(format: "%.1f", seconds.total)) s\n"
-            .utf8))
-    }
+    try manifest.write(to: outURL, quiet: quiet, what: "\(steps) frames, strip.png", seconds: seconds.total)
   }
 
   /// The frames side by side, each labelled with its t (the ends with their prompts), the

@@ -160,6 +160,13 @@ extension Studio {
     guard let entry = state.selectedEntry, let marker = state.rowMarker, marker.generationID == entry.id,
       marker.index < entry.images.count
     else { return message("↑/↓ first puts the re-roll marker on the image", .warning) }
+    let keep = Array(entry.images[marker.index].tokenGrid.prefix(marker.rows * state.gridWidth))
+    editImage(of: entry, candidates: 1, keep: keep)
+  }
+
+  /// Generates one image again from `entry`'s prompt, style, image prompt, negative prompt and
+  /// settings with a new seed, keeping the tokens `keep` (and sampling only `region`, if given).
+  func editImage(of entry: HistoryEntry, candidates: Int, keep: [Int], region: TokenRegion? = nil) {
     let g = entry.generation
     var image: ImagePrompt?
     if let p = g.imagePath {
@@ -168,11 +175,11 @@ extension Studio {
     }
     var settings = g.settings
     settings.count = 1
-    settings.candidates = 1
-    let keep = Array(entry.images[marker.index].tokenGrid.prefix(marker.rows * state.gridWidth))
+    settings.candidates = candidates
     startGeneration(
       prompt: g.prompt, style: style(named: g.styleName), styledPrompt: g.styledPrompt, styleName: g.styleName,
-      imagePrompt: image, settings: settings, randomSeed: true, negative: g.negativePrompt, keep: keep)
+      imagePrompt: image, settings: settings, randomSeed: true, negative: g.negativePrompt, keep: keep,
+      region: region)
   }
 
   /// Whether a region is being selected on the image the preview shows.
@@ -212,20 +219,10 @@ extension Studio {
   /// several candidates the engine keeps the one under which the prior finds what follows likeliest.
   func resampleRegion() {
     guard regionShown, let sel = state.regionSelection, let entry = state.selectedEntry else { return }
-    let g = entry.generation
-    var image: ImagePrompt?
-    if let p = g.imagePath {
-      image = loadImagePrompt(path: p, weight: g.imageWeight ?? 0.5)
-      if image == nil { return }
-    }
-    var settings = g.settings
-    settings.count = 1
-    settings.candidates = max(4, state.modelDefaults.candidates)
     state.regionSelection = nil
-    startGeneration(
-      prompt: g.prompt, style: style(named: g.styleName), styledPrompt: g.styledPrompt, styleName: g.styleName,
-      imagePrompt: image, settings: settings, randomSeed: true, negative: g.negativePrompt,
-      keep: entry.images[sel.index].tokenGrid, region: sel.region)
+    editImage(
+      of: entry, candidates: max(4, state.modelDefaults.candidates), keep: entry.images[sel.index].tokenGrid,
+      region: sel.region)
   }
 
   /// The actions on the selected history entry (History and Preview).
