@@ -76,7 +76,7 @@ extension Studio {
         cmp.columns = CompareState.interpolationColumns(cmp.columns.count, temperature: cmp.base.temperature)
       }
       cmp.selected = min(cmp.selected, cmp.columns.count - 1)
-    case .colder, .warmer,
+    case .colder where cmp.interpolateTo != nil, .warmer where cmp.interpolateTo != nil,
       .cycleTopK where cmp.interpolateTo != nil:
       return message("An interpolation's columns differ only in t (F4 sets the sampling for all)", .warning)
     case .colder, .warmer:
