@@ -16,7 +16,7 @@ endif
 SWIFT_TEST_FLAGS ?=
 
 .PHONY: build debug studio install test test-swift test-python test-release fuzz fuzz-smoke fuzz-corpus deps apt python vocab fixtures bench lint format clean \
-	model defaults eval gallery model-v1 ablation-v1 eval-v1
+	model defaults eval ablation model-v2 eval-v2 gallery
 
 ## Install missing system packages (Debian).
 apt:
@@ -130,54 +130,58 @@ test-python: python
 	$(PY) -m ruff check --config training/ruff.toml Tests/Release Fuzz
 	$(PY) -m pytest -q training/tests
 
-## The built-in model from nothing -> samples/model (generation 2, training/builtin_v2.py: world
-## v2 at 64 px, one or two objects, backgrounds, styles; stand-in CLIP; VQGAN to 16 x 16 tokens of
-## 1024 codes; a 256-token prior), then its default sampling settings by a sweep on
-## in-distribution validation prompts (model.json "defaults", samples/model/training-log/).
-## Two processes of one thread each train it (the fastest use of 2 cores); the sweep runs in one
-## process with both threads. Resumable: run it again after an interruption and it continues;
-## FRESH=1 starts over. Stage times: $(MODEL_RUN)/timings.json.
+## The built-in model from nothing (world, stand-in CLIP, VQGAN, prior) -> samples/model.
+## Two processes (torchrun, gloo) of one thread each: the fastest use of 2 cores.
+## Resumable: run it again after an interruption and it continues; FRESH=1 starts over.
+## The model's default sampling settings are then chosen by a sweep (make defaults).
 MODEL_RUN ?= runs/model
 model: python
 	$(if $(FRESH),rm -rf $(MODEL_RUN))
 	@start=$$(date +%s); \
 	OMP_NUM_THREADS=1 $(PY) -m torch.distributed.run --standalone --nproc-per-node=2 \
-	  -m training.builtin_v2 --threads 1 --no-sweep --out $(MODEL_RUN) --export samples/model && \
-	$(PY) -m training.builtin_v2 --threads 2 --out $(MODEL_RUN) --export samples/model && \
+	  -m training --threads 1 builtin --out $(MODEL_RUN) --export samples/model && \
 	echo "make model: $$(( $$(date +%s) - start )) s"
+	$(MAKE) --no-print-directory defaults
 
-## The default sampling settings of samples/model again (the sweep is skipped when model.json
-## already has defaults for these very weights; delete them to sweep again).
+## Choose samples/model's default sampling settings (model.json "defaults") by a sweep on
+## in-distribution validation prompts; the sweep goes to samples/model/training-log/.
 defaults: python
-	$(PY) -m training.builtin_v2 --threads 2 --out $(MODEL_RUN) --export samples/model
+	OMP_NUM_THREADS=1 $(PY) -m training.defaults --model samples/model
 
-## samples/model through the CLI with its own defaults, judged by judge v2: runs/eval/report.json
-## + report.html (per split and attribute, pairs, styles, backgrounds, CLIP score, Frechet
-## distance in CLIP space). EVAL_FLAGS overrides settings, e.g. EVAL_FLAGS="--guidance 1".
-EVAL_FLAGS ?=
-eval: python build
-	$(PY) -m training.evaluate_v2 --model samples/model --out runs/eval --cli .build/release/clipgen $(EVAL_FLAGS)
+## The generation-2 built-in model (world v2: 64 px, one or two objects, backgrounds, styles;
+## 16 x 16 tokens, 1024 codes; 256-token prior) -> samples/model-v2 (training/builtin_v2.py).
+## Two processes of one thread each train it; the defaults sweep then runs in one process with
+## both threads. Resumable: run it again after an interruption; FRESH=1 starts over.
+## `make model` keeps building the generation-1 model until the v2 model is trained and committed.
+MODEL_V2_RUN ?= runs/model-v2
+MODEL_V2 ?= samples/model-v2
+model-v2: python
+	$(if $(FRESH),rm -rf $(MODEL_V2_RUN))
+	@start=$$(date +%s); \
+	OMP_NUM_THREADS=1 $(PY) -m torch.distributed.run --standalone --nproc-per-node=2 \
+	  -m training.builtin_v2 --threads 1 --no-sweep --out $(MODEL_V2_RUN) --export $(MODEL_V2) && \
+	$(PY) -m training.builtin_v2 --threads 2 --out $(MODEL_V2_RUN) --export $(MODEL_V2) && \
+	echo "make model-v2: $$(( $$(date +%s) - start )) s"
+
+## The v2 model through the CLI with its own defaults: runs/eval-v2/report.{json,html}.
+eval-v2: python build
+	$(PY) -m training.evaluate_v2 --model $(MODEL_V2) --out runs/eval-v2 --cli .build/release/clipgen $(EVAL_FLAGS)
 
 ## A labelled grid of prompts (in-distribution and held-out) through the CLI -> docs/gallery.png.
 GALLERY_MODEL ?= samples/model
 gallery: python build
 	$(PY) -m training.gallery --model $(GALLERY_MODEL) --out docs/gallery.png --cli .build/release/clipgen
 
-## The generation-1 model (32 px shapes, 8 x 8 tokens) -> samples/model-v1, its defaults sweep,
-## its ablation of lambda, noise and guidance (short priors) and its evaluation (judge v1).
-MODEL_V1_RUN ?= runs/model-v1
-model-v1: python
-	$(if $(FRESH),rm -rf $(MODEL_V1_RUN))
-	OMP_NUM_THREADS=1 $(PY) -m torch.distributed.run --standalone --nproc-per-node=2 \
-	  -m training --threads 1 builtin --out $(MODEL_V1_RUN) --export samples/model-v1
-	OMP_NUM_THREADS=1 $(PY) -m training.defaults --model samples/model-v1
+## Short priors varying lambda, noise and guidance (read by make eval's report).
+ablation: python
+	$(PY) -m training --threads 1 ablation --model samples/model --out runs/ablation --steps 900 --n 4
 
-ablation-v1: python
-	$(PY) -m training --threads 1 ablation --model samples/model-v1 --out runs/ablation --steps 900 --n 4
-
-eval-v1: python build
-	@test -f runs/ablation/ablation.json || $(MAKE) --no-print-directory ablation-v1
-	$(PY) -m training --threads 1 eval --model samples/model-v1 --out runs/eval-v1 $(EVAL_FLAGS)
+## Generate through the CLI with the model's own defaults, judge: runs/eval/report.json +
+## report.html (ablation included). EVAL_FLAGS overrides settings, e.g. EVAL_FLAGS="--guidance 1".
+EVAL_FLAGS ?=
+eval: python build
+	@test -f runs/ablation/ablation.json || $(MAKE) --no-print-directory ablation
+	$(PY) -m training --threads 1 eval --model samples/model --out runs/eval $(EVAL_FLAGS)
 
 ## The engine against the PyTorch reference on the same random weights, in one run:
 ## runs/bench/bench.json (PRESET=builtin|gpt2-medium, BATCH=candidates sampled together).

@@ -167,9 +167,10 @@ class BuiltinV2Config:
     # 6000 it reached 31.1 dB with every code in use (training/README.md, "Measured")
     vqgan: VQGANTrainConfig = field(default_factory=lambda: VQGANTrainConfig(
         steps=6000, batch=16, disc_start=1500, checkpoint_every=100))
-    # 1500 steps: what fitted beside the VQGAN in one working session (0.4 steps/s here)
+    # 1500 steps (0.4 steps/s here) drew colour, background and roughly the place right but
+    # shapes as blobs (shape 0.25-0.5, style ~0; training/README.md): more steps
     prior: PriorTrainConfig = field(default_factory=lambda: PriorTrainConfig(
-        steps=1500, batch=32, emb_lambda=0.2, emb_batch=4, noise=0.75, cond_dropout=0.1,
+        steps=4000, batch=32, emb_lambda=0.2, emb_batch=4, noise=0.75, cond_dropout=0.1,
         checkpoint_every=100))
     sweep: SweepConfig = field(default_factory=SweepConfig)
 
