@@ -204,10 +204,11 @@ public enum Keymap {
   }
 
   /// The status bar's hints on the comparison screen.
-  public static func compareHints(running: Bool) -> [(key: String, action: String)] {
+  /// (An interpolation's columns differ only in t: no temperature or top-k keys.)
+  public static func compareHints(running: Bool, interpolation: Bool = false) -> [(key: String, action: String)] {
     if running { return [("Esc", "cancel"), ("←/→", "column"), ("F1", "help")] }
-    return [
-      ("Enter", "run"), ("a", "add"), ("x", "remove"), ("←/→", "column"), ("[ ]", "temperature"), ("k", "top-k"),
+    let settings: [(key: String, action: String)] = interpolation ? [] : [("[ ]", "temperature"), ("k", "top-k")]
+    return [("Enter", "run"), ("a", "add"), ("x", "remove"), ("←/→", "column")] + settings + [
       ("p", "export PNG"), ("Esc", "back"),
     ]
   }

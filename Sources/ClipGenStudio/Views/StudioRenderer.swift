@@ -442,7 +442,7 @@ public struct StudioRenderer {
     }
     let hints =
       state.compare != nil
-      ? Keymap.compareHints(running: state.isRunning)
+      ? Keymap.compareHints(running: state.isRunning, interpolation: state.compare?.interpolateTo != nil)
       : Keymap.hints(for: state.focus, running: state.isRunning)
     c.hints(hints, x: 1, y: r.y, width: r.width - 1, bar: "status")
   }
