@@ -99,3 +99,15 @@ def test_config_names(bench) -> None:
     ]
     with pytest.raises(Exception, match="unknown torch configuration"):
         bench.parse_torch_configs("kv,kv_fp8")
+
+
+def test_goals_are_against_torch_at_its_best(bench) -> None:
+    ratios = {"clipgen_over_torch_best": 0.9, "clipgen_over_torch_kv": 2.0,
+              "clipgen_over_torch_recompute": 30.0, "clipgen_over_torch_best_batch_1": 1.2}
+    goals = bench.done_when(ratios, decode_clipgen=0.5, decode_torch=0.7)
+    assert goals["tokens_per_s_faster_than_torch_best"] is False  # 2x torch_kv is not enough
+    assert goals["tokens_per_s_faster_than_torch_best_batch_1"] is True
+    assert goals["tokens_per_s_at_least_1.5x_torch_kv"] is True
+    assert goals["vqgan_decode_not_slower_than_torch"] is True
+    del ratios["clipgen_over_torch_best_batch_1"]
+    assert "tokens_per_s_faster_than_torch_best_batch_1" not in bench.done_when(ratios, 1.0, 0.7)

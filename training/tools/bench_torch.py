@@ -727,14 +727,23 @@ def add_engine(out: dict, engine: dict, B: int, s: dict, best: dict) -> None:
             one["clipgen"] / one["torch_best"]["tokens_per_s"]
         )
         out["ratios"]["clipgen_over_torch_kv_batch_1"] = one["clipgen"] / one["torch_kv"]
-    out["done_when"] = {
-        "tokens_per_s_at_least_1.5x_torch_kv": out["ratios"]["clipgen_over_torch_kv"] >= 1.5,
-        "tokens_per_s_at_least_20x_torch_recompute": out["ratios"][
-            "clipgen_over_torch_recompute"
-        ]
-        >= 20,
-        "vqgan_decode_not_slower_than_torch": e_sec["vqgan_decode"] <= s["vqgan_decode"],
+    out["done_when"] = done_when(out["ratios"], e_sec["vqgan_decode"], s["vqgan_decode"])
+
+
+def done_when(ratios: dict, decode_clipgen: float, decode_torch: float) -> dict:
+    """bench.json's goals: faster than PyTorch at its best on this CPU (`torch_best`, at the
+    batch measured and at batch 1 where measured), and the earlier goals against its plain
+    KV-cached and recomputing loops."""
+    goals = {
+        "tokens_per_s_faster_than_torch_best": ratios["clipgen_over_torch_best"] > 1,
+        "tokens_per_s_at_least_1.5x_torch_kv": ratios["clipgen_over_torch_kv"] >= 1.5,
+        "tokens_per_s_at_least_20x_torch_recompute": ratios["clipgen_over_torch_recompute"] >= 20,
+        "vqgan_decode_not_slower_than_torch": decode_clipgen <= decode_torch,
     }
+    if "clipgen_over_torch_best_batch_1" in ratios:
+        goals["tokens_per_s_faster_than_torch_best_batch_1"] = (
+            ratios["clipgen_over_torch_best_batch_1"] > 1)
+    return goals
 
 
 def run_config(args, source, steps, top_k, gpt_cfg, vq_cfg, clip_cfg, model_dir, settings,
