@@ -334,7 +334,7 @@ public final class Studio {
 
   /// Runs a history write, showing its error (full disk, locked file) instead of failing.
   func record(_ body: () throws -> Void) {
-    do { try body() } catch { message("History: \(error)", .error) }
+    do { try body() } catch { historyError("\(error)") }
   }
 
   /// Shows a history write's error (full disk, locked file), if there was one.

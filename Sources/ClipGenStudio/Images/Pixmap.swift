@@ -88,13 +88,15 @@ public struct Pixmap: Sendable, Equatable {
     guard fromRow < height else { return self }
     var p = pixels
     for y in max(0, fromRow)..<height {
-      for x in 0..<width {
-        let i = (y * width + x) * 3
-        let grey = (Int(p[i]) + Int(p[i + 1]) + Int(p[i + 2])) / 3
-        for c in 0..<3 { p[i + c] = UInt8((Int(p[i + c]) + grey) / 6 + 12) }
-      }
+      for x in 0..<width { Self.veil(&p, at: (y * width + x) * 3) }
     }
     return Pixmap(width: width, height: height, pixels: p)
+  }
+
+  /// Darkens and greys the pixel at byte offset `i`: the one veil both veils draw.
+  private static func veil(_ p: inout [UInt8], at i: Int) {
+    let grey = (Int(p[i]) + Int(p[i + 1]) + Int(p[i + 2])) / 3
+    for c in 0..<3 { p[i + c] = UInt8((Int(p[i + c]) + grey) / 6 + 12) }
   }
 
   /// Dims every pixel outside the rectangle (as `veiled(fromRow:)` does), with a light frame
@@ -108,8 +110,7 @@ public struct Pixmap: Sendable, Equatable {
         let i = (y * width + x) * 3
         let inside = x >= x0 && x < x1 && y >= y0 && y < y1
         if !inside {
-          let grey = (Int(p[i]) + Int(p[i + 1]) + Int(p[i + 2])) / 3
-          for c in 0..<3 { p[i + c] = UInt8((Int(p[i + c]) + grey) / 6 + 12) }
+          Self.veil(&p, at: i)
         } else if x == x0 || x == x1 - 1 || y == y0 || y == y1 - 1 {
           for c in 0..<3 { p[i + c] = 250 }
         }
